@@ -1,0 +1,14 @@
+"""lth: lottery tickets at scale — IMP with rewinding, baselines, stability analysis."""
+from .config import DataConfig, ExperimentConfig, ModelConfig, PruneConfig, TrainConfig, config_hash
+from .errors import LthError
+from .imp import ImpResult, run_imp
+from .masks import Mask, magnitude_prune, random_prune
+from .models import build_model
+from .steps import Step
+from .store import Store
+from .train import train
+
+__all__ = ["DataConfig", "ExperimentConfig", "ModelConfig", "PruneConfig", "TrainConfig", "config_hash",
+           "LthError", "ImpResult", "run_imp", "Mask", "magnitude_prune", "random_prune", "build_model",
+           "Step", "Store", "train"]
+__version__ = "0.1.0"

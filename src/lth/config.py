@@ -1,0 +1,186 @@
+"""Experiment configuration: frozen dataclasses, canonical JSON and the hash that names a run.
+
+A run is a pure function of its config, so the hash of the canonical JSON names its directory
+in the store. Fields that do not change the result (a preset's label) are left out of the hash.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field, fields
+from typing import Any, Mapping
+
+from .errors import ConfigError
+from .steps import Step
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    dataset: str = "mnist1d"
+    augment: bool = False  # on-device augmentation (random crop + flip) for image datasets
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str = "mnist1d_mlp"  # a registry name or "package.module:factory"
+    options: Mapping[str, Any] = field(default_factory=dict)  # keyword arguments of the constructor
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    optimizer: str = "adam"  # "sgd" or "adam"
+    lr: float = 1e-3
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    nesterov: bool = False
+    batch_size: int = 100
+    iterations: str = "1500it"  # length of training, a Step
+    warmup: str = "0it"  # linear warm-up from 0 to lr over this many steps
+    lr_drops: tuple[str, ...] = ()  # steps at which lr is multiplied by lr_gamma
+    lr_gamma: float = 0.1
+    eval_every: str = "100it"
+
+
+@dataclass(frozen=True)
+class PruneConfig:
+    fraction: float = 0.2  # of the remaining weights, per level
+    strategy: str = "layerwise"  # "layerwise" or "global"
+    # Per-layer fractions (layer-wise only). Keys: a parameter name, "output" (the last prunable
+    # layer), "conv" or "linear" (all such layers); an exact name beats "output" beats a type.
+    layer_fractions: Mapping[str, float] = field(default_factory=dict)
+    ignore: tuple[str, ...] = ()  # layers never pruned, same key syntax
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    prune: PruneConfig = field(default_factory=PruneConfig)
+    rewind: str = "0it"  # the step survivors are reset to; "0it" is the original LTH
+    seed: int = 0  # initialisation seed
+    data_seed: int | None = None  # data-order seed; None uses `seed`
+    kind: str = "imp"  # "imp" or a baseline branch name
+    preset: str = ""  # label only, not hashed
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+    @property
+    def order_seed(self) -> int:
+        return self.seed if self.data_seed is None else self.data_seed
+
+    def to_dict(self) -> dict[str, Any]:
+        return _plain(dataclasses.asdict(self))
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> ExperimentConfig:
+        return _build(cls, raw, "")
+
+    def canonical_json(self) -> str:
+        hashed = self.to_dict()
+        hashed.pop("preset")
+        return json.dumps(hashed, sort_keys=True, separators=(",", ":"))
+
+    def hash(self) -> str:
+        return config_hash(self)
+
+    def override(self, assignments: Mapping[str, Any]) -> ExperimentConfig:
+        """Return a copy with dotted keys replaced, e.g. {"train.lr": "0.1", "seed": 3}."""
+        raw = self.to_dict()
+        for key, value in assignments.items():
+            *parents, leaf = key.split(".")
+            node = raw
+            for part in parents:
+                if not isinstance(node.get(part), dict) or part not in node:
+                    raise ConfigError(f"unknown config key {key!r}; see `lth presets NAME` for the keys")
+                node = node[part]
+            if leaf not in node:
+                raise ConfigError(f"unknown config key {key!r}; see `lth presets NAME` for the keys")
+            node[leaf] = _coerce(key, value, node[leaf])
+        return ExperimentConfig.from_dict(raw)
+
+
+def config_hash(config: ExperimentConfig) -> str:
+    return hashlib.sha256(config.canonical_json().encode()).hexdigest()[:16]
+
+
+def validate(config: ExperimentConfig) -> None:
+    t, p = config.train, config.prune
+    if t.optimizer not in ("sgd", "adam"):
+        raise ConfigError(f"unknown optimizer {t.optimizer!r}: use 'sgd' or 'adam'")
+    if not t.lr > 0:
+        raise ConfigError(f"learning rate must be positive, got {t.lr}")
+    if t.batch_size < 1:
+        raise ConfigError(f"batch size must be at least 1, got {t.batch_size}")
+    for step in (t.iterations, t.warmup, t.eval_every, config.rewind, *t.lr_drops):
+        Step.parse(step)
+    if Step.parse(t.iterations).amount < 1:
+        raise ConfigError("training length must be at least 1 iteration")
+    _check_fraction("prune fraction", p.fraction)
+    for name, value in p.layer_fractions.items():
+        _check_fraction(f"prune fraction of {name!r}", value)
+    if p.strategy not in ("layerwise", "global"):
+        raise ConfigError(f"unknown pruning strategy {p.strategy!r}: use 'layerwise' or 'global'")
+    if p.strategy == "global" and p.layer_fractions:
+        raise ConfigError("per-layer prune fractions only apply to layer-wise pruning; use `ignore` with global pruning")
+
+
+def _check_fraction(what: str, value: float) -> None:
+    if not 0.0 < value < 1.0:
+        raise ConfigError(f"{what} must be in (0, 1), got {value}")
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _build(cls: type, raw: Mapping[str, Any], where: str) -> Any:
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"config section {where or 'root'!r} must be a mapping")
+    known = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(raw) - set(known))
+    if unknown:
+        raise ConfigError(f"unknown config key(s) {', '.join(repr(where + k) for k in unknown)}; known: {', '.join(known)}")
+    kwargs = {}
+    for name, value in raw.items():
+        default = known[name].default_factory() if known[name].default_factory is not dataclasses.MISSING else known[name].default
+        if dataclasses.is_dataclass(default):
+            kwargs[name] = _build(type(default), value, f"{where}{name}.")
+        elif isinstance(default, tuple):
+            kwargs[name] = tuple(value)
+        elif isinstance(default, Mapping):
+            kwargs[name] = dict(value)
+        else:
+            kwargs[name] = value
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:  # pragma: no cover - defensive
+        raise ConfigError(f"bad config section {where or 'root'!r}: {exc}") from None
+
+
+def _coerce(key: str, value: Any, current: Any) -> Any:
+    """Turn a command-line string into the type of the field it replaces."""
+    if not isinstance(value, str):
+        return value
+    try:
+        if isinstance(current, bool):
+            if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError
+            return value.lower() in ("true", "1", "yes")
+        if isinstance(current, int) or (current is None and value.lstrip("-").isdigit()):
+            return int(value)
+        if isinstance(current, float):
+            return float(value)
+        if isinstance(current, (list, dict)):
+            if value.strip().startswith(("[", "{")):
+                return json.loads(value)
+            return [v for v in value.split(",") if v] if isinstance(current, list) else json.loads(value)
+    except ValueError:
+        raise ConfigError(f"bad value {value!r} for {key!r} (expected {type(current).__name__})") from None
+    return value

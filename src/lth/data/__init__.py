@@ -1,0 +1,34 @@
+"""Datasets by name. Each loader reads a standard on-disk format; nothing is downloaded."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from ..errors import ConfigError
+from .loader import DeviceLoader, TensorDataset
+
+# name -> loader(root, cache_dir); other formats register themselves in their own modules.
+LOADERS: dict[str, Callable[[Path | None, Path | None], TensorDataset]] = {}
+
+
+def register(name: str):
+    def decorate(function):
+        LOADERS[name] = function
+        return function
+    return decorate
+
+
+@register("mnist1d")
+def _mnist1d(root: Path | None, cache_dir: Path | None) -> TensorDataset:
+    from .embedded import load_mnist1d
+
+    return load_mnist1d(cache_dir)
+
+
+def load_dataset(name: str, root: str | Path | None = None, cache_dir: str | Path | None = None):
+    if name not in LOADERS:
+        raise ConfigError(f"unknown dataset {name!r}; known: {', '.join(sorted(LOADERS))}")
+    return LOADERS[name](Path(root) if root else None, Path(cache_dir) if cache_dir else None)
+
+
+__all__ = ["DeviceLoader", "TensorDataset", "load_dataset", "register", "LOADERS"]

@@ -1,0 +1,53 @@
+"""MNIST-1D (Greydanus 2020): generated procedurally by the `mnist1d` package, no download.
+
+The arrays are generated once with the package's default arguments (4000 train / 1000 test
+sequences of length 40, 10 classes) and cached in the store, so later runs load them in ms.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .loader import TensorDataset
+
+
+def _generate() -> dict[str, np.ndarray]:
+    from mnist1d.data import get_dataset_args, make_dataset  # procedural; never the download path
+
+    data = make_dataset(get_dataset_args())
+    return {"x": data["x"], "y": data["y"], "x_test": data["x_test"], "y_test": data["y_test"]}
+
+
+def _arguments_key() -> str:
+    from mnist1d.data import get_dataset_args
+
+    args = get_dataset_args(as_dict=True)
+    args.pop("url", None)
+    return hashlib.sha256(json.dumps(args, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def load_mnist1d(cache_dir: Path | None = None) -> TensorDataset:
+    arrays = None
+    cache = Path(cache_dir) / f"mnist1d-{_arguments_key()}.npz" if cache_dir is not None else None
+    if cache is not None and cache.exists():
+        try:
+            with np.load(cache) as stored:
+                arrays = {k: stored[k] for k in ("x", "y", "x_test", "y_test")}
+        except (OSError, ValueError, KeyError):
+            arrays = None  # a damaged cache is regenerated, never trusted
+    if arrays is None:
+        arrays = _generate()
+        if cache is not None:
+            from ..store import atomic_write
+
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_write(cache) as handle:
+                np.savez(handle, **arrays)
+    as_float = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))  # noqa: E731
+    as_label = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.int64))  # noqa: E731
+    return TensorDataset("mnist1d", as_float(arrays["x"]), as_label(arrays["y"]),
+                         as_float(arrays["x_test"]), as_label(arrays["y_test"]), num_classes=10)

@@ -1,0 +1,90 @@
+"""Device-resident data: the whole split lives on the device, batches are gathered by index.
+
+The batch of iteration i is a pure function of (data seed, i): epoch e's order is a permutation
+drawn from a generator seeded by (seed, e), and augmentation of iteration i is seeded by (seed, i).
+A run resumed at any iteration therefore sees exactly the batches an uninterrupted run sees.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import torch
+
+from ..errors import ConfigError
+
+Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+_SEED_STRIDE = 1_000_003  # keeps (seed, epoch) pairs from colliding for any realistic epoch count
+
+
+def derived_seed(seed: int, index: int) -> int:
+    return (seed * _SEED_STRIDE + index) % (2**63 - 1)
+
+
+@dataclass
+class TensorDataset:
+    """A dataset that fits in memory: inputs and integer labels for both splits."""
+
+    name: str
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    num_classes: int
+    augment: Augment | None = None  # batched, on-device, used only when the config asks for it
+
+    @property
+    def num_train(self) -> int:
+        return len(self.y_train)
+
+    def train_loader(self, batch_size: int, seed: int, device: torch.device, augment: bool = False) -> DeviceLoader:
+        if augment and self.augment is None:
+            raise ConfigError(f"dataset {self.name!r} has no augmentation; set data.augment=false")
+        return DeviceLoader(self.x_train, self.y_train, batch_size, seed, device, self.augment if augment else None)
+
+    def test_batches(self, device: torch.device, batch_size: int = 2048) -> Iterator[Batch]:
+        return _chunks(self.x_test, self.y_test, device, batch_size)
+
+    def train_eval_batches(self, device: torch.device, batch_size: int = 2048) -> Iterator[Batch]:
+        return _chunks(self.x_train, self.y_train, device, batch_size)
+
+
+def _chunks(x: torch.Tensor, y: torch.Tensor, device: torch.device, batch_size: int) -> Iterator[Batch]:
+    x, y = x.to(device), y.to(device)
+    for start in range(0, len(y), batch_size):
+        yield x[start:start + batch_size], y[start:start + batch_size]
+
+
+class DeviceLoader:
+    """Training batches by iteration number; incomplete last batches of an epoch are dropped."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, seed: int,
+                 device: torch.device, augment: Augment | None = None):
+        if batch_size > len(y):
+            raise ConfigError(f"batch size {batch_size} is larger than the training set ({len(y)} examples)")
+        self.x, self.y = x.to(device), y.to(device)
+        self.batch_size, self.seed, self.device, self.augment = batch_size, seed, device, augment
+        self.iterations_per_epoch = len(y) // batch_size
+        self._epoch, self._order = -1, None
+
+    def order(self, epoch: int) -> torch.Tensor:
+        if epoch != self._epoch:
+            generator = torch.Generator().manual_seed(derived_seed(self.seed, epoch))
+            self._order = torch.randperm(len(self.y), generator=generator).to(self.device)
+            self._epoch = epoch
+        return self._order
+
+    def batch(self, iteration: int) -> Batch:
+        epoch, position = divmod(iteration, self.iterations_per_epoch)
+        index = self.order(epoch)[position * self.batch_size:(position + 1) * self.batch_size]
+        x, y = self.x[index], self.y[index]
+        if self.augment is not None:
+            generator = torch.Generator(self.device).manual_seed(derived_seed(self.seed, iteration))
+            x = self.augment(x, generator)
+        return x, y
+
+    def batches(self, start: int, stop: int) -> Iterator[Batch]:
+        for iteration in range(start, stop):
+            yield self.batch(iteration)

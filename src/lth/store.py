@@ -1,0 +1,155 @@
+"""Runs on disk, content-addressed by config hash.
+
+    <store>/<hash>/config.json
+    <store>/<hash>/level_<L>/mask.safetensors     which weights survive at this level
+    <store>/<hash>/level_<L>/start.safetensors    the weights training started from (rewound)
+    <store>/<hash>/level_<L>/final.safetensors    the weights at the end of training
+    <store>/<hash>/level_<L>/metrics.jsonl        one JSON object per evaluation
+    <store>/<hash>/level_<L>/summary.json         written last: the level is finished
+    <store>/<hash>/level_0/step_<k>it.safetensors the rewind checkpoint (weights after k iterations)
+
+Every file is written atomically (temp file, fsync, rename), so a killed process leaves either
+the old file or the new one, never half of one.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+import torch
+from filelock import FileLock, Timeout
+from safetensors import SafetensorError
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+
+from .config import ExperimentConfig
+from .errors import ConfigError, StoreError
+
+DEFAULT_STORE = "lth_runs"
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | Path, mode: str = "wb") -> Iterator[Any]:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
+        raise
+
+
+def write_json(path: str | Path, value: Any) -> None:
+    with atomic_write(path, "w") as handle:
+        json.dump(value, handle, indent=2, sort_keys=True)
+        handle.write("\n")
+
+
+def write_jsonl(path: str | Path, rows: list[Mapping[str, Any]]) -> None:
+    with atomic_write(path, "w") as handle:
+        for row in rows:
+            handle.write(json.dumps(row, sort_keys=True) + "\n")
+
+
+def read_json(path: str | Path) -> Any:
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise StoreError(f"cannot read {path}: {exc}; delete the file to recompute it") from None
+
+
+def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    try:
+        return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    except (OSError, ValueError) as exc:
+        raise StoreError(f"cannot read {path}: {exc}; delete the file to recompute it") from None
+
+
+def save_tensors(path: str | Path, tensors: Mapping[str, torch.Tensor]) -> None:
+    data = st_save({k: v.detach().cpu().contiguous() for k, v in tensors.items()})
+    with atomic_write(path) as handle:
+        handle.write(data)
+
+
+def load_tensors(path: str | Path, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
+    try:
+        tensors = st_load(Path(path).read_bytes())
+    except FileNotFoundError:
+        raise StoreError(f"missing file {path}; rerun the command that produces it") from None
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise StoreError(f"corrupt tensor file {path} ({exc}); delete it to recompute") from None
+    return {k: v.to(device) for k, v in tensors.items()}
+
+
+class Run:
+    """One content-addressed run: a config and its levels."""
+
+    def __init__(self, root: Path, config: ExperimentConfig):
+        self.config = config
+        self.hash = config.hash()
+        self.dir = root / self.hash
+
+    def create(self) -> Run:
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create run directory {self.dir}: {exc.strerror}; pass a writable --store") from None
+        if not (self.dir / "config.json").exists():
+            write_json(self.dir / "config.json", self.config.to_dict())
+        return self
+
+    def lock(self, timeout: float = -1) -> FileLock:
+        """A lock per run, so two processes never train the same config at once. flock() is
+        released by the kernel when its holder dies, so a killed run leaves no stale lock."""
+        return FileLock(str(self.dir / ".lock"), timeout=timeout)
+
+    def level_dir(self, level: int) -> Path:
+        return self.dir / f"level_{level}"
+
+    def level_done(self, level: int) -> bool:
+        return (self.level_dir(level) / "summary.json").exists()
+
+    def summary(self, level: int) -> dict[str, Any]:
+        return read_json(self.level_dir(level) / "summary.json")
+
+    def levels_done(self) -> list[int]:
+        done, level = [], 0
+        while self.level_done(level):
+            done.append(level)
+            level += 1
+        return done
+
+
+class Store:
+    def __init__(self, root: str | Path = DEFAULT_STORE):
+        self.root = Path(root)
+
+    def run(self, config: ExperimentConfig) -> Run:
+        return Run(self.root, config)
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.root / "_cache"
+
+    def runs(self) -> list[Run]:
+        found = []
+        for config_path in sorted(self.root.glob("*/config.json")):
+            try:
+                found.append(Run(self.root, ExperimentConfig.from_dict(read_json(config_path))))
+            except (StoreError, ConfigError):
+                continue  # a foreign or damaged directory is not a run of ours
+        return found
+
+
+__all__ = ["Store", "Run", "atomic_write", "save_tensors", "load_tensors", "write_json", "read_json",
+           "write_jsonl", "read_jsonl", "DEFAULT_STORE", "Timeout"]

@@ -1,0 +1,211 @@
+"""The one training loop. Every experiment (dense network, ticket, baseline, stability copy) is a
+call of `train()` with a different start state, mask and seeds.
+
+Training is counted in iterations. The learning-rate schedule and the data order are functions
+of the iteration number, so training from step k to the end continues exactly where a run from
+0 would be at step k. The hot path stays on the device: batches are gathered by index, the mask
+is re-applied with one fused multiply after each optimizer step (so momentum and weight decay
+cannot revive a pruned weight), and loss/accuracy accumulate on the device until an evaluation
+reads them.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from .config import TrainConfig
+from .errors import StepError, StoreError, TrainingDiverged
+from .masks import Mask
+from .steps import to_iterations
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Iteration-based lr schedule: linear warm-up from 0, then step drops."""
+
+    lr: float
+    total: int
+    warmup: int
+    drops: tuple[int, ...]
+    gamma: float
+    eval_every: int
+
+    @classmethod
+    def from_config(cls, config: TrainConfig, iterations_per_epoch: int) -> Schedule:
+        it = lambda s: to_iterations(s, iterations_per_epoch)  # noqa: E731
+        return cls(config.lr, it(config.iterations), it(config.warmup),
+                   tuple(sorted(it(d) for d in config.lr_drops)), config.lr_gamma, max(1, it(config.eval_every)))
+
+    def lr_at(self, iteration: int) -> float:
+        lr = self.lr * self.gamma ** sum(iteration >= d for d in self.drops)
+        if iteration < self.warmup:
+            lr *= (iteration + 1) / self.warmup
+        return lr
+
+
+def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
+                               nesterov=config.nesterov, foreach=True)
+    # fused Adam is ~1.5x faster than the default on CPU and exact to float rounding.
+    return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay, fused=True)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> tuple[float, float]:
+    """(mean loss, accuracy) over the batches, with the model in eval mode."""
+    was_training = model.training
+    model.eval()
+    loss_sum, correct, count = 0.0, 0, 0
+    for x, y in batches:
+        out = model(x)
+        loss_sum += float(F.cross_entropy(out.float(), y, reduction="sum"))
+        correct += int((out.argmax(1) == y).sum())
+        count += len(y)
+    model.train(was_training)
+    return loss_sum / max(count, 1), correct / max(count, 1)
+
+
+@dataclass
+class TrainResult:
+    metrics: list[dict] = field(default_factory=list)  # one record per evaluation
+
+    @property
+    def final(self) -> dict:
+        return self.metrics[-1]
+
+
+Checkpoint = Callable[[int, nn.Module], None]
+
+
+def train(model: nn.Module, data, config: TrainConfig, *, mask: Mask | None = None, start: str | int = 0,
+          stop: str | int | None = None, data_seed: int = 0, augment: bool = False,
+          device: torch.device | str = "cpu", checkpoints: Mapping[int, Checkpoint] | None = None,
+          resume_path: str | Path | None = None, resume_every: int = 0, quiet: bool = False,
+          description: str = "train") -> TrainResult:
+    """Train `model` in place from iteration `start` to `stop` (default: the end of the schedule).
+
+    data: a dataset with `train_loader()` and `test_batches()` (see `lth.data`).
+    mask: pruned weights are zeroed before the first step and after every optimizer step.
+    checkpoints: {iteration: callback(iteration, model)} called when the weights are those after
+        `iteration` steps (the rewind checkpoint among them).
+    resume_path: if given, the full training state is saved there every `resume_every` steps and
+        training resumes from it when it exists; the result is bit-identical on CPU.
+    """
+    device = torch.device(device)
+    loader = data.train_loader(config.batch_size, data_seed, device, augment)
+    ipe = loader.iterations_per_epoch
+    schedule = Schedule.from_config(config, ipe)
+    start = to_iterations(start, ipe) if isinstance(start, str) else int(start)
+    stop = schedule.total if stop is None else (to_iterations(stop, ipe) if isinstance(stop, str) else int(stop))
+    if not 0 <= start <= stop:
+        raise StepError(f"cannot train from iteration {start} to {stop}: the schedule has {schedule.total} iterations")
+    checkpoints = dict(checkpoints or {})
+
+    model.to(device).train()
+    optimizer = make_optimizer(model, config)
+    pairs = _mask_pairs(model, mask, device)
+    if pairs:
+        with torch.no_grad():
+            torch._foreach_mul_(pairs[0], pairs[1])
+
+    result = TrainResult()
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), dtype=torch.long, device=device)
+    seen, interval_start, iteration = 0, start, start
+    if resume_path is not None and Path(resume_path).exists():
+        state = _load_resume(resume_path, device)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        loss_sum, correct = state["loss_sum"], state["correct"]
+        seen, interval_start, iteration = state["seen"], state["interval_start"], state["iteration"]
+        result.metrics = state["metrics"]
+
+    bar = tqdm(total=stop - start, initial=iteration - start, desc=description, disable=quiet,
+               leave=False, mininterval=0.5, dynamic_ncols=True)
+    current_lr = None
+    while True:
+        if iteration in checkpoints:
+            checkpoints[iteration](iteration, model)
+        if iteration > start and (iteration % schedule.eval_every == 0 or iteration == stop) and iteration > interval_start:
+            record = _record(model, data, device, iteration, loss_sum, correct, seen, interval_start)
+            result.metrics.append(record)
+            bar.set_postfix(loss=f"{record['train_loss']:.3f}", test_acc=f"{record['test_accuracy']:.3f}")
+            loss_sum.zero_()
+            correct.zero_()
+            seen, interval_start = 0, iteration
+        if iteration >= stop:
+            break
+        if resume_path is not None and resume_every and iteration > start and iteration % resume_every == 0:
+            _save_resume(resume_path, model, optimizer, iteration, loss_sum, correct, seen, interval_start, result.metrics)
+
+        x, y = loader.batch(iteration)
+        lr = schedule.lr_at(iteration)
+        if lr != current_lr:
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            current_lr = lr
+        out = model(x)
+        loss = F.cross_entropy(out, y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if pairs:
+            with torch.no_grad():
+                torch._foreach_mul_(pairs[0], pairs[1])
+        loss_sum += loss.detach()
+        correct += (out.detach().argmax(1) == y).sum()
+        seen += len(y)
+        iteration += 1
+        bar.update(1)
+    bar.close()
+    if resume_path is not None:
+        Path(resume_path).unlink(missing_ok=True)
+    return result
+
+
+def _mask_pairs(model: nn.Module, mask: Mask | None, device: torch.device):
+    if mask is None:
+        return None
+    params = dict(model.named_parameters())
+    mask.to(device).apply_(model)  # also checks that the mask fits the model
+    names = list(mask)
+    return [params[n] for n in names], [mask[n].to(device, params[n].dtype) for n in names]
+
+
+def _record(model, data, device, iteration, loss_sum, correct, seen, interval_start) -> dict:
+    train_loss = float(loss_sum) / max(iteration - interval_start, 1)
+    if not math.isfinite(train_loss):
+        raise TrainingDiverged(f"the training loss became {train_loss} between iterations {interval_start} and "
+                               f"{iteration}; lower the learning rate or add warm-up")
+    test_loss, test_accuracy = evaluate(model, data.test_batches(device))
+    return {"iteration": iteration, "train_loss": train_loss, "train_accuracy": int(correct) / max(seen, 1),
+            "test_loss": test_loss, "test_accuracy": test_accuracy}
+
+
+def _save_resume(path, model, optimizer, iteration, loss_sum, correct, seen, interval_start, metrics) -> None:
+    import io
+
+    from .store import atomic_write
+
+    buffer = io.BytesIO()
+    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "iteration": iteration,
+                "loss_sum": loss_sum, "correct": correct, "seen": seen, "interval_start": interval_start,
+                "metrics": metrics}, buffer)
+    with atomic_write(path) as handle:
+        handle.write(buffer.getvalue())
+
+
+def _load_resume(path, device) -> dict:
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except Exception as exc:  # torch raises many types for a damaged file
+        raise StoreError(f"corrupt resume checkpoint {path} ({type(exc).__name__}); delete it to restart that training") from None
