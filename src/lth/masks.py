@@ -76,7 +76,7 @@ class Mask:
         return len(self.tensors)
 
     def __eq__(self, other: object) -> bool:
-        return (isinstance(other, Mask) and list(self.tensors) == list(other.tensors)
+        return (isinstance(other, Mask) and set(self.tensors) == set(other.tensors)
                 and all(torch.equal(self[n], other[n].to(self[n].device)) for n in self))
 
     def to(self, device: torch.device | str) -> Mask:

@@ -1,0 +1,31 @@
+import pytest
+import torch
+
+from lth.config import DataConfig, ExperimentConfig, ModelConfig, PruneConfig, TrainConfig
+from lth.data import load_dataset
+
+torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="session")
+def mnist1d(tmp_path_factory):
+    """MNIST-1D generated once per test session (about 2 s), cached like a store does."""
+    return load_dataset("mnist1d", cache_dir=tmp_path_factory.mktemp("cache"))
+
+
+def tiny_config(**changes) -> ExperimentConfig:
+    """A small MLP on MNIST-1D: 60 iterations of batch 50, a fraction of a second per level."""
+    base = ExperimentConfig(
+        data=DataConfig("mnist1d"),
+        model=ModelConfig("mnist1d_mlp", {"hidden": 32}),
+        train=TrainConfig(optimizer="sgd", lr=0.05, momentum=0.9, weight_decay=1e-3, batch_size=50,
+                          iterations="60it", eval_every="20it"),
+        prune=PruneConfig(fraction=0.2, strategy="layerwise", layer_fractions={"output": 0.1}),
+        rewind="10it",
+    )
+    return base.override(changes) if changes else base
+
+
+@pytest.fixture
+def tiny():
+    return tiny_config

@@ -1,0 +1,115 @@
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from lth import run_imp
+from lth.cli import main
+from lth.masks import Mask, rounded
+from lth.store import load_tensors
+from conftest import tiny_config
+
+
+def _level_files(run_dir, level):
+    d = os.path.join(run_dir, f"level_{level}")
+    return {name: load_tensors(os.path.join(d, f"{name}.safetensors")) for name in ("start", "final")}, \
+        Mask.load(os.path.join(d, "mask.safetensors"))
+
+
+def test_imp_levels_have_exact_sparsity_rewound_weights_and_zeros(tmp_path, mnist1d):
+    config = tiny_config()
+    result = run_imp(config, 3, tmp_path, quiet=True, data=mnist1d)
+    assert [row["level"] for row in result.levels] == [0, 1, 2, 3]
+    rewind = load_tensors(os.path.join(result.run_dir, "level_0", "step_10it.safetensors"))
+    expected = None
+    for level in range(4):
+        tensors, mask = _level_files(result.run_dir, level)
+        if expected is None:
+            expected = {n: total for n, (_, total) in mask.per_layer().items()}
+        else:
+            for name in expected:  # hidden layers 20% per round, output 10%
+                expected[name] -= rounded((0.1 if name == "fc3.weight" else 0.2) * expected[name])
+        assert {n: left for n, (left, _) in mask.per_layer().items()} == expected
+        assert result.levels[level]["weights_remaining"] == pytest.approx(mask.fraction_remaining())
+        for name in mask:
+            assert (tensors["final"][name][~mask[name]] == 0).all()
+        if level > 0:  # rewound: survivors (and every unpruned tensor) equal W_k bit for bit
+            for name, value in tensors["start"].items():
+                want = value if name not in mask else rewind[name] * mask[name]
+                assert torch.equal(value, want if name in mask else rewind[name])
+            assert result.levels[level]["start_iteration"] == 10 and result.levels[level]["iterations"] == 50
+
+
+def test_rewind_to_zero_resets_to_the_initialisation(tmp_path, mnist1d):
+    result = run_imp(tiny_config(rewind="0it"), 1, tmp_path, quiet=True, data=mnist1d)
+    init, _ = _level_files(result.run_dir, 0)
+    level1, mask = _level_files(result.run_dir, 1)
+    for name, value in init["start"].items():
+        assert torch.equal(level1["start"][name], value * mask[name] if name in mask else value)
+    assert result.levels[1]["iterations"] == 60
+
+
+def test_same_config_gives_identical_weights_and_a_second_run_trains_nothing(tmp_path, mnist1d):
+    config = tiny_config()
+    first = run_imp(config, 2, tmp_path / "a", quiet=True, data=mnist1d)
+    second = run_imp(config, 2, tmp_path / "b", quiet=True, data=mnist1d)
+    for level in range(3):
+        a, _ = _level_files(first.run_dir, level)
+        b, _ = _level_files(second.run_dir, level)
+        assert all(torch.equal(a["final"][k], b["final"][k]) for k in a["final"])
+    final = os.path.join(first.run_dir, "level_2", "final.safetensors")
+    stamp = os.stat(final).st_mtime_ns
+    again = run_imp(config, 2, tmp_path / "a", quiet=True, data=mnist1d)
+    assert again.trained == 0 and again.levels == first.levels and os.stat(final).st_mtime_ns == stamp
+    more = run_imp(config, 3, tmp_path / "a", quiet=True, data=mnist1d)
+    assert more.trained == 1 and more.levels[:3] == first.levels
+
+
+def test_cli_json_output_and_store_layout(tmp_path, capsys):
+    args = ["imp", "--store", str(tmp_path), "--levels", "1", "--json", "--set", "model.options={\"hidden\": 16}",
+            "--iterations", "40it", "--set", "train.eval_every=20it", "--rewind", "0it"]
+    assert main(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [row["level"] for row in out["levels"]] == [0, 1]
+    assert 0.0 <= out["levels"][1]["test_accuracy"] <= 1.0
+    assert out["levels"][1]["weights_remaining"] < 1.0
+    run_dir = out["run_dir"]
+    assert json.load(open(os.path.join(run_dir, "config.json")))["model"]["options"] == {"hidden": 16}
+    for level in (0, 1):
+        names = set(os.listdir(os.path.join(run_dir, f"level_{level}")))
+        assert {"mask.safetensors", "start.safetensors", "final.safetensors", "metrics.jsonl", "summary.json"} <= names
+
+
+@pytest.mark.parametrize("args,message", [
+    (["imp", "--preset", "no_such_preset"], "unknown preset"),
+    (["imp", "--rewind", "500"], "bad step"),
+    (["imp", "--prune-fraction", "1.5"], "(0, 1)"),
+    (["imp", "--prune-fraction", "0"], "(0, 1)"),
+    (["imp", "--levels", "-1"], "--levels"),
+    (["imp", "--rewind", "1500it"], "not before the end of training"),
+    (["imp", "--set", "train.bogus=1"], "unknown config key"),
+])
+def test_cli_errors_exit_2_with_one_line(args, message, tmp_path, capsys):
+    with pytest.raises(SystemExit) if args[1] == "--prune-fraction" else _no_raise():
+        code = main([*args, "--store", str(tmp_path)])
+        assert code == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert not any(tmp_path.iterdir()) or message == "not before the end of training"
+
+
+class _no_raise:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def test_console_script_exits_2_without_traceback(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "lth", "imp", "--preset", "nope", "--store", str(tmp_path)],
+                          capture_output=True, text=True)
+    assert done.returncode == 2 and "Traceback" not in done.stderr and "unknown preset" in done.stderr

@@ -1,0 +1,89 @@
+import pytest
+import torch
+
+from lth.config import PruneConfig, TrainConfig
+from lth.masks import Mask, layer_fractions, magnitude_prune
+from lth.models import build_model
+from lth.train import Schedule, train
+from conftest import tiny_config
+
+
+def _ticket(config, seed=0):
+    model = build_model(config.model.name, config.model.options, seed)
+    torch.manual_seed(99)
+    weights = {n: torch.randn_like(p) for n, p in model.named_parameters()}
+    mask = magnitude_prune(Mask.ones(model), weights, layer_fractions(model, PruneConfig(0.7)), "layerwise", 0.7)
+    return model, mask
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_pruned_weights_stay_exactly_zero_and_negative_survivors_still_learn(mnist1d, optimizer):
+    config = tiny_config(**{"train.optimizer": optimizer, "train.weight_decay": "0.01"})
+    model, mask = _ticket(config)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    train(model, mnist1d, config.train, mask=mask, quiet=True)
+    params = dict(model.named_parameters())
+    for name in mask:
+        assert (params[name][~mask[name]] == 0).all()
+        negative_survivors = mask[name] & (before[name] < 0)
+        assert (params[name][negative_survivors] != before[name][negative_survivors]).float().mean() > 0.9
+
+
+def test_same_seeds_give_the_same_bits_and_other_data_seed_differs(mnist1d):
+    config = tiny_config()
+    runs = []
+    for data_seed in (0, 0, 1):
+        model = build_model(config.model.name, config.model.options, seed=3)
+        train(model, mnist1d, config.train, data_seed=data_seed, quiet=True)
+        runs.append(model.state_dict())
+    assert all(torch.equal(runs[0][k], runs[1][k]) for k in runs[0])
+    assert not all(torch.equal(runs[0][k], runs[2][k]) for k in runs[0])
+
+
+def test_the_checkpoint_at_k_holds_the_weights_after_k_steps(mnist1d):
+    """Data order and lr schedule are functions of the iteration: a checkpoint taken at k holds exactly
+    the weights a straight run has after k steps."""
+    config = tiny_config()
+    saved = {}
+    model = build_model(config.model.name, config.model.options, 0)
+    train(model, mnist1d, config.train, checkpoints={10: lambda it, m: saved.update({k: v.clone() for k, v in m.state_dict().items()})}, quiet=True)
+    model_k = build_model(config.model.name, config.model.options, 0)
+    train(model_k, mnist1d, config.train, stop=10, quiet=True)
+    assert all(torch.equal(saved[k], v) for k, v in model_k.state_dict().items())
+
+
+def test_a_killed_training_resumes_to_the_same_bits(mnist1d, tmp_path):
+    config = tiny_config(**{"train.optimizer": "adam", "train.lr": "0.01"})
+    model, mask = _ticket(config)
+    reference = build_model(config.model.name, config.model.options, 0)
+    expected = train(reference, mnist1d, config.train, mask=mask, quiet=True)
+
+    class Killed(Exception):
+        pass
+
+    def kill(iteration, m):
+        raise Killed
+
+    path = tmp_path / "resume.pt"
+    with pytest.raises(Killed):
+        train(model, mnist1d, config.train, mask=mask, resume_path=path, resume_every=15, checkpoints={37: kill}, quiet=True)
+    assert path.exists()
+    resumed_model = build_model(config.model.name, config.model.options, 0)
+    resumed = train(resumed_model, mnist1d, config.train, mask=mask, resume_path=path, resume_every=15, quiet=True)
+    assert all(torch.equal(v, resumed_model.state_dict()[k]) for k, v in reference.state_dict().items())
+    assert resumed.metrics == expected.metrics
+    assert not path.exists()
+
+
+def test_schedule_warms_up_linearly_then_drops():
+    s = Schedule.from_config(TrainConfig(lr=0.1, iterations="100it", warmup="10it", lr_drops=("50it", "1ep"), eval_every="10it"), 80)
+    assert s.lr_at(0) == pytest.approx(0.01) and s.lr_at(9) == pytest.approx(0.1) and s.lr_at(49) == pytest.approx(0.1)
+    assert s.lr_at(50) == pytest.approx(0.01) and s.lr_at(80) == pytest.approx(0.001)
+
+
+def test_evaluations_follow_the_cadence_and_the_end(mnist1d):
+    config = tiny_config(**{"train.iterations": "50it"})
+    model = build_model(config.model.name, config.model.options, 0)
+    result = train(model, mnist1d, config.train, start=10, quiet=True)
+    assert [m["iteration"] for m in result.metrics] == [20, 40, 50]
+    assert all(0.0 <= m["test_accuracy"] <= 1.0 for m in result.metrics)
