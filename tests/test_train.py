@@ -46,7 +46,7 @@ def test_the_checkpoint_at_k_holds_the_weights_after_k_steps(mnist1d):
     config = tiny_config()
     saved = {}
     model = build_model(config.model.name, config.model.options, 0)
-    train(model, mnist1d, config.train, checkpoints={10: lambda it, m: saved.update({k: v.clone() for k, v in m.state_dict().items()})}, quiet=True)
+    train(model, mnist1d, config.train, checkpoints={10: lambda it, m, o: saved.update({k: v.clone() for k, v in m.state_dict().items()})}, quiet=True)
     model_k = build_model(config.model.name, config.model.options, 0)
     train(model_k, mnist1d, config.train, stop=10, quiet=True)
     assert all(torch.equal(saved[k], v) for k, v in model_k.state_dict().items())
@@ -61,7 +61,7 @@ def test_a_killed_training_resumes_to_the_same_bits(mnist1d, tmp_path):
     class Killed(Exception):
         pass
 
-    def kill(iteration, m):
+    def kill(iteration, m, o):
         raise Killed
 
     path = tmp_path / "resume.pt"

@@ -59,6 +59,7 @@ class ExperimentConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     prune: PruneConfig = field(default_factory=PruneConfig)
     rewind: str = "0it"  # the step survivors are reset to; "0it" is the original LTH
+    rewind_optimizer: str = "reset"  # "reset": fresh optimizer at the rewind step (the papers); "rewind": its state at k
     seed: int = 0  # initialisation seed
     data_seed: int | None = None  # data-order seed; None uses `seed`
     kind: str = "imp"  # "imp" or a baseline branch name
@@ -121,6 +122,8 @@ def validate(config: ExperimentConfig) -> None:
     _check_fraction("prune fraction", p.fraction)
     for name, value in p.layer_fractions.items():
         _check_fraction(f"prune fraction of {name!r}", value)
+    if config.rewind_optimizer not in ("reset", "rewind"):
+        raise ConfigError(f"rewind_optimizer must be 'reset' or 'rewind', got {config.rewind_optimizer!r}")
     if p.strategy not in ("layerwise", "global"):
         raise ConfigError(f"unknown pruning strategy {p.strategy!r}: use 'layerwise' or 'global'")
     if p.strategy == "global" and p.layer_fractions:

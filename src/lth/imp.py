@@ -1,26 +1,28 @@
 """Iterative magnitude pruning with rewinding ([SCALE] Algorithm 1).
 
-Level 0 trains the dense network from its initialisation W0 and saves W_k, the weights after k
-iterations. Level L >= 1 prunes the previous level's final weights by magnitude, resets the
-survivors to W_k (k = 0: the initialisation, the original LTH) and trains from iteration k to
-the end, continuing the schedule and data order. Finished levels are read from the store.
+Level 0 trains the dense network from its initialisation W0 and saves W_k, the weights (and
+optimizer state) after k iterations. Level L >= 1 prunes the previous level's final weights by
+magnitude, resets the survivors to W_k (k = 0: the initialisation, the original LTH) and trains
+from iteration k to the end, continuing the schedule and data order. Finished levels are read
+from the store; a killed level resumes from its last checkpoint.
 """
 from __future__ import annotations
 
+import io
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import nn
 
 from .config import ExperimentConfig
-from .errors import ConfigError
+from .errors import ConfigError, StoreError
 from .experiment import Setup, prepare
 from .masks import Mask, layer_fractions, magnitude_prune
-from .store import Run, Store, load_tensors, save_tensors, write_json, write_jsonl
 from .steps import to_iterations
+from .store import Run, Store, atomic_write, load_tensors, save_tensors, write_json, write_jsonl
 from .train import train
 
 
@@ -34,81 +36,118 @@ class ImpResult:
         return {"run_dir": self.run_dir, "levels": self.levels}
 
 
-def rewind_path(run: Run, rewind_iteration: int) -> Path:
-    """W_k: the initialisation for k = 0, else the checkpoint saved during level 0."""
-    if rewind_iteration == 0:
-        return run.level_dir(0) / "start.safetensors"
-    return run.level_dir(0) / f"step_{rewind_iteration}it.safetensors"
+@dataclass
+class LevelPlan:
+    """Where one level's training starts: which weights survive, their values, the iteration."""
+
+    mask: Mask
+    state: dict[str, torch.Tensor]
+    start_iteration: int
+    optimizer_state: dict | None = None
+    checkpoint_steps: tuple[int, ...] = ()  # save weights + optimizer state at these iterations
 
 
-def level_mask(run: Run, setup: Setup, level: int, model: nn.Module) -> Mask:
-    """The mask of `level`: all ones for level 0, else magnitude-pruned from level-1's final weights."""
-    if level == 0:
-        return Mask.ones(model)
+def rewind_state(run: Run, setup: Setup) -> tuple[dict[str, torch.Tensor], dict | None]:
+    """W_k and, if the config rewinds the optimizer, its state at k (from level 0 of `run`)."""
+    k = setup.rewind
+    if k == 0:
+        return load_tensors(run.level_dir(0) / "start.safetensors", setup.device), None
+    weights = load_tensors(run.level_dir(0) / f"step_{k}it.safetensors", setup.device)
+    if setup.config.rewind_optimizer == "reset":
+        return weights, None
+    path = run.level_dir(0) / f"step_{k}it_optimizer.pt"
+    try:
+        return weights, torch.load(path, map_location=setup.device, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises many types for a damaged file
+        raise StoreError(f"cannot read optimizer checkpoint {path} ({type(exc).__name__}); delete level_0 to recompute") from None
+
+
+def pruned_mask(run: Run, setup: Setup, level: int, model: nn.Module) -> Mask:
+    """Magnitude-prune level-1's final weights of `run` (level >= 1)."""
     previous = run.level_dir(level - 1)
     prune = setup.config.prune
     return magnitude_prune(Mask.load(previous / "mask.safetensors"), load_tensors(previous / "final.safetensors"),
                            layer_fractions(model, prune), prune.strategy, prune.fraction)
 
 
-def train_level(run: Run, setup: Setup, level: int, model: nn.Module, mask: Mask, start_state: dict[str, torch.Tensor],
-                start_iteration: int, quiet: bool, checkpoint_steps: tuple[int, ...] = (),
-                resume_every: int = 0) -> dict[str, Any]:
-    """Train one level from `start_state` and write mask, start, final, metrics and summary."""
+def imp_plan(run: Run, setup: Setup, level: int, model: nn.Module) -> LevelPlan:
+    if level == 0:
+        return LevelPlan(Mask.ones(model), model.state_dict(), 0,
+                         checkpoint_steps=(setup.rewind,) if setup.rewind > 0 else ())
+    state, optimizer_state = rewind_state(run, setup)
+    return LevelPlan(pruned_mask(run, setup, level, model), state, setup.rewind, optimizer_state)
+
+
+def train_level(run: Run, setup: Setup, level: int, model: nn.Module, plan: LevelPlan, quiet: bool,
+                resume_every: int = 0, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Train one level as planned and write mask, start, final, metrics and (last) summary."""
     config, directory = setup.config, run.level_dir(level)
-    model.load_state_dict(start_state)
-    mask.apply_(model)
-    mask.save(directory / "mask.safetensors")
+    model.load_state_dict(plan.state)
+    plan.mask.apply_(model)
+    plan.mask.save(directory / "mask.safetensors")
     save_tensors(directory / "start.safetensors", model.state_dict())
 
-    def save_checkpoint(iteration: int, m: nn.Module) -> None:
+    def save_checkpoint(iteration: int, m: nn.Module, optimizer: torch.optim.Optimizer) -> None:
         save_tensors(directory / f"step_{iteration}it.safetensors", m.state_dict())
+        buffer = io.BytesIO()
+        torch.save(optimizer.state_dict(), buffer)
+        with atomic_write(directory / f"step_{iteration}it_optimizer.pt") as handle:
+            handle.write(buffer.getvalue())
 
     began = time.perf_counter()
-    result = train(model, setup.data, config.train, mask=mask, start=start_iteration, data_seed=config.order_seed,
-                   augment=config.data.augment, device=setup.device,
-                   checkpoints={k: save_checkpoint for k in checkpoint_steps},
-                   resume_path=directory / "resume.pt", resume_every=resume_every,
-                   quiet=quiet, description=f"level {level} ({100 * mask.fraction_remaining():.1f}% left)")
+    result = train(model, setup.data, config.train, mask=plan.mask, start=plan.start_iteration,
+                   data_seed=config.order_seed, augment=config.data.augment, device=setup.device,
+                   checkpoints={k: save_checkpoint for k in plan.checkpoint_steps},
+                   optimizer_state=plan.optimizer_state, resume_path=directory / "resume.pt",
+                   resume_every=resume_every, quiet=quiet,
+                   description=f"{config.kind} level {level} ({100 * plan.mask.fraction_remaining():.1f}% left)")
     save_tensors(directory / "final.safetensors", model.state_dict())
     write_jsonl(directory / "metrics.jsonl", result.metrics)
-    summary = {"level": level, "weights_remaining": mask.fraction_remaining(), "weights_remaining_count": mask.remaining(),
-               "test_accuracy": result.final["test_accuracy"], "test_loss": result.final["test_loss"],
-               "train_loss": result.final["train_loss"], "start_iteration": start_iteration,
-               "iterations": setup.total - start_iteration, "seconds": round(time.perf_counter() - began, 3),
-               "rewind": config.rewind, "rewind_optimizer": "reset"}
+    summary = {"level": level, "kind": config.kind, "weights_remaining": plan.mask.fraction_remaining(),
+               "weights_remaining_count": plan.mask.remaining(), "test_accuracy": result.final["test_accuracy"],
+               "test_loss": result.final["test_loss"], "train_loss": result.final["train_loss"],
+               "start_iteration": plan.start_iteration, "iterations": setup.total - plan.start_iteration,
+               "seconds": round(time.perf_counter() - began, 3), "rewind": config.rewind,
+               "rewind_optimizer": config.rewind_optimizer if plan.start_iteration > 0 else "fresh",
+               "seed": config.seed, "data_seed": config.order_seed, **(extra or {})}
     write_json(directory / "summary.json", summary)
     return summary
 
 
-def run_imp(config: ExperimentConfig, levels: int, store: Store | str | Path = "lth_runs", *, data_root=None,
-            device: str = "auto", quiet: bool = False, data=None, checkpoint_every: str = "1ep") -> ImpResult:
-    """Run (or read from the store) levels 0..`levels` of IMP for `config`.
+Planner = Callable[[Run, Setup, int, nn.Module], LevelPlan]
 
-    checkpoint_every: how often the full training state is saved so a killed run resumes.
-    """
-    if levels < 0:
-        raise ConfigError(f"--levels must be 0 or more, got {levels}")
-    store = store if isinstance(store, Store) else Store(store)
+
+def run_levels(config: ExperimentConfig, levels: list[int], planner: Planner, store: Store, *, data_root=None,
+               device: str = "auto", quiet: bool = False, data=None, checkpoint_every: str = "1ep",
+               setup: Setup | None = None, extra: dict[str, Any] | None = None) -> ImpResult:
+    """Train (or read from the store) the given levels of the run of `config`, in order."""
     run = store.run(config).create()
     result = ImpResult(str(run.dir))
-    if all(run.level_done(level) for level in range(levels + 1)):
-        result.levels = [run.summary(level) for level in range(levels + 1)]
+    if all(run.level_done(level) for level in levels):
+        result.levels = [run.summary(level) for level in levels]
         return result
-    setup = prepare(config, data_root, store.cache_dir, device, data)
+    setup = setup or prepare(config, data_root, store.cache_dir, device, data)
     resume_every = to_iterations(checkpoint_every, setup.iterations_per_epoch)
     with run.lock():
-        for level in range(levels + 1):
+        for level in levels:
             if not run.level_done(level):
                 model = setup.new_model()
-                mask = level_mask(run, setup, level, model)
-                if level == 0:
-                    start_state = model.state_dict()
-                    start_iteration, checkpoints = 0, (setup.rewind,) if setup.rewind > 0 else ()
-                else:
-                    start_state = load_tensors(rewind_path(run, setup.rewind), setup.device)
-                    start_iteration, checkpoints = setup.rewind, ()
-                train_level(run, setup, level, model, mask, start_state, start_iteration, quiet, checkpoints, resume_every)
+                plan = planner(run, setup, level, model)
+                train_level(run, setup, level, model, plan, quiet, resume_every, extra)
                 result.trained += 1
             result.levels.append(run.summary(level))
     return result
+
+
+def run_imp(config: ExperimentConfig, levels: int, store: Store | str | Path = "lth_runs", **options) -> ImpResult:
+    """Run (or read from the store) levels 0..`levels` of IMP for `config`.
+
+    options: data_root, device ("auto"), quiet, data (a dataset object instead of loading by name),
+    checkpoint_every (a step; the full training state is saved this often so a killed run resumes).
+    """
+    if levels < 0:
+        raise ConfigError(f"--levels must be 0 or more, got {levels}")
+    if config.kind != "imp":
+        raise ConfigError(f"run_imp takes an IMP config, got kind {config.kind!r}")
+    store = store if isinstance(store, Store) else Store(store)
+    return run_levels(config, list(range(levels + 1)), imp_plan, store, **options)

@@ -83,20 +83,21 @@ class TrainResult:
         return self.metrics[-1]
 
 
-Checkpoint = Callable[[int, nn.Module], None]
+Checkpoint = Callable[[int, nn.Module, torch.optim.Optimizer], None]
 
 
 def train(model: nn.Module, data, config: TrainConfig, *, mask: Mask | None = None, start: str | int = 0,
           stop: str | int | None = None, data_seed: int = 0, augment: bool = False,
           device: torch.device | str = "cpu", checkpoints: Mapping[int, Checkpoint] | None = None,
-          resume_path: str | Path | None = None, resume_every: int = 0, quiet: bool = False,
-          description: str = "train") -> TrainResult:
+          optimizer_state: dict | None = None, resume_path: str | Path | None = None, resume_every: int = 0,
+          quiet: bool = False, description: str = "train") -> TrainResult:
     """Train `model` in place from iteration `start` to `stop` (default: the end of the schedule).
 
     data: a dataset with `train_loader()` and `test_batches()` (see `lth.data`).
     mask: pruned weights are zeroed before the first step and after every optimizer step.
-    checkpoints: {iteration: callback(iteration, model)} called when the weights are those after
-        `iteration` steps (the rewind checkpoint among them).
+    checkpoints: {iteration: callback(iteration, model, optimizer)} called when the weights are those
+        after `iteration` steps (the rewind checkpoint among them).
+    optimizer_state: start from this optimizer state (rewinding the optimizer) instead of a fresh one.
     resume_path: if given, the full training state is saved there every `resume_every` steps and
         training resumes from it when it exists; the result is bit-identical on CPU.
     """
@@ -112,6 +113,8 @@ def train(model: nn.Module, data, config: TrainConfig, *, mask: Mask | None = No
 
     model.to(device).train()
     optimizer = make_optimizer(model, config)
+    if optimizer_state is not None:
+        optimizer.load_state_dict(optimizer_state)
     pairs = _mask_pairs(model, mask, device)
     if pairs:
         with torch.no_grad():
@@ -134,7 +137,7 @@ def train(model: nn.Module, data, config: TrainConfig, *, mask: Mask | None = No
     current_lr = None
     while True:
         if iteration in checkpoints:
-            checkpoints[iteration](iteration, model)
+            checkpoints[iteration](iteration, model, optimizer)
         if iteration > start and (iteration % schedule.eval_every == 0 or iteration == stop) and iteration > interval_start:
             record = _record(model, data, device, iteration, loss_sum, correct, seen, interval_start)
             result.metrics.append(record)

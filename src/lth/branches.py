@@ -1,0 +1,84 @@
+"""Baselines and copies built on an IMP run, each trained by the one loop as its own stored run.
+
+    reset-init    the ticket's masks, survivors reset to their initial values W0 ([LTH]), from step 0
+    reinit        the ticket's masks, survivors freshly initialised with another init seed, from step 0
+    random-prune  a random mask with the ticket's per-layer counts, weights rewound to W_k, from step k
+    data-order    the ticket itself (mask and W_k) retrained with another data order: the second
+                  copy for stability to data order and linear mode connectivity (levels from 0)
+
+A branch's config is its parent's with `kind` set (and, for data-order, another data seed), so it
+is content-addressed like everything else and never trained twice.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .config import ExperimentConfig
+from .errors import ConfigError
+from .experiment import Setup
+from .imp import ImpResult, LevelPlan, rewind_state, run_imp, run_levels
+from .masks import Mask, random_prune
+from .data.loader import derived_seed
+from .store import Run, Store, load_tensors
+
+BRANCHES = ("reset-init", "reinit", "random-prune", "data-order")
+REINIT_SEED_OFFSET = 1_000  # reinit draws its weights with init seed + this
+DATA_ORDER_SEED_OFFSET = 10_007  # the data-order copy's data seed: the parent's + this
+
+
+def parent_config(config: ExperimentConfig) -> ExperimentConfig:
+    """The IMP run a branch hangs off."""
+    data_seed = config.data_seed - DATA_ORDER_SEED_OFFSET if config.kind == "data-order" else config.data_seed
+    return config.override({"kind": "imp", "data_seed": data_seed})
+
+
+def branch_config(config: ExperimentConfig, kind: str, data_seed: int | None = None) -> ExperimentConfig:
+    if kind not in BRANCHES:
+        raise ConfigError(f"unknown branch {kind!r}; choose one of {', '.join(BRANCHES)}")
+    if config.kind != "imp":
+        raise ConfigError(f"a branch hangs off an IMP config, got kind {config.kind!r}")
+    changes = {"kind": kind}
+    if kind == "data-order":
+        changes["data_seed"] = config.order_seed + DATA_ORDER_SEED_OFFSET if data_seed is None else data_seed
+    return config.override(changes)
+
+
+def _planner(kind: str, parent: Run):
+    def plan(run: Run, setup: Setup, level: int, model: nn.Module) -> LevelPlan:
+        ticket = Mask.load(parent.level_dir(level) / "mask.safetensors")
+        if kind == "reset-init":
+            init = load_tensors(parent.level_dir(0) / "start.safetensors", setup.device)
+            return LevelPlan(ticket, init, 0)
+        if kind == "reinit":
+            fresh = setup.new_model(seed=setup.config.seed + REINIT_SEED_OFFSET)
+            return LevelPlan(ticket, fresh.state_dict(), 0)
+        state, optimizer_state = rewind_state(parent, setup)
+        if kind == "random-prune":
+            generator = torch.Generator().manual_seed(derived_seed(setup.config.seed, level))
+            return LevelPlan(random_prune(ticket, generator), state, setup.rewind, optimizer_state)
+        if level == 0:  # the dense network continued from step k with another order: keep its optimizer
+            opt = torch.load(parent.level_dir(0) / f"step_{setup.rewind}it_optimizer.pt", map_location=setup.device,
+                             weights_only=True) if setup.rewind > 0 else None
+            return LevelPlan(ticket, state, setup.rewind, opt)
+        return LevelPlan(ticket, state, setup.rewind, optimizer_state)
+    return plan
+
+
+def run_branch(kind: str, config: ExperimentConfig, levels: int, store: Store | str | Path = "lth_runs",
+               data_seed: int | None = None, **options) -> ImpResult:
+    """Run the IMP chain of `config` to `levels` (or read it), then the branch `kind` at each level.
+
+    The result lists level 0 too: the dense network of the parent (or, for data-order, the dense
+    network continued from the rewind step with the other data order)."""
+    store = store if isinstance(store, Store) else Store(store)
+    parent = run_imp(config, levels, store, **options)
+    branch = branch_config(config, kind, data_seed)
+    first = 0 if kind == "data-order" else 1
+    result = run_levels(branch, list(range(first, levels + 1)), _planner(kind, store.run(config)), store,
+                        extra={"parent": Path(parent.run_dir).name}, **options)
+    if first == 1:
+        result.levels = [parent.levels[0], *result.levels]
+    return result

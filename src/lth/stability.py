@@ -1,0 +1,157 @@
+"""Stability of a subnetwork's training ([SCALE] §2, [LMC] §2-3).
+
+From the same rewind point W_k and mask m:
+- stability to pruning: distance between the ticket trained in isolation, train(m * W_k, u), and
+  the dense network trained with the same data order u (level 0 of the IMP run);
+- stability to data order: distance between two copies of the ticket trained with orders u, u'
+  (the IMP ticket and its `data-order` branch);
+- linear mode connectivity: the error barrier on the straight line between those two copies,
+  max over alpha of error(alpha W1 + (1 - alpha) W2) minus the mean of the two end errors.
+
+Distances are over the mask's coordinates of the prunable weights: L2, L2 normalised by the
+mean norm of the two vectors (comparable across networks and sparsities), and the angle in
+degrees (about 90 = unrelated).
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import torch
+from torch import nn
+
+from .branches import run_branch
+from .config import ExperimentConfig
+from .errors import ConfigError
+from .experiment import Setup, prepare
+from .imp import run_imp
+from .masks import Mask
+from .steps import Step
+from .store import Store, load_tensors, read_json, write_json
+from .train import evaluate
+
+State = Mapping[str, torch.Tensor]
+
+
+def masked_vector(state: State, mask: Mask) -> torch.Tensor:
+    return torch.cat([state[name][mask[name].to(state[name].device)].double().flatten() for name in sorted(mask)])
+
+
+def distances(a: State, b: State, mask: Mask) -> dict[str, float]:
+    """L2 distance, L2 normalised by the mean norm, and angle (degrees) between m*a and m*b."""
+    va, vb = masked_vector(a, mask), masked_vector(b, mask)
+    l2 = float(torch.linalg.vector_norm(va - vb))
+    na, nb = float(torch.linalg.vector_norm(va)), float(torch.linalg.vector_norm(vb))
+    cosine = float(va @ vb) / (na * nb) if na > 0 and nb > 0 else 1.0
+    return {"l2": l2, "l2_normalized": l2 / ((na + nb) / 2) if na + nb > 0 else 0.0,
+            "angle": math.degrees(math.acos(max(-1.0, min(1.0, cosine))))}
+
+
+def interpolate_states(a: State, b: State, alpha: float) -> dict[str, torch.Tensor]:
+    """alpha * a + (1 - alpha) * b for float tensors; integer buffers (BN's batch count) from a."""
+    return {k: (alpha * a[k] + (1 - alpha) * b[k]) if a[k].is_floating_point() else a[k].clone() for k in a}
+
+
+def has_batch_norm(model: nn.Module) -> bool:
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+
+
+@torch.no_grad()
+def recompute_batch_norm(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> None:
+    """Replace BN running statistics by their exact average over `batches` (train mode, no grad)."""
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative moving average
+    was_training = model.training
+    model.train()
+    for x, _ in batches:
+        model(x)
+    model.train(was_training)
+    for m, momentum in zip(norms, saved):
+        m.momentum = momentum
+
+
+def _limited(batches, max_examples: int):
+    seen = 0
+    for x, y in batches:
+        if seen >= max_examples:
+            return
+        yield x[:max_examples - seen], y[:max_examples - seen]
+        seen += len(y)
+
+
+def interpolation_curve(model: nn.Module, setup: Setup, a: State, b: State, points: int = 30,
+                        batch_norm: str = "recompute", train_examples: int = 5000) -> list[dict[str, float]]:
+    """Test and train error at `points` evenly spaced alphas in [0, 1] (alpha = 1 is `a`)."""
+    if points < 2:
+        raise ConfigError(f"--interpolation-points must be at least 2, got {points}")
+    curve = []
+    for alpha in torch.linspace(0, 1, points).tolist():
+        model.load_state_dict(interpolate_states(a, b, alpha))
+        if batch_norm == "recompute" and has_batch_norm(model):
+            recompute_batch_norm(model, _limited(setup.data.train_eval_batches(setup.device), train_examples))
+        _, test_acc = evaluate(model, setup.data.test_batches(setup.device))
+        _, train_acc = evaluate(model, _limited(setup.data.train_eval_batches(setup.device), train_examples))
+        curve.append({"alpha": alpha, "test_error": 1 - test_acc, "train_error": 1 - train_acc})
+    return curve
+
+
+def barrier(errors: list[float]) -> float:
+    return max(errors) - (errors[0] + errors[-1]) / 2
+
+
+def measure_stability(config: ExperimentConfig, level: int, store: Store | str | Path = "lth_runs", *,
+                      points: int = 30, batch_norm: str = "recompute", train_examples: int = 5000,
+                      **options) -> dict[str, Any]:
+    """Stability of the level-`level` IMP ticket of `config` at its rewind step (trains what is missing)."""
+    if level < 0:
+        raise ConfigError(f"--level must be 0 or more, got {level}")
+    if batch_norm not in ("recompute", "interpolate"):
+        raise ConfigError(f"batch_norm must be 'recompute' or 'interpolate', got {batch_norm!r}")
+    store = store if isinstance(store, Store) else Store(store)
+    imp = run_imp(config, level, store, **options)
+    copy = run_branch("data-order", config, level, store, **options)
+    cache = Path(copy.run_dir) / f"level_{level}" / f"stability_{points}pt_bn-{batch_norm}_{train_examples}.json"
+    if cache.exists():
+        return read_json(cache)
+    keep = {k: v for k, v in options.items() if k in ("data_root", "device", "data")}
+    setup = prepare(config, cache_dir=store.cache_dir, **keep)
+    ticket_dir, copy_dir = Path(imp.run_dir) / f"level_{level}", Path(copy.run_dir) / f"level_{level}"
+    mask = Mask.load(ticket_dir / "mask.safetensors")
+    ticket = load_tensors(ticket_dir / "final.safetensors", setup.device)
+    other = load_tensors(copy_dir / "final.safetensors", setup.device)
+    dense = load_tensors(Path(imp.run_dir) / "level_0" / "final.safetensors", setup.device)
+    model = setup.new_model()
+    curve = interpolation_curve(model, setup, ticket, other, points, batch_norm, train_examples)
+    pruning, data_order = distances(ticket, dense, mask), distances(ticket, other, mask)
+    row = {"level": level, "rewind": config.rewind, "rewind_iteration": setup.rewind, "seed": config.seed,
+           "weights_remaining": mask.fraction_remaining(), "test_accuracy": imp.levels[level]["test_accuracy"],
+           "copy_test_accuracy": copy.levels[level]["test_accuracy"],
+           **{f"pruning_{k}": v for k, v in pruning.items()}, **{f"data_order_{k}": v for k, v in data_order.items()},
+           "barrier_test": barrier([p["test_error"] for p in curve]),
+           "barrier_train": barrier([p["train_error"] for p in curve]),
+           "batch_norm": batch_norm if has_batch_norm(model) else "none",
+           "run": Path(imp.run_dir).name, "copy_run": Path(copy.run_dir).name, "curve": curve}
+    write_json(cache, row)
+    return row
+
+
+def stability_sweep(config: ExperimentConfig, level: int, rewind_points: list[str], store="lth_runs",
+                    **options) -> list[dict[str, Any]]:
+    """measure_stability at each rewind point (each point has its own IMP chain)."""
+    rows = []
+    for point in rewind_points:
+        Step.parse(point)
+        rows.append(measure_stability(config.override({"rewind": point}), level, store, **options))
+    return rows
+
+
+def find_rewind(rows: list[dict[str, Any]], threshold: float = 0.02) -> dict[str, Any] | None:
+    """The earliest rewind point whose test-error barrier is below `threshold` (a fraction)."""
+    for row in sorted(rows, key=lambda r: r["rewind_iteration"]):
+        if row["barrier_test"] < threshold:
+            return row
+    return None
