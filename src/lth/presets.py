@@ -3,6 +3,8 @@
 [M1D] Greydanus 2020)."""
 from __future__ import annotations
 
+import functools
+import json
 from dataclasses import dataclass
 
 from .config import DataConfig, ExperimentConfig, ModelConfig, PruneConfig, TrainConfig
@@ -40,7 +42,88 @@ _add("lenet300_mnist", "LeNet-300-100 on MNIST, Adam 1.2e-3, batch 60, 50K it, l
      rewind="0it")
 
 
+# [LTH] Figure 2: Conv-2/4/6 on CIFAR-10 (no augmentation), Adam, batch 60; layer-wise pruning per
+# round of conv 10% (Conv-6: 15%), fc 20%, output 10%; reset to initialisation.
+def _conv_cifar10(model: str, lr: float, iterations: str, conv_fraction: float, description: str) -> None:
+    _add(f"{model}_cifar10", description, data=DataConfig("cifar10"), model=ModelConfig(model),
+         train=TrainConfig(optimizer="adam", lr=lr, batch_size=60, iterations=iterations, eval_every="1000it"),
+         prune=PruneConfig(fraction=0.2, strategy="layerwise", layer_fractions={"conv": conv_fraction, "output": 0.1}),
+         rewind="0it")
+
+
+_conv_cifar10("conv2", 2e-4, "20000it", 0.1, "Conv-2 on CIFAR-10, Adam 2e-4, batch 60, 20K it, layer-wise conv 10%/fc 20%/output 10% [LTH Fig. 2]")
+_conv_cifar10("conv4", 3e-4, "25000it", 0.1, "Conv-4 on CIFAR-10, Adam 3e-4, batch 60, 25K it, layer-wise conv 10%/fc 20%/output 10% [LTH Fig. 2]")
+_conv_cifar10("conv6", 3e-4, "30000it", 0.15, "Conv-6 on CIFAR-10, Adam 3e-4, batch 60, 30K it, layer-wise conv 15%/fc 20%/output 10% [LTH Fig. 2]")
+
+# The deep CIFAR-10 networks of [LTH] Fig. 2 / [SCALE] at the standard lr 0.1 without warm-up:
+# SGD momentum 0.9, weight decay 1e-4 ([LTH] appendix; not in PAPERS.md's table), random crop +
+# flip augmentation, global pruning of 20% of the conv weights per round, output layer not pruned.
+_SGD = dict(optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=1e-4)
+_GLOBAL_CONV = PruneConfig(fraction=0.2, strategy="global", ignore=("output",))
+
+# [LTH] Fig. 2 (ResNet-20, called "Resnet-18" there): batch 128, 30K iterations, lr /10 at 20K and
+# 25K. Rewind to iteration 500: [SCALE] (matching at lr 0.1) and [LMC] (stable from 500).
+_add("resnet20_cifar10", "ResNet-20 on CIFAR-10, SGD 0.1, batch 128, 30K it, global 20% conv, rewind 500it [LTH Fig. 2; SCALE; LMC]",
+     data=DataConfig("cifar10", augment=True), model=ModelConfig("resnet20"),
+     train=TrainConfig(**_SGD, batch_size=128, iterations="30000it", lr_drops=("20000it", "25000it"), eval_every="1000it"),
+     prune=_GLOBAL_CONV, rewind="500it")
+
+# VGG-16: rewind to iteration 1000, where [LMC] finds IMP subnetworks become stable and matching.
+# PAPERS.md does not record [LMC]'s VGG-16 training schedule, so this uses [LTH]'s VGG-19 recipe.
+_add("vgg16_cifar10", "VGG-16 on CIFAR-10, SGD 0.1, batch 64, 112K it, global 20% conv, rewind 1000it [LMC; LTH VGG-19 recipe]",
+     data=DataConfig("cifar10", augment=True), model=ModelConfig("vgg16"),
+     train=TrainConfig(**_SGD, batch_size=64, iterations="112000it", lr_drops=("56000it", "84000it"), eval_every="2000it"),
+     prune=_GLOBAL_CONV, rewind="1000it")
+
+# [LTH] Fig. 2 (VGG-19): batch 64, 112K iterations, lr /10 at 56K and 84K. Rewind to iteration 100:
+# [SCALE] (subnetworks exceed the dense accuracy at lr 0.1).
+_add("vgg19_cifar10", "VGG-19 on CIFAR-10, SGD 0.1, batch 64, 112K it, global 20% conv, rewind 100it [LTH Fig. 2; SCALE]",
+     data=DataConfig("cifar10", augment=True), model=ModelConfig("vgg19"),
+     train=TrainConfig(**_SGD, batch_size=64, iterations="112000it", lr_drops=("56000it", "84000it"), eval_every="2000it"),
+     prune=_GLOBAL_CONV, rewind="100it")
+
+# [SCALE] ImageNet: ResNet-50, batch 1024, 90 epochs, lr 0.4 = 0.1 x 1024/256 (the linear scaling
+# rule) with a 5-epoch linear warm-up, /10 at epochs 30, 60, 80, SGD momentum 0.9, weight decay 1e-4;
+# iterative global pruning of 20% per round with fc not pruned, rewind to epoch 6 (matches the
+# dense network at 20% of the weights remaining).
+_add("resnet50_imagenet", "ResNet-50 on ImageNet, SGD 0.4 (5 ep warm-up), batch 1024, 90 ep, global 20%, rewind 6ep [SCALE]",
+     data=DataConfig("imagenet", augment=True), model=ModelConfig("resnet50"),
+     train=TrainConfig(**{**_SGD, "lr": 0.4}, batch_size=1024, iterations="90ep", warmup="5ep",
+                       lr_drops=("30ep", "60ep", "80ep"), eval_every="1ep"),
+     prune=_GLOBAL_CONV, rewind="6ep")
+
+# The 1-D ResNet on MNIST-1D (4000 training samples: 40 iterations per epoch at batch 100), trained
+# with [LTH]'s deep-network recipe rather than tuned: SGD momentum 0.9, standard lr 0.1, no warm-up,
+# weight decay 1e-4, lr /10 at 2/3 and 5/6 of training (ResNet-20's 20K and 25K of 30K); 600
+# iterations (15 epochs) keeps a level well under a minute on 2 CPU cores. Global pruning of 20% of
+# the conv weights per round, output layer not pruned ([LTH]'s ResNet-20 rule); reset to init.
+_add("mnist1d_resnet", "MNIST-1D 1-D ResNet (241K), SGD 0.1, batch 100, 600 it/level, global 20% conv, reset to init [LTH ResNet-20 recipe]",
+     data=DataConfig("mnist1d"), model=ModelConfig("mnist1d_resnet"),
+     train=TrainConfig(**_SGD, batch_size=100, iterations="600it", lr_drops=("400it", "500it"), eval_every="100it"),
+     prune=_GLOBAL_CONV, rewind="0it")
+
+
 def get_preset(name: str) -> ExperimentConfig:
     if name not in PRESETS:
         raise ConfigError(f"unknown preset {name!r}; `lth presets` lists them: {', '.join(sorted(PRESETS))}")
     return PRESETS[name].config
+
+
+@functools.lru_cache(maxsize=None)
+def _parameter_count(name: str, options_json: str) -> int:
+    # Built on CPU once per process (ResNet-50 takes about a second).
+    from .models import build_model, parameter_count
+
+    return parameter_count(build_model(name, json.loads(options_json)))
+
+
+def preset_rows() -> list[dict]:
+    """One row per preset for `lth presets`: name, model, dataset, parameters, iterations, description."""
+    rows = []
+    for name, preset in PRESETS.items():
+        config = preset.config
+        options = json.dumps(dict(config.model.options), sort_keys=True)
+        rows.append({"name": name, "model": config.model.name, "dataset": config.data.dataset,
+                     "parameters": _parameter_count(config.model.name, options),
+                     "iterations": config.train.iterations, "description": preset.description})
+    return rows
