@@ -91,11 +91,53 @@ def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
     return config.override(overrides) if overrides else config
 
 
+def _parse_seeds(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        seeds = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise ConfigError(f"--seeds takes comma-separated integers, e.g. 0,1,2; got {text!r}") from None
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ConfigError(f"--seeds needs distinct integers, got {text!r}")
+    return seeds
+
+
+def seed_configs(config: ExperimentConfig, args: argparse.Namespace) -> list[ExperimentConfig]:
+    """One config per --seeds entry (init seed = s, data-order seed = s), or just `config`."""
+    seeds = _parse_seeds(getattr(args, "seeds", None))
+    if seeds is None:
+        return [config]
+    if args.seed is not None or args.data_seed is not None:
+        raise ConfigError("--seeds sets both seeds of each run; drop --seed/--data-seed")
+    return [config.override({"seed": s, "data_seed": None}) for s in seeds]
+
+
+def resolve_levels(config: ExperimentConfig, args: argparse.Namespace) -> int:
+    if getattr(args, "target_weights", None) is not None:
+        from .masks import levels_for_target
+        from .models import build_model
+
+        return levels_for_target(build_model(config.model.name, config.model.options, config.seed), config.prune,
+                                 args.target_weights)
+    if args.levels < 0:
+        raise ConfigError(f"--levels must be 0 or more, got {args.levels}")
+    return args.levels
+
+
+def _run_options(args: argparse.Namespace) -> dict[str, Any]:
+    return {"data_root": args.data_root, "device": args.device, "quiet": args.quiet or args.json,
+            "checkpoint_every": args.checkpoint_every}
+
+
 def _print_levels(levels: list[dict[str, Any]], title: str) -> None:
     print(title)
-    print(f"{'level':>5}  {'% weights':>10}  {'test acc':>8}  {'iterations':>10}  {'seconds':>8}")
+    spread = "test_accuracy_std" in levels[0]
+    std_header = f"{'± std':>8}" if spread else ""
+    print(f"{'level':>5}  {'% weights':>10}  {'test acc':>8}{std_header}  {'iterations':>10}  {'seconds':>8}")
     for row in levels:
-        print(f"{row['level']:>5}  {100 * row['weights_remaining']:>9.2f}%  {100 * row['test_accuracy']:>7.2f}%"
+        std = f"  {100 * row['test_accuracy_std']:>6.2f}" if spread else ""
+        print(f"{row['level']:>5}  {100 * row['weights_remaining']:>9.2f}%  {100 * row['test_accuracy']:>7.2f}%{std}"
               f"  {row['iterations']:>10}  {row['seconds']:>8.1f}")
 
 
@@ -116,22 +158,82 @@ def cmd_presets(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report_levels(args: argparse.Namespace, config: ExperimentConfig, results: list, what: str) -> None:
+    from .aggregate import aggregate_rows
+
+    if len(results) == 1:
+        levels, note = results[0].levels, f"trained {results[0].trained} level(s)"
+    else:
+        levels = aggregate_rows([r.levels for r in results], ["test_accuracy", "weights_remaining"])
+        note = f"{len(results)} seeds, mean ± std; trained {sum(r.trained for r in results)} level(s)"
+    if args.json:
+        out = {"run_dir": results[0].run_dir, "levels": levels}
+        if len(results) > 1:
+            out["run_dirs"] = [r.run_dir for r in results]
+        print(json.dumps(out))
+        return
+    runs = ", ".join(Path(r.run_dir).name for r in results)
+    _print_levels(levels, f"{what} {config.preset or config.model.name} (rewind {config.rewind}); "
+                          f"run {runs} in {Path(results[0].run_dir).parent}; {note}")
+
+
 def cmd_imp(args: argparse.Namespace) -> int:
     from .imp import run_imp
 
     config = config_from_args(args)
-    levels = 0 if args.command == "train" else args.levels
-    if levels < 0:
-        raise ConfigError(f"--levels must be 0 or more, got {levels}")
-    result = run_imp(config, levels, args.store, data_root=args.data_root, device=args.device,
-                     quiet=args.quiet or args.json, checkpoint_every=args.checkpoint_every)
-    if args.json:
-        print(json.dumps(result.to_json()))
-    else:
-        where = f"run {Path(result.run_dir).name} in {Path(result.run_dir).parent}"
-        note = f"trained {result.trained} level(s)" if result.trained else "all levels read from the store"
-        _print_levels(result.levels, f"{config.preset or config.model.name}: {where} ({note}); rewind {config.rewind}")
+    levels = 0 if args.command == "train" else resolve_levels(config, args)
+    results = [run_imp(c, levels, args.store, **_run_options(args)) for c in seed_configs(config, args)]
+    _report_levels(args, config, results, "IMP" if levels else "dense")
     return 0
+
+
+def cmd_branch(args: argparse.Namespace) -> int:
+    from .branches import run_branch
+
+    config = config_from_args(args)
+    levels = resolve_levels(config, args)
+    results = [run_branch(args.kind, c, levels, args.store, **_run_options(args)) for c in seed_configs(config, args)]
+    _report_levels(args, config, results, f"branch {args.kind} of")
+    return 0
+
+
+def cmd_stability(args: argparse.Namespace) -> int:
+    from .aggregate import aggregate_rows
+    from .stability import find_rewind, stability_sweep
+
+    config = config_from_args(args)
+    points = [p.strip() for p in (args.rewind_points or config.rewind).split(",") if p.strip()]
+    per_seed = [stability_sweep(c, args.level, points, args.store, points=args.interpolation_points,
+                                batch_norm=args.batch_norm, **_run_options(args)) for c in seed_configs(config, args)]
+    metrics = ["test_accuracy", "pruning_l2", "pruning_l2_normalized", "pruning_angle", "data_order_l2",
+               "data_order_l2_normalized", "data_order_angle", "barrier_test", "barrier_train"]
+    rows = per_seed[0] if len(per_seed) == 1 else aggregate_rows(per_seed, metrics, key="rewind")
+    found = find_rewind(rows, args.threshold) if args.find_rewind else None
+    if args.json:
+        print(json.dumps({"rows": rows, "find_rewind": found["rewind"] if found else None} if args.find_rewind
+                         else {"rows": rows}))
+        return 0
+    first = rows[0]
+    print(f"stability of the level-{args.level} ticket ({100 * first['weights_remaining']:.1f}% weights) of "
+          f"{config.preset or config.model.name}; batch norm: {first['batch_norm']}"
+          f"{'; mean of %d seeds' % len(per_seed) if len(per_seed) > 1 else ''}")
+    print(f"{'rewind':>8}  {'ticket acc':>10}  {'prune L2':>9}  {'prune rel':>9}  {'prune °':>7}  "
+          f"{'order L2':>9}  {'order rel':>9}  {'order °':>7}  {'barrier test':>12}  {'barrier train':>13}")
+    for r in rows:
+        print(f"{r['rewind']:>8}  {100 * r['test_accuracy']:>9.2f}%  {r['pruning_l2']:>9.3f}  {r['pruning_l2_normalized']:>9.3f}"
+              f"  {r['pruning_angle']:>7.2f}  {r['data_order_l2']:>9.3f}  {r['data_order_l2_normalized']:>9.3f}"
+              f"  {r['data_order_angle']:>7.2f}  {100 * r['barrier_test']:>11.2f}%  {100 * r['barrier_train']:>12.2f}%")
+    if args.find_rewind:
+        print(f"earliest stable rewind point (test barrier < {100 * args.threshold:.1f}%): "
+              f"{found['rewind'] if found else 'none of ' + ','.join(points)}")
+    return 0
+
+
+def _add_level_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--levels", type=int, default=5, help="pruning levels after the dense level 0 (default 5)")
+    p.add_argument("--target-weights", type=_fraction, metavar="F",
+                   help="instead of --levels: prune until at most this fraction of weights remains")
+    p.add_argument("--seeds", metavar="S,S,...", help="run each seed (init and data order) and report mean ± std")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -153,11 +255,41 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("imp", help="iterative magnitude pruning with rewinding",
                        description="Train, prune --prune-fraction of the remaining weights by magnitude, rewind the "
-                       "survivors to --rewind, retrain; --levels times. Finished levels are read from the store.")
-    p.add_argument("--levels", type=int, default=5, help="pruning levels after the dense level 0 (default 5)")
+                       "survivors to --rewind, retrain; --levels times. Finished levels are read from the store. "
+                       "One-shot pruning: --levels 1 --prune-fraction 0.7.")
+    _add_level_flags(p)
     _add_config_flags(p)
     _add_run_flags(p)
     p.set_defaults(func=cmd_imp)
+
+    p = sub.add_parser("branch", help="baselines on an IMP run: reset-init, reinit, random-prune, data-order",
+                       description="Train a baseline at every level of the IMP run of the same config (running the IMP "
+                       "levels first if missing). reset-init: ticket mask, initial weights, from step 0. reinit: ticket "
+                       "mask, fresh random weights, from step 0. random-prune: random mask with the ticket's per-layer "
+                       "counts, rewound weights. data-order: the ticket retrained with another data order.")
+    p.add_argument("kind", choices=["reset-init", "reinit", "random-prune", "data-order"])
+    _add_level_flags(p)
+    _add_config_flags(p)
+    _add_run_flags(p)
+    p.set_defaults(func=cmd_branch)
+
+    p = sub.add_parser("stability", help="stability to pruning and data order, linear mode connectivity",
+                       description="For the level-L ticket found with each rewind point: L2 distance and angle to the "
+                       "dense network (stability to pruning) and to a copy trained with another data order "
+                       "(stability to data order), and the error barrier on the straight line between the copies.")
+    p.add_argument("--level", type=int, default=3, help="the IMP level whose ticket is measured (default 3)")
+    p.add_argument("--rewind-points", metavar="STEPS", help="comma-separated rewind steps, e.g. 0it,50it,200it "
+                   "(default: the preset's rewind step)")
+    p.add_argument("--interpolation-points", type=int, default=30, help="alphas on the linear path (default 30)")
+    p.add_argument("--batch-norm", choices=["recompute", "interpolate"], default="recompute",
+                   help="at each alpha, recompute BN statistics on training data (default) or interpolate them")
+    p.add_argument("--find-rewind", action="store_true", help="report the earliest rewind point with a barrier "
+                   "below --threshold")
+    p.add_argument("--threshold", type=float, default=0.02, help="barrier threshold as a fraction (default 0.02)")
+    p.add_argument("--seeds", metavar="S,S,...", help="run each seed and report mean ± std")
+    _add_config_flags(p)
+    _add_run_flags(p)
+    p.set_defaults(func=cmd_stability)
     return parser
 
 

@@ -51,6 +51,31 @@ def layer_fractions(model: nn.Module, prune: PruneConfig) -> dict[str, float | N
     return fractions
 
 
+def levels_for_target(model: nn.Module, prune: PruneConfig, target: float, max_levels: int = 1000) -> int:
+    """The fewest pruning levels after which at most `target` of the prunable weights remain."""
+    if not 0.0 < target < 1.0:
+        raise ConfigError(f"--target-weights must be in (0, 1), got {target}")
+    fractions = layer_fractions(model, prune)
+    counts = {n: t for n, (_, t) in Mask.ones(model).per_layer().items()}
+    total = sum(counts.values())
+    for level in range(1, max_levels + 1):
+        if prune.strategy == "global":
+            pool = sum(c for n, c in counts.items() if fractions[n] is not None)
+            removed = rounded(prune.fraction * pool)
+            if removed == 0:
+                break
+            # only the total matters here: move the removal to one pooled counter
+            first = next(n for n in counts if fractions[n] is not None)
+            counts = {**counts, first: counts[first] - removed}
+        else:
+            counts = {n: c - rounded(f * c) if f is not None else c for n, (c, f) in
+                      ((n, (counts[n], fractions[n])) for n in counts)}
+        if sum(counts.values()) / total <= target:
+            return level
+    raise ConfigError(f"{target:.4g} of the weights cannot be reached with this pruning config "
+                      f"(ignored layers alone keep more, or the fraction rounds to nothing)")
+
+
 def rounded(x: float) -> int:
     return int(math.floor(x + 0.5))
 
