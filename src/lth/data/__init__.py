@@ -25,6 +25,34 @@ def _mnist1d(root: Path | None, cache_dir: Path | None) -> TensorDataset:
     return load_mnist1d(cache_dir)
 
 
+@register("mnist")
+def _mnist(root: Path | None, cache_dir: Path | None) -> TensorDataset:
+    from .mnist import load_mnist
+
+    return load_mnist(root, cache_dir)
+
+
+@register("cifar10")
+def _cifar10(root: Path | None, cache_dir: Path | None) -> TensorDataset:
+    from .cifar import load_cifar
+
+    return load_cifar("cifar10", root)
+
+
+@register("cifar100")
+def _cifar100(root: Path | None, cache_dir: Path | None) -> TensorDataset:
+    from .cifar import load_cifar
+
+    return load_cifar("cifar100", root)
+
+
+@register("imagenet")
+def _imagenet(root: Path | None, cache_dir: Path | None):
+    from .imagefolder import load_imagenet
+
+    return load_imagenet(root, cache_dir)
+
+
 def load_dataset(name: str, root: str | Path | None = None, cache_dir: str | Path | None = None):
     if name not in LOADERS:
         raise ConfigError(f"unknown dataset {name!r}; known: {', '.join(sorted(LOADERS))}")
