@@ -1,7 +1,10 @@
 """lth: lottery tickets at scale — IMP with rewinding, baselines, stability analysis."""
 from .config import DataConfig, ExperimentConfig, ModelConfig, PruneConfig, TrainConfig, config_hash
 from .errors import LthError
+from .branches import run_branch
+from .export import export_ticket, load_ticket
 from .imp import ImpResult, run_imp
+from .stability import measure_stability, stability_sweep
 from .masks import Mask, magnitude_prune, random_prune
 from .models import build_model
 from .steps import Step
@@ -10,5 +13,6 @@ from .train import train
 
 __all__ = ["DataConfig", "ExperimentConfig", "ModelConfig", "PruneConfig", "TrainConfig", "config_hash",
            "LthError", "ImpResult", "run_imp", "Mask", "magnitude_prune", "random_prune", "build_model",
-           "Step", "Store", "train"]
+           "Step", "Store", "train", "run_branch", "export_ticket", "load_ticket", "measure_stability",
+           "stability_sweep"]
 __version__ = "0.1.0"

@@ -18,7 +18,7 @@ from torch import nn
 
 from .config import ExperimentConfig
 from .errors import ConfigError
-from .experiment import Setup
+from .experiment import Setup, module_config
 from .imp import ImpResult, LevelPlan, rewind_state, run_imp, run_levels
 from .masks import Mask, random_prune
 from .data.loader import derived_seed
@@ -74,6 +74,8 @@ def run_branch(kind: str, config: ExperimentConfig, levels: int, store: Store | 
     The result lists level 0 too: the dense network of the parent (or, for data-order, the dense
     network continued from the rewind step with the other data order)."""
     store = store if isinstance(store, Store) else Store(store)
+    if options.get("model") is not None:
+        config = module_config(config, options["model"])
     parent = run_imp(config, levels, store, **options)
     branch = branch_config(config, kind, data_seed)
     first = 0 if kind == "data-order" else 1

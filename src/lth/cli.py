@@ -229,6 +229,17 @@ def cmd_stability(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from .export import export_ticket, find_run
+
+    run_dir = find_run(args.store, args.run)
+    suffix = ".safetensors" if args.format == "safetensors" else ".pt"
+    out = args.out or f"ticket_{run_dir.name}_level{args.level}_{args.weights}{suffix}"
+    path = export_ticket(run_dir, args.level, out, args.format, args.weights)
+    print(json.dumps({"path": str(path)}) if args.json else f"wrote {path}")
+    return 0
+
+
 def _add_level_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--levels", type=int, default=5, help="pruning levels after the dense level 0 (default 5)")
     p.add_argument("--target-weights", type=_fraction, metavar="F",
@@ -290,6 +301,19 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_flags(p)
     _add_run_flags(p)
     p.set_defaults(func=cmd_stability)
+    p = sub.add_parser("export", help="write a ticket (mask + weights) for plain PyTorch",
+                       description="Export one level of a stored run: --format torch-prune writes a state_dict in "
+                       "torch.nn.utils.prune's form (weight_orig + weight_mask); --format safetensors writes weights/* "
+                       "and masks/*. Load either with lth.load_ticket(path, model).")
+    p.add_argument("run", help="run directory, or its hash (a unique prefix will do) in --store")
+    p.add_argument("--level", type=int, required=True)
+    p.add_argument("--format", choices=["torch-prune", "safetensors"], default="safetensors")
+    p.add_argument("--weights", choices=["final", "rewind"], default="final",
+                   help="the trained weights, or the rewound weights the ticket trains from")
+    p.add_argument("--out", metavar="FILE", help="output file (default ticket_<run>_level<L>_<weights>.<ext>)")
+    p.add_argument("--store", default=DEFAULT_STORE, metavar="DIR")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_export)
     return parser
 
 

@@ -1,6 +1,8 @@
 """What every experiment needs before training: the data, the iteration counts, a fresh model."""
 from __future__ import annotations
 
+import copy
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,14 +34,35 @@ class Setup:
     iterations_per_epoch: int
     total: int  # iterations in the schedule
     rewind: int  # the rewind step, in iterations
+    module: nn.Module | None = None  # a user's model object instead of a registry name
 
     def new_model(self, seed: int | None = None) -> nn.Module:
-        model = self.config.model
-        return build_model(model.name, model.options, self.config.seed if seed is None else seed).to(self.device)
+        seed = self.config.seed if seed is None else seed
+        if self.module is None:
+            return build_model(self.config.model.name, self.config.model.options, seed).to(self.device)
+        model = copy.deepcopy(self.module)
+        if seed != self.config.seed:  # another initialisation of the same architecture (reinit)
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                for m in model.modules():
+                    if hasattr(m, "reset_parameters"):
+                        m.reset_parameters()
+        return model.to(self.device)
+
+
+def module_config(config: ExperimentConfig, module: nn.Module) -> ExperimentConfig:
+    """Name a user's model object by its class and a fingerprint of its initial weights, so runs on
+    it are content-addressed like runs on registry models."""
+    digest = hashlib.sha256(repr(module).encode())
+    for name, tensor in module.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return config.override({"model.name": f"instance:{type(module).__qualname__}",
+                            "model.options": {"fingerprint": digest.hexdigest()[:16]}})
 
 
 def prepare(config: ExperimentConfig, data_root: str | Path | None = None, cache_dir: str | Path | None = None,
-            device: str | torch.device = "auto", data=None) -> Setup:
+            device: str | torch.device = "auto", data=None, model: nn.Module | None = None) -> Setup:
     data = data if data is not None else load_dataset(config.data.dataset, data_root, cache_dir)
     ipe = max(1, data.num_train // config.train.batch_size)
     total = to_iterations(config.train.iterations, ipe)
@@ -47,4 +70,4 @@ def prepare(config: ExperimentConfig, data_root: str | Path | None = None, cache
     if rewind >= total:
         raise StepError(f"rewind step {config.rewind} ({rewind} iterations) is not before the end of training "
                         f"({config.train.iterations} = {total} iterations)")
-    return Setup(config, data, resolve_device(device), ipe, total, rewind)
+    return Setup(config, data, resolve_device(device), ipe, total, rewind, model)

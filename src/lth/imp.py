@@ -19,7 +19,7 @@ from torch import nn
 
 from .config import ExperimentConfig
 from .errors import ConfigError, StoreError
-from .experiment import Setup, prepare
+from .experiment import Setup, module_config, prepare
 from .masks import Mask, layer_fractions, magnitude_prune
 from .steps import to_iterations
 from .store import Run, Store, atomic_write, load_tensors, save_tensors, write_json, write_jsonl
@@ -119,14 +119,14 @@ Planner = Callable[[Run, Setup, int, nn.Module], LevelPlan]
 
 def run_levels(config: ExperimentConfig, levels: list[int], planner: Planner, store: Store, *, data_root=None,
                device: str = "auto", quiet: bool = False, data=None, checkpoint_every: str = "1ep",
-               setup: Setup | None = None, extra: dict[str, Any] | None = None) -> ImpResult:
+               model: nn.Module | None = None, extra: dict[str, Any] | None = None) -> ImpResult:
     """Train (or read from the store) the given levels of the run of `config`, in order."""
     run = store.run(config).create()
     result = ImpResult(str(run.dir))
     if all(run.level_done(level) for level in levels):
         result.levels = [run.summary(level) for level in levels]
         return result
-    setup = setup or prepare(config, data_root, store.cache_dir, device, data)
+    setup = prepare(config, data_root, store.cache_dir, device, data, model)
     resume_every = to_iterations(checkpoint_every, setup.iterations_per_epoch)
     with run.lock():
         for level in levels:
@@ -143,8 +143,11 @@ def run_imp(config: ExperimentConfig, levels: int, store: Store | str | Path = "
     """Run (or read from the store) levels 0..`levels` of IMP for `config`.
 
     options: data_root, device ("auto"), quiet, data (a dataset object instead of loading by name),
+    model (an nn.Module to prune instead of config.model; its current weights are the initialisation),
     checkpoint_every (a step; the full training state is saved this often so a killed run resumes).
     """
+    if options.get("model") is not None:
+        config = module_config(config, options["model"])
     if levels < 0:
         raise ConfigError(f"--levels must be 0 or more, got {levels}")
     if config.kind != "imp":

@@ -24,7 +24,7 @@ from torch import nn
 from .branches import run_branch
 from .config import ExperimentConfig
 from .errors import ConfigError
-from .experiment import Setup, prepare
+from .experiment import Setup, module_config, prepare
 from .imp import run_imp
 from .masks import Mask
 from .steps import Step
@@ -112,12 +112,14 @@ def measure_stability(config: ExperimentConfig, level: int, store: Store | str |
     if batch_norm not in ("recompute", "interpolate"):
         raise ConfigError(f"batch_norm must be 'recompute' or 'interpolate', got {batch_norm!r}")
     store = store if isinstance(store, Store) else Store(store)
+    if options.get("model") is not None:
+        config = module_config(config, options["model"])
     imp = run_imp(config, level, store, **options)
     copy = run_branch("data-order", config, level, store, **options)
     cache = Path(copy.run_dir) / f"level_{level}" / f"stability_{points}pt_bn-{batch_norm}_{train_examples}.json"
     if cache.exists():
         return read_json(cache)
-    keep = {k: v for k, v in options.items() if k in ("data_root", "device", "data")}
+    keep = {k: v for k, v in options.items() if k in ("data_root", "device", "data", "model")}
     setup = prepare(config, cache_dir=store.cache_dir, **keep)
     ticket_dir, copy_dir = Path(imp.run_dir) / f"level_{level}", Path(copy.run_dir) / f"level_{level}"
     mask = Mask.load(ticket_dir / "mask.safetensors")

@@ -26,6 +26,8 @@ def register(name: str):
 def resolve(name: str) -> Callable[..., nn.Module]:
     if name in MODELS:
         return MODELS[name]
+    if name.startswith("instance:"):
+        raise ConfigError(f"run made with a model object ({name}); pass the same nn.Module as model= in Python")
     if ":" in name:
         module_name, _, attribute = name.partition(":")
         try:
