@@ -358,3 +358,18 @@ def test_imagefolder_errors_name_the_file(tmp_path):
         image.unlink()
     with pytest.raises(DataError, match="n0003 holds no images"):
         tiny_folder(tmp_path)
+
+
+def test_training_loop_runs_on_streamed_and_augmented_data(tmp_path):
+    from lth.config import TrainConfig
+    from lth.train import train
+
+    write_imagefolder(tmp_path / "imagenet")
+    write_cifar10(tmp_path / "cifar", count=4)
+    config = TrainConfig(optimizer="sgd", lr=0.01, batch_size=4, iterations="2ep", eval_every="1ep")
+    for data in (tiny_folder(tmp_path / "imagenet"), load_dataset("cifar10", tmp_path / "cifar")):
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(4), torch.nn.Flatten(), torch.nn.Linear(48, data.num_classes))
+        result = train(model, data, config, augment=True, quiet=True)
+        assert [m["iteration"] for m in result.metrics] == [data.num_train // 4, 2 * (data.num_train // 4)]
+        assert 0.0 <= result.final["test_accuracy"] <= 1.0

@@ -117,9 +117,9 @@ def random_crop_flip(x: torch.Tensor, generator: torch.Generator) -> torch.Tenso
     rows = dy + torch.arange(h, device=device)
     columns = torch.arange(w, device=device).expand(n, w)
     columns = dx + torch.where(flip, columns.flip(1), columns)
-    index_n = torch.arange(n, device=device).view(n, 1, 1, 1)
-    index_c = torch.arange(c, device=device).view(1, c, 1, 1)
-    return padded[index_n, index_c, rows.view(n, 1, h, 1), columns.view(n, 1, 1, w)]
+    # flat index into each padded plane; gather is ~5x faster on CPU than 4-tensor advanced indexing
+    index = (rows.view(n, h, 1) * (w + 2 * PADDING) + columns.view(n, 1, w)).view(n, 1, h * w).expand(n, c, h * w)
+    return padded.view(n, c, -1).gather(2, index).view(n, c, h, w)
 
 
 def load_cifar(name: str, root: Path | None) -> TensorDataset:
