@@ -68,8 +68,9 @@ def _planner(kind: str, parent: Run):
 
 
 def run_branch(kind: str, config: ExperimentConfig, levels: int, store: Store | str | Path = "lth_runs",
-               data_seed: int | None = None, **options) -> ImpResult:
-    """Run the IMP chain of `config` to `levels` (or read it), then the branch `kind` at each level.
+               data_seed: int | None = None, only: list[int] | None = None, **options) -> ImpResult:
+    """Run the IMP chain of `config` to `levels` (or read it), then the branch `kind` at each level
+    (or only at the levels in `only`: each branch level depends on the IMP chain alone).
 
     The result lists level 0 too: the dense network of the parent (or, for data-order, the dense
     network continued from the rewind step with the other data order)."""
@@ -79,8 +80,11 @@ def run_branch(kind: str, config: ExperimentConfig, levels: int, store: Store | 
     parent = run_imp(config, levels, store, **options)
     branch = branch_config(config, kind, data_seed)
     first = 0 if kind == "data-order" else 1
-    result = run_levels(branch, list(range(first, levels + 1)), _planner(kind, store.run(config)), store,
+    wanted = list(range(first, levels + 1)) if only is None else sorted(set(only))
+    if any(not first <= level <= levels for level in wanted):
+        raise ConfigError(f"branch {kind} levels must lie in {first}..{levels}, got {wanted}")
+    result = run_levels(branch, wanted, _planner(kind, store.run(config)), store,
                         extra={"parent": Path(parent.run_dir).name}, **options)
-    if first == 1:
+    if first == 1 and only is None:
         result.levels = [parent.levels[0], *result.levels]
     return result

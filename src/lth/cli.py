@@ -240,6 +240,74 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from .report import write_report
+    from .reproduce import default_plan, reproduce
+
+    config = config_from_args(args)
+    plan = default_plan(config)
+    if args.levels is not None:
+        plan = replace(plan, levels=args.levels, stability_level=min(plan.stability_level, args.levels))
+    if args.rewind_points:
+        plan = replace(plan, rewind_points=tuple(p.strip() for p in args.rewind_points.split(",") if p.strip()))
+    if args.stability_level is not None:
+        plan = replace(plan, stability_level=args.stability_level)
+    seeds = _parse_seeds(args.seeds)
+    if seeds:
+        plan = replace(plan, seeds=tuple(seeds))
+    log = (lambda text: print(text, file=sys.stderr)) if args.json else print
+    log(f"reproducing {config.preset or config.model.name}: levels 0..{plan.levels}, baselines, stability of level "
+        f"{plan.stability_level} at rewind {','.join(plan.rewind_points)}; seeds {','.join(map(str, plan.seeds))}")
+    summary = reproduce(config, plan, args.store, log=log, **_run_options(args))
+    reports = write_report(args.store, args.out)
+    if args.json:
+        print(json.dumps({**summary, "reports": [str(r) for r in reports]}))
+    else:
+        print(f"done in {summary['seconds']:.0f} s; report: {', '.join(str(r / 'report.html') for r in reports)}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report import write_report
+
+    reports = write_report(args.target, args.out)
+    if args.json:
+        print(json.dumps({"reports": [str(r) for r in reports]}))
+    else:
+        for report in reports:
+            print(f"wrote {report}/report.md, report.html, results.csv and figures")
+    return 0
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    from .store import Store
+
+    rows = []
+    for run in Store(args.store).runs():
+        done = run.levels_done()
+        summaries = [run.summary(level) for level in done]
+        rows.append({"run": run.hash, "preset": run.config.preset, "kind": run.config.kind, "rewind": run.config.rewind,
+                     "seed": run.config.seed, "data_seed": run.config.order_seed, "levels_done": len(done),
+                     "best_accuracy": max((s["test_accuracy"] for s in summaries), default=None),
+                     "min_weights": min((s["weights_remaining"] for s in summaries), default=None),
+                     "status": run.status(), "dir": str(run.dir)})
+    if args.json:
+        print(json.dumps(rows))
+        return 0
+    if not rows:
+        print(f"no runs in {args.store}")
+        return 0
+    print(f"{'run':<16}  {'preset':<17} {'kind':<12} {'rewind':>7} {'seed':>4} {'levels':>6} {'best acc':>8} {'% weights':>9}  status")
+    for r in rows:
+        best = f"{100 * r['best_accuracy']:.2f}%" if r["best_accuracy"] is not None else "-"
+        weights = f"{100 * r['min_weights']:.2f}" if r["min_weights"] is not None else "-"
+        print(f"{r['run']:<16}  {r['preset']:<17} {r['kind']:<12} {r['rewind']:>7} {r['seed']:>4} {r['levels_done']:>6} "
+              f"{best:>8} {weights:>9}  {r['status']}")
+    return 0
+
+
 def _add_level_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--levels", type=int, default=5, help="pruning levels after the dense level 0 (default 5)")
     p.add_argument("--target-weights", type=_fraction, metavar="F",
@@ -301,6 +369,33 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_flags(p)
     _add_run_flags(p)
     p.set_defaults(func=cmd_stability)
+    p = sub.add_parser("reproduce", help="the paper's study in one command: IMP, baselines, stability sweep, report",
+                       description="For each seed: IMP with the preset's rewind step, the baselines reset-init, reinit "
+                       "and random-prune at every level, and stability at each rewind point; then `lth report`. "
+                       "Everything already in the store is skipped.")
+    p.add_argument("--levels", type=int, help="pruning levels (default: the preset's study plan)")
+    p.add_argument("--rewind-points", metavar="STEPS", help="rewind points of the stability sweep, e.g. 0it,50it,200it")
+    p.add_argument("--stability-level", type=int, help="the level whose ticket's stability is measured")
+    p.add_argument("--seeds", metavar="S,S,...", help="seeds (default 0)")
+    p.add_argument("--out", metavar="DIR", help="report directory (default <store>/report)")
+    _add_config_flags(p)
+    _add_run_flags(p)
+    p.set_defaults(func=cmd_reproduce)
+
+    p = sub.add_parser("report", help="tables and figures from the store",
+                       description="Write accuracy_vs_weights.png, stability_vs_rewind.png, accuracy_vs_stability.png, "
+                       "interpolation.png, report.md, report.html and results.csv for each study in a store.")
+    p.add_argument("target", nargs="?", default=DEFAULT_STORE, help="a store or one run directory (default ./lth_runs)")
+    p.add_argument("--out", metavar="DIR", help="output directory (default <store>/report)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("ls", help="list the runs in a store", description="List runs: hash, preset, kind, rewind, "
+                       "seed, levels done, best accuracy, status (failed runs show their error).")
+    p.add_argument("--store", default=DEFAULT_STORE, metavar="DIR")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_ls)
+
     p = sub.add_parser("export", help="write a ticket (mask + weights) for plain PyTorch",
                        description="Export one level of a stored run: --format torch-prune writes a state_dict in "
                        "torch.nn.utils.prune's form (weight_orig + weight_mask); --format safetensors writes weights/* "

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from .config import ExperimentConfig
-from .errors import ConfigError, StoreError
+from .errors import ConfigError, StoreError, TrainingDiverged
 from .experiment import Setup, module_config, prepare
 from .masks import Mask, layer_fractions, magnitude_prune
 from .steps import to_iterations
@@ -133,9 +133,14 @@ def run_levels(config: ExperimentConfig, levels: list[int], planner: Planner, st
             if not run.level_done(level):
                 model = setup.new_model()
                 plan = planner(run, setup, level, model)
-                train_level(run, setup, level, model, plan, quiet, resume_every, extra)
+                try:
+                    train_level(run, setup, level, model, plan, quiet, resume_every, extra)
+                except TrainingDiverged as exc:  # keep the last good checkpoint; `lth ls` shows the failure
+                    write_json(run.dir / "failed.json", {"level": level, "error": str(exc)})
+                    raise
                 result.trained += 1
             result.levels.append(run.summary(level))
+    (run.dir / "failed.json").unlink(missing_ok=True)
     return result
 
 

@@ -115,7 +115,7 @@ def measure_stability(config: ExperimentConfig, level: int, store: Store | str |
     if options.get("model") is not None:
         config = module_config(config, options["model"])
     imp = run_imp(config, level, store, **options)
-    copy = run_branch("data-order", config, level, store, **options)
+    copy = run_branch("data-order", config, level, store, only=[level], **options)
     cache = Path(copy.run_dir) / f"level_{level}" / f"stability_{points}pt_bn-{batch_norm}_{train_examples}.json"
     if cache.exists():
         return read_json(cache)
@@ -131,7 +131,7 @@ def measure_stability(config: ExperimentConfig, level: int, store: Store | str |
     pruning, data_order = distances(ticket, dense, mask), distances(ticket, other, mask)
     row = {"level": level, "rewind": config.rewind, "rewind_iteration": setup.rewind, "seed": config.seed,
            "weights_remaining": mask.fraction_remaining(), "test_accuracy": imp.levels[level]["test_accuracy"],
-           "copy_test_accuracy": copy.levels[level]["test_accuracy"],
+           "copy_test_accuracy": copy.levels[0]["test_accuracy"],
            **{f"pruning_{k}": v for k, v in pruning.items()}, **{f"data_order_{k}": v for k, v in data_order.items()},
            "barrier_test": barrier([p["test_error"] for p in curve]),
            "barrier_train": barrier([p["train_error"] for p in curve]),

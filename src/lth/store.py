@@ -122,12 +122,29 @@ class Run:
     def summary(self, level: int) -> dict[str, Any]:
         return read_json(self.level_dir(level) / "summary.json")
 
+    def status(self) -> str:
+        failure = self.dir / "failed.json"
+        if failure.exists():
+            try:
+                return "failed: " + read_json(failure).get("error", "")
+            except StoreError:
+                return "failed"
+        return "locked/running" if self._locked() else "ok"
+
+    def _locked(self) -> bool:
+        lock = self.lock(timeout=0)
+        try:
+            lock.acquire()
+        except Timeout:
+            return True
+        except OSError:
+            return False
+        lock.release()
+        return False
+
     def levels_done(self) -> list[int]:
-        done, level = [], 0
-        while self.level_done(level):
-            done.append(level)
-            level += 1
-        return done
+        """Finished levels (branches other than data-order start at level 1)."""
+        return sorted(int(p.parent.name.removeprefix("level_")) for p in self.dir.glob("level_*/summary.json"))
 
 
 class Store:

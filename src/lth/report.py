@@ -1,0 +1,394 @@
+"""Read the store, write the study's tables and figures: results.csv (long form), report.md,
+report.html (self-contained) and four PNGs (matplotlib, Agg backend)."""
+from __future__ import annotations
+
+import base64
+import csv
+import hashlib
+import html
+import io
+import json
+import statistics
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from .aggregate import mean_std
+from .store import Run, Store, atomic_write, read_json
+
+# One colour per method, the same in every figure.
+COLORS = {"imp": "#1f77b4", "reset-init": "#d62728", "reinit": "#2ca02c", "random-prune": "#9467bd",
+          "dense": "#7f7f7f", "pruning": "#ff7f0e", "data-order": "#1f77b4", "barrier": "#d62728"}
+REWIND_STYLES = ["-", "--", ":", "-."]
+STABILITY_METRICS = ("test_accuracy", "pruning_l2", "pruning_l2_normalized", "pruning_angle", "data_order_l2",
+                     "data_order_l2_normalized", "data_order_angle", "barrier_test", "barrier_train")
+
+
+def study_key(run: Run) -> str:
+    """Runs that differ only in seeds, kind and rewind step belong to one study."""
+    raw = run.config.to_dict()
+    for field in ("seed", "data_seed", "kind", "rewind", "preset", "rewind_optimizer"):
+        raw.pop(field)
+    return hashlib.sha256(json.dumps(raw, sort_keys=True).encode()).hexdigest()[:10]
+
+
+class Study:
+    def __init__(self, runs: list[Run]):
+        self.runs = runs
+        self.preset = next((r.config.preset for r in runs if r.config.preset), "") or runs[0].config.model.name
+        imp = [r for r in runs if r.config.kind == "imp"]
+        # the main rewind step: the preset's if it has runs, else the one with the longest chains
+        self.main_rewind = max({r.config.rewind for r in imp},
+                               key=lambda k: (k == runs[0].config.rewind, max((len(r.levels_done()) for r in imp
+                                                                             if r.config.rewind == k), default=0)),
+                               default=runs[0].config.rewind)
+
+    def levels(self, kind: str, rewind: str | None) -> dict[int, list[dict[str, Any]]]:
+        """level -> the summaries of that level over seeds."""
+        out: dict[int, list[dict[str, Any]]] = defaultdict(list)
+        for run in self.runs:
+            if run.config.kind == kind and (rewind is None or run.config.rewind == rewind):
+                for level in run.levels_done():
+                    out[level].append(run.summary(level))
+        return dict(sorted(out.items()))
+
+    def methods(self) -> dict[str, dict[int, list[dict[str, Any]]]]:
+        methods = {}
+        for rewind in sorted({r.config.rewind for r in self.runs if r.config.kind == "imp"}, key=_iterations_key):
+            methods[f"imp rewind {rewind}"] = self.levels("imp", rewind)
+        for kind in ("reset-init", "reinit", "random-prune"):
+            found = self.levels(kind, self.main_rewind)
+            if found:
+                methods[kind] = found
+        return methods
+
+    def dense(self) -> list[float]:
+        return [row["test_accuracy"] for row in self.levels("imp", self.main_rewind).get(0, [])]
+
+    def stability(self) -> list[dict[str, Any]]:
+        """Stability rows (one per rewind point and level), aggregated over seeds."""
+        grouped: dict[tuple[int, int], list[dict[str, Any]]] = defaultdict(list)
+        for run in self.runs:
+            if run.config.kind == "data-order":
+                for path in run.dir.glob("level_*/stability_*.json"):
+                    row = read_json(path)
+                    grouped[(row["rewind_iteration"], row["level"])].append(row)
+        rows = []
+        for (_, level), found in sorted(grouped.items()):
+            row = {k: found[0][k] for k in ("rewind", "rewind_iteration", "level", "weights_remaining", "batch_norm")}
+            row["seeds"] = len(found)
+            for metric in STABILITY_METRICS:
+                row[metric], row[f"{metric}_std"] = mean_std([r[metric] for r in found])
+            row["curves"] = [r["curve"] for r in found]
+            row["runs"] = [r["run"] for r in found]
+            rows.append(row)
+        return rows
+
+
+def _iterations_key(step: str) -> tuple[int, str]:
+    digits = "".join(ch for ch in step if ch.isdigit())
+    return (1 if step.endswith("ep") else 0, int(digits or 0)) if digits else (0, 0)
+
+
+def find_studies(store_or_run: str | Path) -> list[Study]:
+    path = Path(store_or_run)
+    if (path / "config.json").exists():  # a run directory: its study lives in the parent store
+        store = Store(path.parent)
+        key = study_key(Run(store.root, next(r.config for r in store.runs() if r.dir == path)))
+        runs = [r for r in store.runs() if study_key(r) == key]
+    else:
+        runs = Store(path).runs()
+    groups: dict[str, list[Run]] = defaultdict(list)
+    for run in runs:
+        groups[study_key(run)].append(run)
+    return [Study(group) for _, group in sorted(groups.items())]
+
+
+def write_report(store_or_run: str | Path, out: str | Path | None = None) -> list[Path]:
+    """Write one report per study found; returns the report directories. A store with nothing
+    finished yields a report.md that says what is missing."""
+    path = Path(store_or_run)
+    if not path.exists():
+        from .errors import ConfigError
+
+        raise ConfigError(f"no store or run at {path}; run `lth reproduce` or `lth imp` first")
+    out = Path(out) if out else (path if not (path / "config.json").exists() else path.parent) / "report"
+    studies = [s for s in find_studies(path) if any(r.levels_done() for r in s.runs)]
+    if not studies:
+        out.mkdir(parents=True, exist_ok=True)
+        _write_text(out / "report.md", f"# lth report\n\nNo finished runs in `{path}` yet: run "
+                    f"`lth reproduce --preset mnist1d_mlp --store {path}` (or `lth imp ...`) first.\n")
+        return [out]
+    written = []
+    for study in studies:
+        target = out if len(studies) == 1 else out / f"{study.preset}-{study_key(study.runs[0])}"
+        written.append(_write_study(study, target))
+    return written
+
+
+def _write_text(path: Path, text: str) -> None:
+    with atomic_write(path, "w") as handle:
+        handle.write(text)
+
+
+def _write_study(study: Study, out: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    out.mkdir(parents=True, exist_ok=True)
+    methods, stability = study.methods(), study.stability()
+    figures = {"accuracy_vs_weights.png": _plot_accuracy(study, methods)}
+    if stability:
+        figures["stability_vs_rewind.png"] = _plot_stability(study, stability)
+        figures["accuracy_vs_stability.png"] = _plot_accuracy_vs_stability(study, stability)
+        figures["interpolation.png"] = _plot_interpolation(study, stability)
+    for name, png in figures.items():
+        with atomic_write(out / name) as handle:
+            handle.write(png)
+    _write_csv(study, out / "results.csv")
+    tables = _tables(study, methods, stability)
+    notes = missing_parts(study, methods, stability)
+    _write_text(out / "report.md", _markdown(study, tables, list(figures), notes))
+    _write_text(out / "report.html", _html(study, tables, figures, notes))
+    return out
+
+
+def _accuracy_table(methods) -> tuple[list[str], list[list[str]]]:
+    header = ["method", "level", "% weights", "test accuracy (mean ± std)", "seeds"]
+    rows = []
+    for method, levels in methods.items():
+        for level, found in levels.items():
+            acc, std = mean_std([r["test_accuracy"] for r in found])
+            rows.append([method, str(level), f"{100 * statistics.fmean(r['weights_remaining'] for r in found):.2f}",
+                         f"{100 * acc:.2f} ± {100 * std:.2f}", str(len(found))])
+    return header, rows
+
+
+def _stability_table(stability) -> tuple[list[str], list[list[str]]]:
+    header = ["rewind", "level", "% weights", "ticket acc", "pruning L2 (rel.)", "pruning angle",
+              "data-order L2 (rel.)", "data-order angle", "barrier test", "barrier train", "seeds", "BN"]
+    rows = [[r["rewind"], str(r["level"]), f"{100 * r['weights_remaining']:.2f}",
+             f"{100 * r['test_accuracy']:.2f} ± {100 * r['test_accuracy_std']:.2f}",
+             f"{r['pruning_l2']:.2f} ({r['pruning_l2_normalized']:.3f})", f"{r['pruning_angle']:.1f}°",
+             f"{r['data_order_l2']:.2f} ({r['data_order_l2_normalized']:.3f})", f"{r['data_order_angle']:.1f}°",
+             f"{100 * r['barrier_test']:.2f} ± {100 * r['barrier_test_std']:.2f}",
+             f"{100 * r['barrier_train']:.2f} ± {100 * r['barrier_train_std']:.2f}", str(r["seeds"]), r["batch_norm"]]
+            for r in stability]
+    return header, rows
+
+
+def _runs_table(study: Study) -> tuple[list[str], list[list[str]]]:
+    header = ["run (config hash)", "kind", "rewind", "seed", "data seed", "levels done"]
+    rows = [[r.hash, r.config.kind, r.config.rewind, str(r.config.seed), str(r.config.order_seed),
+             str(len(r.levels_done()))] for r in sorted(study.runs, key=lambda r: (r.config.kind, r.config.rewind, r.config.seed))]
+    return header, rows
+
+
+def _tables(study, methods, stability) -> dict[str, tuple[list[str], list[list[str]]]]:
+    tables = {"Test accuracy by % of weights remaining": _accuracy_table(methods)}
+    if stability:
+        tables["Stability by rewind step"] = _stability_table(stability)
+    tables["Runs behind these numbers"] = _runs_table(study)
+    return tables
+
+
+def _commands(study: Study) -> list[str]:
+    preset = study.preset
+    seeds = ",".join(str(s) for s in sorted({r.config.seed for r in study.runs}))
+    return [f"lth reproduce --preset {preset} --seeds {seeds}", f"lth report <store>",
+            f"lth presets {preset}   # the full config; each run's config.json is in <store>/<hash>/"]
+
+
+def missing_parts(study: Study, methods, stability) -> list[str]:
+    """What a full study has that this store lacks, as advice."""
+    notes = []
+    for kind in ("reset-init", "reinit", "random-prune"):
+        if kind not in methods:
+            notes.append(f"no `{kind}` baseline yet: `lth branch {kind} --preset {study.preset}` (or `lth reproduce`)")
+    if not stability:
+        notes.append(f"no stability measurements yet: `lth stability --preset {study.preset} --rewind-points ...` "
+                     "(or `lth reproduce`)")
+    return notes
+
+
+def _markdown(study: Study, tables, figures: list[str], notes: list[str]) -> str:
+    lines = [f"# lth report: {study.preset}", "", "Reproduce with:", "", "```", *_commands(study), "```", ""]
+    if notes:
+        lines += ["Missing from this store:", "", *[f"- {n}" for n in notes], ""]
+    for name in figures:
+        lines += [f"![{name}]({name})", ""]
+    for title, (header, rows) in tables.items():
+        lines += [f"## {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(row) + " |" for row in rows]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _html(study: Study, tables, figures: dict[str, bytes], notes: list[str]) -> str:
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>lth report: {html.escape(study.preset)}</title>",
+             "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse;"
+             "margin-bottom:2em}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}img{max-width:100%}"
+             "</style></head><body>", f"<h1>lth report: {html.escape(study.preset)}</h1><pre>",
+             html.escape("\n".join(_commands(study))), "</pre>"]
+    if notes:
+        parts.append("<p>Missing from this store:</p><ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>")
+    for name, png in figures.items():
+        parts.append(f"<figure><img alt='{name}' src='data:image/png;base64,{base64.b64encode(png).decode()}'>"
+                     f"<figcaption>{name}</figcaption></figure>")
+    for title, (header, rows) in tables.items():
+        parts.append(f"<h2>{html.escape(title)}</h2><table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>")
+        parts += ["<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows]
+        parts.append("</table>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def _write_csv(study: Study, path: Path) -> None:
+    """Long form: one row per run, level and metric."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["run", "kind", "rewind", "seed", "level", "weights_remaining", "metric", "value"])
+    for run in sorted(study.runs, key=lambda r: (r.config.kind, r.config.rewind, r.config.seed, r.hash)):
+        for level in run.levels_done():
+            summary = run.summary(level)
+            for metric in ("test_accuracy", "test_loss", "train_loss"):
+                writer.writerow([run.hash, run.config.kind, run.config.rewind, run.config.seed, level,
+                                 summary["weights_remaining"], metric, summary[metric]])
+            for stab in sorted(run.level_dir(level).glob("stability_*.json")):
+                row = read_json(stab)
+                for metric in STABILITY_METRICS:
+                    writer.writerow([row["run"], "stability", row["rewind"], row["seed"], level,
+                                     row["weights_remaining"], metric, row[metric]])
+    _write_text(path, buffer.getvalue())
+
+
+def _png(fig) -> bytes:
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buffer, format="png", dpi=130)
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def _plot_accuracy(study: Study, methods) -> bytes:
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    dense = study.dense()
+    if dense:
+        mean, std = mean_std(dense)
+        ax.axhspan(100 * (mean - std), 100 * (mean + std), color=COLORS["dense"], alpha=0.2)
+        ax.axhline(100 * mean, color=COLORS["dense"], lw=1, label=f"dense ({100 * mean:.1f}%)")
+    rewinds = [m for m in methods if m.startswith("imp")]
+    smallest = 100.0
+    for method, levels in methods.items():
+        xs = [100 * statistics.fmean(r["weights_remaining"] for r in rows) for rows in levels.values()]
+        smallest = min(smallest, *xs)
+        stats = [mean_std([100 * r["test_accuracy"] for r in rows]) for rows in levels.values()]
+        low = [m - min(100 * r["test_accuracy"] for r in rows) for (m, _), rows in zip(stats, levels.values())]
+        high = [max(100 * r["test_accuracy"] for r in rows) - m for (m, _), rows in zip(stats, levels.values())]
+        kind = "imp" if method.startswith("imp") else method
+        style = REWIND_STYLES[rewinds.index(method) % len(REWIND_STYLES)] if kind == "imp" else "-"
+        ax.errorbar(xs, [m for m, _ in stats], yerr=[low, high], color=COLORS[kind], ls=style, marker="o", ms=3,
+                    capsize=2, label=method if kind == "imp" else f"{method} (rewind {study.main_rewind})"
+                    if method == "random-prune" else method)
+    _percent_log_axis(ax, smallest)
+    ax.set_xlabel("weights remaining (%, log scale)")
+    ax.set_ylabel("test accuracy (%)")
+    seeds = len(study.dense())
+    ax.set_title(f"{study.preset}: accuracy vs. sparsity (mean, min-max over {seeds} seed{'s' * (seeds != 1)})")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    return _png(fig)
+
+
+def _percent_log_axis(ax, low: float) -> None:
+    """Log x axis from 100% down to `low`, ticked at round percentages."""
+    from matplotlib.ticker import FixedLocator, NullFormatter, NullLocator
+
+    ax.set_xscale("log")
+    ticks = [t for t in (100, 50, 30, 20, 10, 5, 3, 2, 1, 0.5, 0.2, 0.1) if t >= low * 0.9]
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.set_xticklabels([f"{t:g}" for t in ticks])
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlim(110, low * 0.85)
+
+
+def _plot_stability(study: Study, stability) -> bytes:
+    import matplotlib.pyplot as plt
+
+    level = max(r["level"] for r in stability)
+    rows = [r for r in stability if r["level"] == level]
+    xs = list(range(len(rows)))  # rewind points evenly spaced, labelled by their step
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.6))
+    panels = ((axes[0], (("pruning", "pruning_l2_normalized", "stability to pruning"),
+                         ("data-order", "data_order_l2_normalized", "stability to data order")),
+               "relative L2 distance (lower = more stable)", 1.0),
+              (axes[1], (("barrier", "barrier_test", "barrier, test error"),
+                         ("pruning", "barrier_train", "barrier, train error")),
+               "linear interpolation barrier (percentage points)", 100.0))
+    for ax, metrics, ylabel, scale in panels:
+        for color, key, label in metrics:
+            ax.errorbar(xs, [scale * r[key] for r in rows], yerr=[scale * r[f"{key}_std"] for r in rows],
+                        color=COLORS[color], marker="o", capsize=2, label=label)
+        ax.set_xticks(xs, [r["rewind"] for r in rows])
+        ax.set_xlabel("rewind step k")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        twin = ax.twinx()
+        twin.errorbar(xs, [100 * r["test_accuracy"] for r in rows], yerr=[100 * r["test_accuracy_std"] for r in rows],
+                      color="black", ls="--", marker="s", capsize=2, label="ticket test accuracy")
+        twin.set_ylabel("ticket test accuracy (%)")
+        handles, labels = ax.get_legend_handles_labels()
+        more, more_labels = twin.get_legend_handles_labels()
+        ax.legend(handles + more, labels + more_labels, fontsize=8, loc="best")
+    seeds = rows[0]["seeds"]
+    fig.suptitle(f"{study.preset}: stability vs. rewind step (level {level}, {100 * rows[0]['weights_remaining']:.1f}% "
+                 f"weights; mean ± std over {seeds} seed{'s' * (seeds != 1)})")
+    return _png(fig)
+
+
+def _plot_accuracy_vs_stability(study: Study, stability) -> bytes:
+    import matplotlib.pyplot as plt
+
+    xs = [r["data_order_l2_normalized"] for r in stability]
+    ys = [100 * r["test_accuracy"] for r in stability]
+    fig, ax = plt.subplots(figsize=(6.5, 4.8))
+    ax.scatter(xs, ys, color=COLORS["imp"])
+    for r, x, y in zip(stability, xs, ys):
+        ax.annotate(f"k={r['rewind']}, L{r['level']}", (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    corr = _pearson(xs, ys)
+    ax.set_xlabel("instability to data order (relative L2 distance)")
+    ax.set_ylabel("ticket test accuracy (%)")
+    ax.set_title(f"{study.preset}: accuracy vs. stability (Pearson r = {corr:.2f})" if corr == corr
+                 else f"{study.preset}: accuracy vs. stability (r undefined: < 2 distinct points)")
+    ax.grid(alpha=0.3)
+    return _png(fig)
+
+
+def _plot_interpolation(study: Study, stability) -> bytes:
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    cmap = plt.get_cmap("viridis")
+    for i, r in enumerate(stability):
+        curves = r["curves"]
+        alphas = [p["alpha"] for p in curves[0]]
+        errors = [statistics.fmean(c[j]["test_error"] for c in curves) * 100 for j in range(len(alphas))]
+        ax.plot(alphas, errors, marker=".", color=cmap(i / max(1, len(stability) - 1)),
+                label=f"rewind {r['rewind']}, level {r['level']} (barrier {100 * r['barrier_test']:.2f}%)")
+    ax.set_xlabel("interpolation α (0 = copy with other data order, 1 = ticket)")
+    ax.set_ylabel("test error (%)")
+    ax.set_title(f"{study.preset}: error along the linear path between two copies")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _png(fig)
+
+
+def _pearson(xs: list[float], ys: list[float]) -> float:
+    if len(xs) < 2 or len(set(xs)) < 2 or len(set(ys)) < 2:
+        return float("nan")
+    return statistics.correlation(xs, ys)

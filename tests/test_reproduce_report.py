@@ -1,0 +1,90 @@
+import csv
+import json
+import shutil
+import subprocess
+
+import pytest
+from PIL import Image
+
+import lth.imp
+from lth.cli import main
+from lth.report import write_report
+from lth.reproduce import StudyPlan, reproduce
+from lth.store import Store
+from conftest import tiny_config
+
+PLAN = StudyPlan(levels=2, rewind_points=("0it", "10it"), stability_level=2, seeds=(0, 1))
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory, mnist1d):
+    store = tmp_path_factory.mktemp("study")
+    config = tiny_config(preset="tiny")
+    reproduce(config, PLAN, store, log=lambda _: None, quiet=True, data=mnist1d)
+    return config, store, write_report(store, store / "report")
+
+
+def test_reproduce_twice_trains_nothing_the_second_time(study, mnist1d, monkeypatch):
+    config, store, _ = study
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained again")
+
+    monkeypatch.setattr(lth.imp, "train", no_training)
+    reproduce(config, PLAN, store, log=lambda _: None, quiet=True, data=mnist1d)
+
+
+def test_report_writes_every_figure_and_the_csv_equals_the_store(study):
+    config, store, (report,) = study
+    for name in ("accuracy_vs_weights.png", "stability_vs_rewind.png", "accuracy_vs_stability.png", "interpolation.png"):
+        with Image.open(report / name) as image:
+            assert image.format == "PNG" and image.size[0] >= 600 and image.size[1] >= 400
+        assert (report / name).stat().st_size > 20_000
+    rows = list(csv.DictReader(open(report / "results.csv")))
+    runs = {run.hash: run for run in Store(store).runs()}
+    checked = 0
+    for row in rows:
+        if row["kind"] != "stability":
+            summary = runs[row["run"]].summary(int(row["level"]))
+            assert float(row["value"]) == summary[row["metric"]]
+            checked += 1
+    # IMP at 2 rewind points x 2 seeds x 3 levels, 3 baselines x 2 seeds x 2 levels, data-order copies
+    assert checked >= 3 * (2 * 2 * 3 + 3 * 2 * 2)
+    assert {r["kind"] for r in rows} == {"imp", "reset-init", "reinit", "random-prune", "data-order", "stability"}
+    markdown = (report / "report.md").read_text()
+    assert "Stability by rewind step" in markdown and config.hash() in markdown and "Missing" not in markdown
+    html = (report / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 4 and "<table>" in html
+
+
+def test_report_on_empty_and_partial_stores_says_what_is_missing(tmp_path, mnist1d, capsys):
+    assert main(["report", str(tmp_path), "--out", str(tmp_path / "r")]) == 0
+    assert "No finished runs" in (tmp_path / "r" / "report.md").read_text()
+    lth.imp.run_imp(tiny_config(), 1, tmp_path, quiet=True, data=mnist1d)
+    (report,) = write_report(tmp_path, tmp_path / "r2")
+    text = (report / "report.md").read_text()
+    assert "no `reinit` baseline yet" in text and "no stability measurements yet" in text
+    assert (report / "accuracy_vs_weights.png").exists() and not (report / "interpolation.png").exists()
+    assert main(["report", str(tmp_path / "missing")]) == 2
+
+
+def test_ls_lists_runs_with_kind_and_levels(study, capsys):
+    _, store, _ = study
+    assert main(["ls", "--store", str(store), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    kinds = sorted({(r["kind"], r["levels_done"]) for r in rows})
+    assert ("imp", 3) in kinds and ("reinit", 2) in kinds and ("data-order", 1) in kinds
+    assert all(r["status"] == "ok" for r in rows)
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is not installed (CI installs it)")
+def test_report_html_renders_in_headless_chromium(study, tmp_path):
+    _, _, (report,) = study
+    shot = tmp_path / "shot.png"
+    subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                    "--disable-component-update", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
+                    f"--screenshot={shot}", "--window-size=1200,2400", f"file://{report / 'report.html'}"],
+                   check=True, capture_output=True, timeout=120)
+    with Image.open(shot) as image:
+        colours = image.convert("L").resize((120, 240)).getextrema()
+    assert colours[0] < 100 < colours[1]  # not a blank page: the figures and text are drawn
