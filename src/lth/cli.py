@@ -54,8 +54,9 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--store", default=DEFAULT_STORE, metavar="DIR", help=f"where runs are kept (default ./{DEFAULT_STORE})")
     g.add_argument("--data-root", metavar="DIR", help="directory holding the dataset files (not needed for mnist1d)")
     g.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="default: cuda if available")
-    g.add_argument("--checkpoint-every", default="1ep", metavar="STEP",
-                   help="save the full training state this often so a killed run resumes (default 1ep)")
+    g.add_argument("--checkpoint-every", default="auto", metavar="STEP",
+                   help="save the full training state this often so a killed run resumes (default auto: every "
+                   "epoch, at least 500 iterations apart)")
     g.add_argument("--json", action="store_true", help="print one machine-readable JSON object on stdout")
     g.add_argument("--quiet", action="store_true", help="no progress bars")
 

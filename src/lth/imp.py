@@ -114,11 +114,21 @@ def train_level(run: Run, setup: Setup, level: int, model: nn.Module, plan: Leve
     return summary
 
 
+MIN_AUTO_CHECKPOINT_ITERATIONS = 500  # on tiny epochs (MNIST-1D: 40 it) a checkpoint per epoch costs ~10%
+
+
+def resume_interval(checkpoint_every: str, iterations_per_epoch: int) -> int:
+    if checkpoint_every == "auto":
+        epochs = -(-MIN_AUTO_CHECKPOINT_ITERATIONS // iterations_per_epoch)
+        return epochs * iterations_per_epoch
+    return to_iterations(checkpoint_every, iterations_per_epoch)
+
+
 Planner = Callable[[Run, Setup, int, nn.Module], LevelPlan]
 
 
 def run_levels(config: ExperimentConfig, levels: list[int], planner: Planner, store: Store, *, data_root=None,
-               device: str = "auto", quiet: bool = False, data=None, checkpoint_every: str = "1ep",
+               device: str = "auto", quiet: bool = False, data=None, checkpoint_every: str = "auto",
                model: nn.Module | None = None, extra: dict[str, Any] | None = None) -> ImpResult:
     """Train (or read from the store) the given levels of the run of `config`, in order."""
     run = store.run(config).create()
@@ -127,7 +137,7 @@ def run_levels(config: ExperimentConfig, levels: list[int], planner: Planner, st
         result.levels = [run.summary(level) for level in levels]
         return result
     setup = prepare(config, data_root, store.cache_dir, device, data, model)
-    resume_every = to_iterations(checkpoint_every, setup.iterations_per_epoch)
+    resume_every = resume_interval(checkpoint_every, setup.iterations_per_epoch)
     with run.lock():
         for level in levels:
             if not run.level_done(level):
@@ -149,7 +159,8 @@ def run_imp(config: ExperimentConfig, levels: int, store: Store | str | Path = "
 
     options: data_root, device ("auto"), quiet, data (a dataset object instead of loading by name),
     model (an nn.Module to prune instead of config.model; its current weights are the initialisation),
-    checkpoint_every (a step; the full training state is saved this often so a killed run resumes).
+    checkpoint_every (a step, or "auto": every epoch, but at least 500 iterations apart; the full
+    training state is saved this often so a killed run resumes).
     """
     if options.get("model") is not None:
         config = module_config(config, options["model"])
