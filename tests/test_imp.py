@@ -91,6 +91,8 @@ def test_cli_json_output_and_store_layout(tmp_path, capsys):
     (["imp", "--levels", "-1"], "--levels"),
     (["imp", "--rewind", "1500it"], "not before the end of training"),
     (["imp", "--set", "train.bogus=1"], "unknown config key"),
+    (["imp", "--preset", "lenet300_mnist"], "pass --data-root DIR containing train-images-idx3-ubyte"),
+    (["branch", "reinit", "--preset", "conv2_cifar10", "--data-root", "/nonexistent"], "cifar-10-batches-py"),
 ])
 def test_cli_errors_exit_2_with_one_line(args, message, tmp_path, capsys):
     with pytest.raises(SystemExit) if args[1] == "--prune-fraction" else _no_raise():

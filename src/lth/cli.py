@@ -39,6 +39,8 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--seed", type=int, help="initialisation seed (default 0)")
     g.add_argument("--data-seed", type=int, help="data-order seed (default: the init seed)")
     g.add_argument("--rewind", metavar="STEP", help="rewind step, e.g. 0it (reset to init), 500it, 6ep")
+    g.add_argument("--rewind-optimizer", choices=["reset", "rewind"],
+                   help="at the rewind step, start a fresh optimizer (reset, the papers' default) or restore its state")
     g.add_argument("--prune-fraction", type=_fraction, metavar="F", help="fraction of remaining weights pruned per level")
     g.add_argument("--prune-strategy", choices=["layerwise", "global"])
     g.add_argument("--iterations", metavar="STEP", help="training length, e.g. 1500it or 160ep")
@@ -62,7 +64,7 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
 
 
 FLAG_FIELDS = {"model": "model.name", "dataset": "data.dataset", "seed": "seed", "data_seed": "data_seed",
-               "rewind": "rewind", "prune_fraction": "prune.fraction", "prune_strategy": "prune.strategy",
+               "rewind": "rewind", "rewind_optimizer": "rewind_optimizer", "prune_fraction": "prune.fraction", "prune_strategy": "prune.strategy",
                "iterations": "train.iterations", "lr": "train.lr", "batch_size": "train.batch_size",
                "optimizer": "train.optimizer"}
 

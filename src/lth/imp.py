@@ -131,12 +131,13 @@ def run_levels(config: ExperimentConfig, levels: list[int], planner: Planner, st
                device: str = "auto", quiet: bool = False, data=None, checkpoint_every: str = "auto",
                model: nn.Module | None = None, extra: dict[str, Any] | None = None) -> ImpResult:
     """Train (or read from the store) the given levels of the run of `config`, in order."""
-    run = store.run(config).create()
+    run = store.run(config)
     result = ImpResult(str(run.dir))
     if all(run.level_done(level) for level in levels):
         result.levels = [run.summary(level) for level in levels]
         return result
-    setup = prepare(config, data_root, store.cache_dir, device, data, model)
+    setup = prepare(config, data_root, store.cache_dir, device, data, model)  # bad data fails before the store changes
+    run.create()
     resume_every = resume_interval(checkpoint_every, setup.iterations_per_epoch)
     with run.lock():
         for level in levels:
