@@ -1,0 +1,45 @@
+"""SIGKILL a real `lth imp` process mid-training, rerun the same command: the final weights are
+bit-identical to an uninterrupted run."""
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from lth.store import load_tensors
+
+ARGS = ["imp", "--levels", "1", "--quiet", "--iterations", "600it", "--rewind", "20it", "--checkpoint-every", "50it",
+        "--set", "model.options={\"hidden\": 64}", "--set", "train.eval_every=100it", "--json"]
+
+
+def _lth(store: Path, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "lth", *ARGS, "--store", str(store), *extra],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _finals(store: Path) -> list[dict[str, torch.Tensor]]:
+    (run,) = [p for p in store.iterdir() if (p / "config.json").exists()]
+    return [load_tensors(run / f"level_{level}" / "final.safetensors") for level in (0, 1)]
+
+
+def test_a_sigkilled_imp_run_resumes_to_the_same_bits(tmp_path):
+    reference = _lth(tmp_path / "reference")
+    assert reference.wait(timeout=300) == 0, reference.stderr.read()
+
+    store = tmp_path / "killed"
+    process = _lth(store)
+    deadline = time.time() + 120
+    # kill once level 1 has a resume checkpoint: mid-level, after level 0 finished
+    while not list(store.glob("*/level_1/resume.pt")) and time.time() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    assert process.poll() is None, "the run finished before it could be killed; lower the checkpoint cadence"
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not list(store.glob("*/level_1/summary.json"))
+    resumed = _lth(store)
+    assert resumed.wait(timeout=300) == 0, resumed.stderr.read()
+    for expected, got in zip(_finals(tmp_path / "reference"), _finals(store)):
+        assert expected.keys() == got.keys() and all(torch.equal(expected[k], got[k]) for k in expected)
