@@ -43,3 +43,18 @@ def test_a_sigkilled_imp_run_resumes_to_the_same_bits(tmp_path):
     assert resumed.wait(timeout=300) == 0, resumed.stderr.read()
     for expected, got in zip(_finals(tmp_path / "reference"), _finals(store)):
         assert expected.keys() == got.keys() and all(torch.equal(expected[k], got[k]) for k in expected)
+
+
+def test_a_second_process_on_the_same_run_waits_and_trains_nothing(tmp_path):
+    store = tmp_path / "shared"
+    first = _lth(store)
+    deadline = time.time() + 120
+    while not list(store.glob("*/owner.json")) and time.time() < deadline:
+        time.sleep(0.05)
+    impatient = _lth(store, "--no-wait")
+    assert impatient.wait(timeout=120) == 2
+    assert "being trained by another process (pid" in impatient.stderr.read()
+    patient = subprocess.run([sys.executable, "-m", "lth", *[a for a in ARGS if a != "--json"], "--store", str(store)],
+                             capture_output=True, text=True, timeout=300)
+    assert first.wait(timeout=300) == 0
+    assert patient.returncode == 0 and "trained 0 level(s)" in patient.stdout

@@ -19,7 +19,7 @@ from torch import nn
 from .config import ExperimentConfig
 from .errors import ConfigError
 from .experiment import Setup, module_config
-from .imp import ImpResult, LevelPlan, rewind_state, run_imp, run_levels
+from .imp import ImpResult, LevelPlan, load_optimizer_state, rewind_state, run_imp, run_levels
 from .masks import Mask, random_prune
 from .data.loader import derived_seed
 from .store import Run, Store, load_tensors
@@ -60,8 +60,8 @@ def _planner(kind: str, parent: Run):
             generator = torch.Generator().manual_seed(derived_seed(setup.config.seed, level))
             return LevelPlan(random_prune(ticket, generator), state, setup.rewind, optimizer_state)
         if level == 0:  # the dense network continued from step k with another order: keep its optimizer
-            opt = torch.load(parent.level_dir(0) / f"step_{setup.rewind}it_optimizer.pt", map_location=setup.device,
-                             weights_only=True) if setup.rewind > 0 else None
+            opt = load_optimizer_state(parent.level_dir(0) / f"step_{setup.rewind}it_optimizer.pt",
+                                       setup.device) if setup.rewind > 0 else None
             return LevelPlan(ticket, state, setup.rewind, opt)
         return LevelPlan(ticket, state, setup.rewind, optimizer_state)
     return plan

@@ -59,6 +59,8 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--checkpoint-every", default="auto", metavar="STEP",
                    help="save the full training state this often so a killed run resumes (default auto: every "
                    "epoch, at least 500 iterations apart)")
+    g.add_argument("--no-wait", action="store_true", help="if another process is training the same run, exit "
+                   "(code 2) naming it instead of waiting for it and reading its result")
     g.add_argument("--json", action="store_true", help="print one machine-readable JSON object on stdout")
     g.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -130,7 +132,7 @@ def resolve_levels(config: ExperimentConfig, args: argparse.Namespace) -> int:
 
 def _run_options(args: argparse.Namespace) -> dict[str, Any]:
     return {"data_root": args.data_root, "device": args.device, "quiet": args.quiet or args.json,
-            "checkpoint_every": args.checkpoint_every}
+            "checkpoint_every": args.checkpoint_every, "wait": not args.no_wait}
 
 
 def _print_levels(levels: list[dict[str, Any]], title: str) -> None:

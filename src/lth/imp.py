@@ -22,7 +22,7 @@ from .errors import ConfigError, StoreError, TrainingDiverged
 from .experiment import Setup, module_config, prepare
 from .masks import Mask, layer_fractions, magnitude_prune
 from .steps import to_iterations
-from .store import Run, Store, atomic_write, load_tensors, save_tensors, write_json, write_jsonl
+from .store import Run, Store, load_checked, load_tensors, save_checked, save_tensors, write_json, write_jsonl
 from .train import train
 
 
@@ -55,9 +55,13 @@ def rewind_state(run: Run, setup: Setup) -> tuple[dict[str, torch.Tensor], dict 
     weights = load_tensors(run.level_dir(0) / f"step_{k}it.safetensors", setup.device)
     if setup.config.rewind_optimizer == "reset":
         return weights, None
-    path = run.level_dir(0) / f"step_{k}it_optimizer.pt"
+    return weights, load_optimizer_state(run.level_dir(0) / f"step_{k}it_optimizer.pt", setup.device)
+
+
+def load_optimizer_state(path: Path, device: torch.device) -> dict:
+    payload = load_checked(path)
     try:
-        return weights, torch.load(path, map_location=setup.device, weights_only=True)
+        return torch.load(io.BytesIO(payload), map_location=device, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch raises many types for a damaged file
         raise StoreError(f"cannot read optimizer checkpoint {path} ({type(exc).__name__}); delete level_0 to recompute") from None
 
@@ -91,8 +95,7 @@ def train_level(run: Run, setup: Setup, level: int, model: nn.Module, plan: Leve
         save_tensors(directory / f"step_{iteration}it.safetensors", m.state_dict())
         buffer = io.BytesIO()
         torch.save(optimizer.state_dict(), buffer)
-        with atomic_write(directory / f"step_{iteration}it_optimizer.pt") as handle:
-            handle.write(buffer.getvalue())
+        save_checked(directory / f"step_{iteration}it_optimizer.pt", buffer.getvalue())
 
     began = time.perf_counter()
     result = train(model, setup.data, config.train, mask=plan.mask, start=plan.start_iteration,
@@ -129,7 +132,7 @@ Planner = Callable[[Run, Setup, int, nn.Module], LevelPlan]
 
 def run_levels(config: ExperimentConfig, levels: list[int], planner: Planner, store: Store, *, data_root=None,
                device: str = "auto", quiet: bool = False, data=None, checkpoint_every: str = "auto",
-               model: nn.Module | None = None, extra: dict[str, Any] | None = None) -> ImpResult:
+               model: nn.Module | None = None, wait: bool = True, extra: dict[str, Any] | None = None) -> ImpResult:
     """Train (or read from the store) the given levels of the run of `config`, in order."""
     run = store.run(config)
     result = ImpResult(str(run.dir))
@@ -139,7 +142,7 @@ def run_levels(config: ExperimentConfig, levels: list[int], planner: Planner, st
     setup = prepare(config, data_root, store.cache_dir, device, data, model)  # bad data fails before the store changes
     run.create()
     resume_every = resume_interval(checkpoint_every, setup.iterations_per_epoch)
-    with run.lock():
+    with run.training(wait):
         for level in levels:
             if not run.level_done(level):
                 model = setup.new_model()
@@ -160,6 +163,7 @@ def run_imp(config: ExperimentConfig, levels: int, store: Store | str | Path = "
 
     options: data_root, device ("auto"), quiet, data (a dataset object instead of loading by name),
     model (an nn.Module to prune instead of config.model; its current weights are the initialisation),
+    wait (default True: if another process trains this run, wait for it and read its result),
     checkpoint_every (a step, or "auto": every epoch, but at least 500 iterations apart; the full
     training state is saved this often so a killed run resumes).
     """

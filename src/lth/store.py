@@ -14,8 +14,10 @@ the old file or the new one, never half of one.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
+import socket
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator, Mapping
@@ -76,19 +78,53 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
 
 
 def save_tensors(path: str | Path, tensors: Mapping[str, torch.Tensor]) -> None:
-    data = st_save({k: v.detach().cpu().contiguous() for k, v in tensors.items()})
+    """A standard safetensors file whose metadata holds the sha256 of its data section, so a
+    damaged file is detected on load instead of silently read."""
+    tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+    digest = hashlib.sha256(_data_section(st_save(tensors))).hexdigest()  # offsets do not depend on metadata
+    data = st_save(tensors, metadata={"sha256": digest})
     with atomic_write(path) as handle:
         handle.write(data)
 
 
+def _header(data: bytes) -> tuple[dict, int]:
+    length = int.from_bytes(data[:8], "little")
+    return json.loads(data[8:8 + length]), 8 + length
+
+
+def _data_section(data: bytes) -> bytes:
+    return data[_header(data)[1]:]
+
+
 def load_tensors(path: str | Path, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
     try:
-        tensors = st_load(Path(path).read_bytes())
+        data = Path(path).read_bytes()
+        expected = _header(data)[0].get("__metadata__", {}).get("sha256")
+        if expected is not None and hashlib.sha256(_data_section(data)).hexdigest() != expected:
+            raise ValueError("checksum mismatch")
+        tensors = st_load(data)
     except FileNotFoundError:
         raise StoreError(f"missing file {path}; rerun the command that produces it") from None
-    except (SafetensorError, OSError, ValueError) as exc:
+    except (SafetensorError, OSError, ValueError, UnicodeDecodeError) as exc:
         raise StoreError(f"corrupt tensor file {path} ({exc}); delete it to recompute") from None
     return {k: v.to(device) for k, v in tensors.items()}
+
+
+def save_checked(path: str | Path, payload: bytes) -> None:
+    """Write `payload` behind a line holding its sha256 (for torch.save'd training state)."""
+    with atomic_write(path) as handle:
+        handle.write(hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload)
+
+
+def load_checked(path: str | Path) -> bytes:
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise StoreError(f"missing file {path}; rerun the command that produces it") from None
+    digest, _, payload = data.partition(b"\n")
+    if hashlib.sha256(payload).hexdigest().encode() != digest:
+        raise StoreError(f"corrupt checkpoint {path} (checksum mismatch); delete it to recompute")
+    return payload
 
 
 class Run:
@@ -112,6 +148,23 @@ class Run:
         """A lock per run, so two processes never train the same config at once. flock() is
         released by the kernel when its holder dies, so a killed run leaves no stale lock."""
         return FileLock(str(self.dir / ".lock"), timeout=timeout)
+
+    @contextlib.contextmanager
+    def training(self, wait: bool = True) -> Iterator[None]:
+        """Hold the run's lock while training; without `wait`, fail at once naming the holder."""
+        lock = self.lock(timeout=-1 if wait else 0)
+        try:
+            lock.acquire()
+        except Timeout:
+            owner = self.dir / "owner.json"
+            holder = read_json(owner) if owner.exists() else {}
+            raise StoreError(f"run {self.hash} is being trained by another process (pid {holder.get('pid', '?')} on "
+                             f"{holder.get('host', '?')}); rerun without --no-wait to wait for it") from None
+        try:
+            write_json(self.dir / "owner.json", {"pid": os.getpid(), "host": socket.gethostname()})
+            yield
+        finally:
+            lock.release()
 
     def level_dir(self, level: int) -> Path:
         return self.dir / f"level_{level}"

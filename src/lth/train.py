@@ -197,18 +197,22 @@ def _record(model, data, device, iteration, loss_sum, correct, seen, interval_st
 def _save_resume(path, model, optimizer, iteration, loss_sum, correct, seen, interval_start, metrics) -> None:
     import io
 
-    from .store import atomic_write
+    from .store import save_checked
 
     buffer = io.BytesIO()
     torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "iteration": iteration,
                 "loss_sum": loss_sum, "correct": correct, "seen": seen, "interval_start": interval_start,
                 "metrics": metrics}, buffer)
-    with atomic_write(path) as handle:
-        handle.write(buffer.getvalue())
+    save_checked(path, buffer.getvalue())
 
 
 def _load_resume(path, device) -> dict:
+    import io
+
+    from .store import load_checked
+
+    payload = load_checked(path)
     try:
-        return torch.load(path, map_location=device, weights_only=True)
+        return torch.load(io.BytesIO(payload), map_location=device, weights_only=True)
     except Exception as exc:  # torch raises many types for a damaged file
         raise StoreError(f"corrupt resume checkpoint {path} ({type(exc).__name__}); delete it to restart that training") from None

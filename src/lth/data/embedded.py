@@ -44,9 +44,11 @@ def load_mnist1d(cache_dir: Path | None = None) -> TensorDataset:
         if cache is not None:
             from ..store import atomic_write
 
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            with atomic_write(cache) as handle:
-                np.savez(handle, **arrays)
+            try:
+                with atomic_write(cache) as handle:
+                    np.savez(handle, **arrays)
+            except OSError:
+                pass  # the cache only saves time; an unwritable store is reported when the run is created
     as_float = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))  # noqa: E731
     as_label = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.int64))  # noqa: E731
     return TensorDataset("mnist1d", as_float(arrays["x"]), as_label(arrays["y"]),

@@ -1,0 +1,79 @@
+"""Damaged files and bad input give a one-line error (exit 2 from the CLI) and lose nothing."""
+import os
+
+import pytest
+
+from lth import run_imp
+from lth.cli import main
+from lth.errors import StoreError
+from lth.store import load_checked, load_tensors, save_checked, save_tensors
+from conftest import tiny_config
+
+
+def _flip_last_byte(path):
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def test_a_flipped_bit_or_truncation_in_a_tensor_file_is_detected(tmp_path):
+    import torch
+
+    path = tmp_path / "w.safetensors"
+    save_tensors(path, {"a": torch.arange(10.0)})
+    assert torch.equal(load_tensors(path)["a"], torch.arange(10.0))
+    _flip_last_byte(path)
+    with pytest.raises(StoreError, match="checksum mismatch"):
+        load_tensors(path)
+    path.write_bytes(path.read_bytes()[:20])
+    with pytest.raises(StoreError, match="corrupt tensor file"):
+        load_tensors(path)
+
+
+def test_a_damaged_checkpoint_is_detected(tmp_path):
+    path = tmp_path / "resume.pt"
+    save_checked(path, b"payload")
+    assert load_checked(path) == b"payload"
+    _flip_last_byte(path)
+    with pytest.raises(StoreError, match="checksum mismatch"):
+        load_checked(path)
+
+
+def test_a_corrupt_level_stops_the_chain_with_one_line_and_keeps_the_store(tmp_path, mnist1d, capsys):
+    config = tiny_config(**{"model.options": {"hidden": 16}, "train.iterations": "40it"})
+    result = run_imp(config, 1, tmp_path, quiet=True, data=mnist1d)
+    final = tmp_path / config.hash() / "level_1" / "final.safetensors"
+    _flip_last_byte(final)
+    before = sorted(os.listdir(final.parent))
+    code = main(["export", result.run_dir, "--level", "1", "--out", str(tmp_path / "t.safetensors")])
+    err = capsys.readouterr().err
+    assert code == 2 and "corrupt tensor file" in err and len(err.strip().splitlines()) == 1
+    assert sorted(os.listdir(final.parent)) == before and not (tmp_path / "t.safetensors").exists()
+
+
+def test_an_unwritable_store_is_one_line(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    code = main(["imp", "--levels", "0", "--iterations", "20it", "--rewind", "0it", "--store", str(blocker / "store"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and "--store" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_config_file_with_unknown_keys_is_rejected(tmp_path, capsys):
+    config = tiny_config().to_dict()
+    config["train"]["learning_rate"] = 0.1
+    path = tmp_path / "config.json"
+    path.write_text(__import__("json").dumps(config))
+    assert main(["imp", "--config", str(path), "--store", str(tmp_path / "s")]) == 2
+    assert "train.learning_rate" in capsys.readouterr().err and not (tmp_path / "s").exists()
+
+
+def test_a_diverging_run_stops_naming_the_iterations_and_is_marked_failed(tmp_path, capsys):
+    args = ["imp", "--levels", "0", "--iterations", "40it", "--rewind", "0it", "--set", "train.eval_every=20it", "--optimizer", "sgd",
+            "--lr", "1e6", "--store", str(tmp_path), "--quiet"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "became nan" in err.lower() or "became inf" in err.lower()
+    assert "between iterations 0 and 20" in err
+    assert main(["ls", "--store", str(tmp_path)]) == 0
+    assert "failed: the training loss became" in capsys.readouterr().out
