@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -421,6 +422,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if hasattr(args, "device"):
+            from .distributed import init_from_env, is_main
+
+            args.device = init_from_env(args.device)
+            if not is_main():  # one rank speaks for all
+                args.quiet = True
+                sys.stdout = open(os.devnull, "w")
         return args.func(args)
     except LthError as exc:
         print(f"lth: error: {exc}", file=sys.stderr)

@@ -19,6 +19,7 @@ from torch import nn
 
 from .config import ExperimentConfig
 from .errors import ConfigError, StoreError, TrainingDiverged
+from .distributed import barrier, world_size
 from .experiment import Setup, module_config, prepare
 from .masks import Mask, layer_fractions, magnitude_prune
 from .steps import to_iterations
@@ -112,8 +113,9 @@ def train_level(run: Run, setup: Setup, level: int, model: nn.Module, plan: Leve
                "start_iteration": plan.start_iteration, "iterations": setup.total - plan.start_iteration,
                "seconds": round(time.perf_counter() - began, 3), "rewind": config.rewind,
                "rewind_optimizer": config.rewind_optimizer if plan.start_iteration > 0 else "fresh",
-               "seed": config.seed, "data_seed": config.order_seed, **(extra or {})}
+               "seed": config.seed, "data_seed": config.order_seed, "processes": world_size(), **(extra or {})}
     write_json(directory / "summary.json", summary)
+    barrier()  # under torchrun: every rank reads what rank 0 wrote only after this
     return summary
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import os
 import socket
@@ -36,6 +37,11 @@ DEFAULT_STORE = "lth_runs"
 
 @contextlib.contextmanager
 def atomic_write(path: str | Path, mode: str = "wb") -> Iterator[Any]:
+    from .distributed import is_main
+
+    if not is_main():  # under torchrun only rank 0 writes; the others compute the same bytes
+        yield io.BytesIO() if "b" in mode else io.StringIO()
+        return
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -151,7 +157,13 @@ class Run:
 
     @contextlib.contextmanager
     def training(self, wait: bool = True) -> Iterator[None]:
-        """Hold the run's lock while training; without `wait`, fail at once naming the holder."""
+        """Hold the run's lock while training; without `wait`, fail at once naming the holder.
+        Under torchrun rank 0 holds it for all ranks."""
+        from .distributed import is_main
+
+        if not is_main():
+            yield
+            return
         lock = self.lock(timeout=-1 if wait else 0)
         try:
             lock.acquire()

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from . import distributed
 from .config import TrainConfig
 from .errors import StepError, StoreError, TrainingDiverged
 from .masks import Mask
@@ -112,6 +113,7 @@ def train(model: nn.Module, data, config: TrainConfig, *, mask: Mask | None = No
     checkpoints = dict(checkpoints or {})
 
     model.to(device).train()
+    forward = distributed.wrap(model)  # DDP under torchrun; the model itself otherwise
     optimizer = make_optimizer(model, config)
     if optimizer_state is not None:
         optimizer.load_state_dict(optimizer_state)
@@ -156,7 +158,7 @@ def train(model: nn.Module, data, config: TrainConfig, *, mask: Mask | None = No
             for group in optimizer.param_groups:
                 group["lr"] = lr
             current_lr = lr
-        out = model(x)
+        out = forward(x)
         loss = F.cross_entropy(out, y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -185,6 +187,10 @@ def _mask_pairs(model: nn.Module, mask: Mask | None, device: torch.device):
 
 
 def _record(model, data, device, iteration, loss_sum, correct, seen, interval_start) -> dict:
+    if distributed.world_size() > 1:  # metrics over the global batch, as in one process
+        totals = torch.stack([loss_sum.float(), correct.float(), torch.tensor(float(seen), device=device)])
+        distributed.sum_across_ranks(totals)
+        loss_sum, correct, seen = totals[0] / distributed.world_size(), totals[1], int(totals[2])
     train_loss = float(loss_sum) / max(iteration - interval_start, 1)
     if not math.isfinite(train_loss):
         raise TrainingDiverged(f"the training loss became {train_loss} between iterations {interval_start} and "

@@ -11,6 +11,7 @@ from typing import Callable, Iterator
 
 import torch
 
+from ..distributed import local_slice, world_size
 from ..errors import ConfigError
 
 Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
@@ -83,6 +84,9 @@ class DeviceLoader:
         if self.augment is not None:
             generator = torch.Generator(self.device).manual_seed(derived_seed(self.seed, iteration))
             x = self.augment(x, generator)
+        if world_size() > 1:  # this rank's share of the global batch, augmented exactly as in one process
+            share = local_slice(self.batch_size)
+            x, y = x[share], y[share]
         return x, y
 
     def batches(self, start: int, stop: int) -> Iterator[Batch]:

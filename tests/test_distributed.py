@@ -1,0 +1,37 @@
+"""torchrun with 2 CPU processes (gloo) gives the single-process result with the same global
+batch, and only rank 0 writes the store."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+from lth.store import load_tensors
+
+ARGS = ["imp", "--levels", "1", "--quiet", "--json", "--iterations", "120it", "--rewind", "20it", "--optimizer", "sgd",
+        "--lr", "0.05", "--set", "model.options={\"hidden\": 32}", "--set", "train.eval_every=60it",
+        "--set", "train.momentum=0.9"]
+
+
+def _run(command: list[str], store: Path) -> dict:
+    done = subprocess.run([*command, *ARGS, "--store", str(store)], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout)
+
+
+def test_two_process_data_parallel_matches_one_process(tmp_path):
+    single = _run([sys.executable, "-m", "lth"], tmp_path / "single")
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29517", "-m", "lth"]
+    parallel = _run(torchrun, tmp_path / "ddp")
+    assert Path(single["run_dir"]).name == Path(parallel["run_dir"]).name  # the same config, the same run
+    for level in (0, 1):
+        a = load_tensors(Path(single["run_dir"]) / f"level_{level}" / "final.safetensors")
+        b = load_tensors(Path(parallel["run_dir"]) / f"level_{level}" / "final.safetensors")
+        for name in a:
+            torch.testing.assert_close(a[name], b[name], rtol=1e-4, atol=1e-5)
+        assert single["levels"][level]["weights_remaining"] == parallel["levels"][level]["weights_remaining"]
+    assert abs(single["levels"][1]["test_accuracy"] - parallel["levels"][1]["test_accuracy"]) <= 0.003
+    assert [row["processes"] for row in parallel["levels"]] == [2, 2]
+    assert [row["processes"] for row in single["levels"]] == [1, 1]
+    assert not list((tmp_path / "ddp").rglob("*.tmp"))
