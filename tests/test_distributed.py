@@ -1,6 +1,7 @@
 """torchrun with 2 CPU processes (gloo) gives the single-process result with the same global
 batch, and only rank 0 writes the store."""
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +16,8 @@ ARGS = ["imp", "--levels", "1", "--quiet", "--json", "--iterations", "120it", "-
 
 
 def _run(command: list[str], store: Path) -> dict:
-    done = subprocess.run([*command, *ARGS, "--store", str(store)], capture_output=True, text=True, timeout=600)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # two processes on 2 cores: no oversubscription
+    done = subprocess.run([*command, *ARGS, "--store", str(store)], capture_output=True, text=True, timeout=600, env=env)
     assert done.returncode == 0, done.stderr[-2000:]
     return json.loads(done.stdout)
 

@@ -15,9 +15,13 @@ ARGS = ["imp", "--levels", "1", "--quiet", "--iterations", "600it", "--rewind", 
         "--set", "model.options={\"hidden\": 64}", "--set", "train.eval_every=100it", "--json"]
 
 
+# one thread per process: two busy-waiting OpenMP pools on 2 cores slow everything down ~30x
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
 def _lth(store: Path, *extra: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "lth", *ARGS, "--store", str(store), *extra],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
 
 
 def _finals(store: Path) -> list[dict[str, torch.Tensor]]:
@@ -55,6 +59,6 @@ def test_a_second_process_on_the_same_run_waits_and_trains_nothing(tmp_path):
     assert impatient.wait(timeout=120) == 2
     assert "being trained by another process (pid" in impatient.stderr.read()
     patient = subprocess.run([sys.executable, "-m", "lth", *[a for a in ARGS if a != "--json"], "--store", str(store)],
-                             capture_output=True, text=True, timeout=300)
+                             capture_output=True, text=True, timeout=300, env=ENV)
     assert first.wait(timeout=300) == 0
     assert patient.returncode == 0 and "trained 0 level(s)" in patient.stdout
