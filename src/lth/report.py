@@ -18,7 +18,8 @@ from .store import Run, Store, atomic_write, read_json
 
 # One colour per method, the same in every figure.
 COLORS = {"imp": "#1f77b4", "reset-init": "#d62728", "reinit": "#2ca02c", "random-prune": "#9467bd",
-          "dense": "#7f7f7f", "pruning": "#ff7f0e", "data-order": "#1f77b4", "barrier": "#d62728"}
+          "dense": "#7f7f7f", "pruning": "#ff7f0e", "data-order": "#1f77b4", "barrier": "#d62728",
+          "barrier-train": "#8c564b"}
 REWIND_STYLES = ["-", "--", ":", "-."]
 STABILITY_METRICS = ("test_accuracy", "pruning_l2", "pruning_l2_normalized", "pruning_angle", "data_order_l2",
                      "data_order_l2_normalized", "data_order_angle", "barrier_test", "barrier_train")
@@ -328,7 +329,7 @@ def _plot_stability(study: Study, stability) -> bytes:
                          ("data-order", "data_order_l2_normalized", "stability to data order")),
                "relative L2 distance (lower = more stable)", 1.0),
               (axes[1], (("barrier", "barrier_test", "barrier, test error"),
-                         ("pruning", "barrier_train", "barrier, train error")),
+                         ("barrier-train", "barrier_train", "barrier, train error")),
                "linear interpolation barrier (percentage points)", 100.0))
     for ax, metrics, ylabel, scale in panels:
         for color, key, label in metrics:
