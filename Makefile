@@ -20,6 +20,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/loop_overhead.py
+	$(BIN)/python benchmarks/iteration_time.py
 
 clean:
 	rm -rf $(VENV) lth_runs
