@@ -49,15 +49,25 @@ def test_a_sigkilled_imp_run_resumes_to_the_same_bits(tmp_path):
         assert expected.keys() == got.keys() and all(torch.equal(expected[k], got[k]) for k in expected)
 
 
+def test_no_wait_names_the_holder_of_the_run(tmp_path):
+    from lth.cli import build_parser, config_from_args
+    from lth.store import Store
+
+    config = config_from_args(build_parser().parse_args(ARGS))
+    run = Store(tmp_path).run(config).create()
+    with run.training():  # this test process holds the run
+        impatient = _lth(tmp_path, "--no-wait")
+        assert impatient.wait(timeout=120) == 2
+        assert f"being trained by another process (pid {os.getpid()}" in impatient.stderr.read()
+    assert not run.levels_done()
+
+
 def test_a_second_process_on_the_same_run_waits_and_trains_nothing(tmp_path):
     store = tmp_path / "shared"
     first = _lth(store)
     deadline = time.time() + 120
     while not list(store.glob("*/owner.json")) and time.time() < deadline:
         time.sleep(0.05)
-    impatient = _lth(store, "--no-wait")
-    assert impatient.wait(timeout=120) == 2
-    assert "being trained by another process (pid" in impatient.stderr.read()
     patient = subprocess.run([sys.executable, "-m", "lth", *[a for a in ARGS if a != "--json"], "--store", str(store)],
                              capture_output=True, text=True, timeout=300, env=ENV)
     assert first.wait(timeout=300) == 0
