@@ -14,26 +14,8 @@ from torch import nn
 
 from ..errors import ConfigError
 from .registry import register
+from .resnet_cifar import Block
 from .vgg import kaiming_init
-
-
-class Block1d(nn.Module):
-    def __init__(self, in_channels: int, out_channels: int, stride: int, kernel_size: int):
-        super().__init__()
-        pad = kernel_size // 2
-        self.conv1 = nn.Conv1d(in_channels, out_channels, kernel_size, stride=stride, padding=pad, bias=False)
-        self.bn1 = nn.BatchNorm1d(out_channels)
-        self.conv2 = nn.Conv1d(out_channels, out_channels, kernel_size, padding=pad, bias=False)
-        self.bn2 = nn.BatchNorm1d(out_channels)
-        self.shortcut = nn.Sequential()
-        if stride != 1 or in_channels != out_channels:
-            self.shortcut = nn.Sequential(nn.Conv1d(in_channels, out_channels, 1, stride=stride, bias=False),
-                                          nn.BatchNorm1d(out_channels))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = torch.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        return torch.relu(out + self.shortcut(x))
 
 
 class ResNet1d(nn.Module):
@@ -47,7 +29,7 @@ class ResNet1d(nn.Module):
         blocks, channels = [], widths[0]
         for stage, width in enumerate(widths):
             for index in range(blocks_per_stage):
-                blocks.append(Block1d(channels, width, 2 if stage > 0 and index == 0 else 1, kernel_size))
+                blocks.append(Block(channels, width, 2 if stage > 0 and index == 0 else 1, kernel_size, dims=1))
                 channels = width
         self.blocks = nn.Sequential(*blocks)
         self.fc = nn.Linear(channels, num_classes)

@@ -21,16 +21,20 @@ from .vgg import kaiming_init
 
 
 class Block(nn.Module):
-    def __init__(self, in_channels: int, out_channels: int, stride: int = 1):
+    """Basic residual block: two convs with batch norm, a 1x1 conv + BN shortcut when the shape
+    changes. `dims` 2 for images, 1 for sequences (the MNIST-1D ResNet)."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, kernel_size: int = 3, dims: int = 2):
         super().__init__()
-        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(out_channels)
-        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(out_channels)
+        conv, norm = (nn.Conv2d, nn.BatchNorm2d) if dims == 2 else (nn.Conv1d, nn.BatchNorm1d)
+        pad = kernel_size // 2
+        self.conv1 = conv(in_channels, out_channels, kernel_size, stride=stride, padding=pad, bias=False)
+        self.bn1 = norm(out_channels)
+        self.conv2 = conv(out_channels, out_channels, kernel_size, padding=pad, bias=False)
+        self.bn2 = norm(out_channels)
         self.shortcut = nn.Sequential()
         if stride != 1 or in_channels != out_channels:
-            self.shortcut = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False),
-                                          nn.BatchNorm2d(out_channels))
+            self.shortcut = nn.Sequential(conv(in_channels, out_channels, 1, stride=stride, bias=False), norm(out_channels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = torch.relu(self.bn1(self.conv1(x)))
