@@ -37,3 +37,35 @@ def test_two_process_data_parallel_matches_one_process(tmp_path):
     assert [row["processes"] for row in parallel["levels"]] == [2, 2]
     assert [row["processes"] for row in single["levels"]] == [1, 1]
     assert not list((tmp_path / "ddp").rglob("*.tmp"))
+
+
+def test_a_killed_two_process_run_resumes_to_the_single_process_result(tmp_path):
+    import signal
+    import time
+
+    store = tmp_path / "ddp"
+    args = [a if a != "120it" else "400it" for a in ARGS]  # long enough to be caught mid-level
+    single = _run_args([sys.executable, "-m", "lth"], tmp_path / "single400", args)
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29518", "-m", "lth"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen([*torchrun, *args, "--store", str(store), "--checkpoint-every", "40it"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True, env=env)
+    deadline = time.time() + 300
+    while not list(store.glob("*/level_0/resume.pt")) and time.time() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    assert process.poll() is None, "finished before it could be killed"
+    os.killpg(process.pid, signal.SIGKILL)  # torchrun and both ranks, mid level 0
+    process.wait()
+    resumed = _run_args(torchrun, store, [*args, "--checkpoint-every", "40it"])
+    for level in (0, 1):
+        a = load_tensors(Path(single["run_dir"]) / f"level_{level}" / "final.safetensors")
+        b = load_tensors(Path(resumed["run_dir"]) / f"level_{level}" / "final.safetensors")
+        for name in a:
+            torch.testing.assert_close(a[name], b[name], rtol=1e-4, atol=1e-5)
+
+
+def _run_args(command: list[str], store: Path, args: list[str]) -> dict:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([*command, *args, "--store", str(store)], capture_output=True, text=True, timeout=600, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout)

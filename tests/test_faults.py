@@ -77,3 +77,46 @@ def test_a_diverging_run_stops_naming_the_iterations_and_is_marked_failed(tmp_pa
     assert "between iterations 0 and 20" in err
     assert main(["ls", "--store", str(tmp_path)]) == 0
     assert "failed: the training loss became" in capsys.readouterr().out
+
+
+def test_a_full_disk_during_a_checkpoint_keeps_the_previous_one_and_the_run_resumes(tmp_path, mnist1d, monkeypatch):
+    import errno
+
+    import torch
+
+    import lth.store
+
+    config = tiny_config(**{"model.options": {"hidden": 16}, "train.iterations": "200it", "rewind": "0it"})
+    reference = run_imp(config, 0, tmp_path / "reference", quiet=True, data=mnist1d, checkpoint_every="40it")
+    real_fsync, writes = os.fsync, []
+
+    def fsync_then_fill_the_disk(fd):
+        writes.append(fd)
+        if len(writes) == 6:  # config, owner, mask, start, a first checkpoint ... then the disk is full
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_fsync(fd)
+
+    monkeypatch.setattr(lth.store.os, "fsync", fsync_then_fill_the_disk)
+    with pytest.raises(StoreError, match="No space left on device.*previous version of the file is kept"):
+        run_imp(config, 0, tmp_path / "store", quiet=True, data=mnist1d, checkpoint_every="40it")
+    level = tmp_path / "store" / config.hash() / "level_0"
+    assert (level / "resume.pt").exists() and not list(level.glob("*.tmp"))
+    monkeypatch.setattr(lth.store.os, "fsync", real_fsync)
+    resumed = run_imp(config, 0, tmp_path / "store", quiet=True, data=mnist1d, checkpoint_every="40it")
+    a = load_tensors(os.path.join(reference.run_dir, "level_0", "final.safetensors"))
+    b = load_tensors(os.path.join(resumed.run_dir, "level_0", "final.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_leftover_temp_file_from_a_kill_during_a_write_is_harmless(tmp_path, mnist1d):
+    import torch
+
+    config = tiny_config(**{"model.options": {"hidden": 16}, "train.iterations": "40it", "rewind": "0it"})
+    reference = run_imp(config, 1, tmp_path / "reference", quiet=True, data=mnist1d)
+    level = tmp_path / "store" / config.hash() / "level_1"
+    level.mkdir(parents=True)
+    (level / ".final.safetensors.abc123.tmp").write_bytes(b"half a file")  # what a kill mid-write leaves
+    again = run_imp(config, 1, tmp_path / "store", quiet=True, data=mnist1d)
+    a = load_tensors(os.path.join(reference.run_dir, "level_1", "final.safetensors"))
+    b = load_tensors(os.path.join(again.run_dir, "level_1", "final.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)

@@ -43,17 +43,23 @@ def atomic_write(path: str | Path, mode: str = "wb") -> Iterator[Any]:
         yield io.BytesIO() if "b" in mode else io.StringIO()
         return
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise StoreError(f"cannot write {path}: {exc.strerror}; pass a writable --store") from None
     try:
         with os.fdopen(fd, mode) as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temp)
+        if isinstance(exc, OSError):  # e.g. the disk is full: the previous version of the file is intact
+            raise StoreError(f"cannot write {path}: {exc.strerror or exc}; free some space (the previous "
+                             "version of the file is kept) and rerun to resume") from None
         raise
 
 
