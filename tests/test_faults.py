@@ -76,7 +76,7 @@ def test_a_diverging_run_stops_naming_the_iterations_and_is_marked_failed(tmp_pa
     assert "became nan" in err.lower() or "became inf" in err.lower()
     assert "between iterations 0 and 20" in err
     assert main(["ls", "--store", str(tmp_path)]) == 0
-    assert "failed: the training loss became" in capsys.readouterr().out
+    assert "failed: level 0: the training loss became" in capsys.readouterr().out
 
 
 def test_a_full_disk_during_a_checkpoint_keeps_the_previous_one_and_the_run_resumes(tmp_path, mnist1d, monkeypatch):

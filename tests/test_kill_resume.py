@@ -55,7 +55,7 @@ def test_no_wait_names_the_holder_of_the_run(tmp_path):
 
     config = config_from_args(build_parser().parse_args(ARGS))
     run = Store(tmp_path).run(config).create()
-    with run.training():  # this test process holds the run
+    with run.training([0]):  # this test process holds the run
         impatient = _lth(tmp_path, "--no-wait")
         assert impatient.wait(timeout=120) == 2
         assert f"being trained by another process (pid {os.getpid()}" in impatient.stderr.read()
@@ -66,7 +66,7 @@ def test_a_second_process_on_the_same_run_waits_and_trains_nothing(tmp_path):
     store = tmp_path / "shared"
     first = _lth(store)
     deadline = time.time() + 120
-    while not list(store.glob("*/owner.json")) and time.time() < deadline:
+    while not list(store.glob("*/level_0.owner.json")) and time.time() < deadline:
         time.sleep(0.05)
     patient = subprocess.run([sys.executable, "-m", "lth", *[a for a in ARGS if a != "--json"], "--store", str(store)],
                              capture_output=True, text=True, timeout=300, env=ENV)

@@ -76,6 +76,17 @@ def test_random_pruning_keeps_every_layers_count_but_not_its_positions():
     assert not torch.equal(shuffled["fc1.weight"], ticket["fc1.weight"])
 
 
+def test_random_pruning_does_not_depend_on_the_order_of_the_layers():
+    # safetensors returns a file's tensors in an order that varies between processes: a random
+    # mask drawn in dict order differed between a job process and the driver
+    net = Net()
+    ticket = magnitude_prune(Mask.ones(net), _weights(net), layer_fractions(net, PruneConfig(0.5)), "layerwise", 0.5)
+    backwards = Mask({name: ticket[name] for name in reversed(list(ticket))})
+    a = random_prune(ticket, torch.Generator().manual_seed(3))
+    b = random_prune(backwards, torch.Generator().manual_seed(3))
+    assert all(torch.equal(a[name], b[name]) for name in ticket)
+
+
 def test_mask_save_load_and_apply(tmp_path):
     net = Net()
     mask = magnitude_prune(Mask.ones(net), _weights(net), layer_fractions(net, PruneConfig(0.5)), "layerwise", 0.5)

@@ -29,12 +29,6 @@ REINIT_SEED_OFFSET = 1_000  # reinit draws its weights with init seed + this
 DATA_ORDER_SEED_OFFSET = 10_007  # the data-order copy's data seed: the parent's + this
 
 
-def parent_config(config: ExperimentConfig) -> ExperimentConfig:
-    """The IMP run a branch hangs off."""
-    data_seed = config.data_seed - DATA_ORDER_SEED_OFFSET if config.kind == "data-order" else config.data_seed
-    return config.override({"kind": "imp", "data_seed": data_seed})
-
-
 def branch_config(config: ExperimentConfig, kind: str, data_seed: int | None = None) -> ExperimentConfig:
     if kind not in BRANCHES:
         raise ConfigError(f"unknown branch {kind!r}; choose one of {', '.join(BRANCHES)}")

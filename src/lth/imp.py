@@ -144,19 +144,19 @@ def run_levels(config: ExperimentConfig, levels: list[int], planner: Planner, st
     setup = prepare(config, data_root, store.cache_dir, device, data, model)  # bad data fails before the store changes
     run.create()
     resume_every = resume_interval(checkpoint_every, setup.iterations_per_epoch)
-    with run.training(wait):
+    with run.training([level for level in levels if not run.level_done(level)], wait):
         for level in levels:
-            if not run.level_done(level):
+            if not run.level_done(level):  # (another process may have finished it while we waited)
                 model = setup.new_model()
                 plan = planner(run, setup, level, model)
                 try:
                     train_level(run, setup, level, model, plan, quiet, resume_every, extra)
                 except TrainingDiverged as exc:  # keep the last good checkpoint; `lth ls` shows the failure
-                    write_json(run.dir / "failed.json", {"level": level, "error": str(exc)})
+                    run.mark_failed(level, str(exc))
                     raise
+                run.clear_failed(level)
                 result.trained += 1
             result.levels.append(run.summary(level))
-    (run.dir / "failed.json").unlink(missing_ok=True)
     return result
 
 

@@ -194,7 +194,8 @@ def _prune_lowest(masks: dict[str, torch.Tensor], names: list[str], weights: Map
 def random_prune(reference: Mask, generator: torch.Generator) -> Mask:
     """A uniformly random mask with exactly the reference's surviving count in every layer."""
     tensors = {}
-    for name, keep in reference.tensors.items():
+    for name in sorted(reference.tensors):  # a fixed order, whatever order the mask was built in
+        keep = reference.tensors[name]
         order = torch.randperm(keep.numel(), generator=generator)
         flat = torch.zeros(keep.numel(), dtype=torch.bool)
         flat[order[:int(keep.sum())]] = True

@@ -103,6 +103,12 @@ def barrier(errors: list[float]) -> float:
     return max(errors) - (errors[0] + errors[-1]) / 2
 
 
+def measurement_path(copy_run_dir: Path, level: int, points: int = 30, batch_norm: str = "recompute",
+                     train_examples: int = 5000) -> Path:
+    """Where the stability of a level is kept: beside the data-order copy it compares with."""
+    return copy_run_dir / f"level_{level}" / f"stability_{points}pt_bn-{batch_norm}_{train_examples}.json"
+
+
 def measure_stability(config: ExperimentConfig, level: int, store: Store | str | Path = "lth_runs", *,
                       points: int = 30, batch_norm: str = "recompute", train_examples: int = 5000,
                       **options) -> dict[str, Any]:
@@ -116,7 +122,7 @@ def measure_stability(config: ExperimentConfig, level: int, store: Store | str |
         config = module_config(config, options["model"])
     imp = run_imp(config, level, store, **options)
     copy = run_branch("data-order", config, level, store, only=[level], **options)
-    cache = Path(copy.run_dir) / f"level_{level}" / f"stability_{points}pt_bn-{batch_norm}_{train_examples}.json"
+    cache = measurement_path(Path(copy.run_dir), level, points, batch_norm, train_examples)
     if cache.exists():
         return read_json(cache)
     keep = {k: v for k, v in options.items() if k in ("data_root", "device", "data", "model")}

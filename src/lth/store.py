@@ -21,7 +21,7 @@ import os
 import socket
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 import torch
 from filelock import FileLock, Timeout
@@ -119,7 +119,9 @@ def load_tensors(path: str | Path, device: torch.device | str = "cpu") -> dict[s
         raise StoreError(f"missing file {path}; rerun the command that produces it") from None
     except (SafetensorError, OSError, ValueError, UnicodeDecodeError) as exc:
         raise StoreError(f"corrupt tensor file {path} ({exc}); delete it to recompute") from None
-    return {k: v.to(device) for k, v in tensors.items()}
+    # safetensors hands the tensors back in an order that varies between processes; sort it, as
+    # anything that walks the dict (random pruning draws layer by layer) must not depend on it
+    return {k: tensors[k].to(device) for k in sorted(tensors)}
 
 
 def save_checked(path: str | Path, payload: bytes) -> None:
@@ -156,33 +158,57 @@ class Run:
             write_json(self.dir / "config.json", self.config.to_dict())
         return self
 
-    def lock(self, timeout: float = -1) -> FileLock:
-        """A lock per run, so two processes never train the same config at once. flock() is
+    def lock(self, level: int, timeout: float = -1) -> FileLock:
+        """A lock per level, so two processes never train the same level at once while different
+        levels of one run (a baseline at level 2 and at level 3) may train side by side. flock() is
         released by the kernel when its holder dies, so a killed run leaves no stale lock."""
-        return FileLock(str(self.dir / ".lock"), timeout=timeout)
+        return FileLock(str(self.dir / f"level_{level}.lock"), timeout=timeout)
 
     @contextlib.contextmanager
-    def training(self, wait: bool = True) -> Iterator[None]:
-        """Hold the run's lock while training; without `wait`, fail at once naming the holder.
-        Under torchrun rank 0 holds it for all ranks."""
+    def training(self, levels: Iterable[int], wait: bool = True) -> Iterator[None]:
+        """Hold the locks of `levels` while training them; without `wait`, fail at once naming the
+        holder. Locks are taken in ascending order (no deadlock between two callers), and a caller
+        that waited finds the levels done by the holder. Under torchrun rank 0 holds them for all ranks."""
         from .distributed import is_main
 
         if not is_main():
             yield
             return
-        lock = self.lock(timeout=-1 if wait else 0)
-        try:
-            lock.acquire()
-        except Timeout:
-            owner = self.dir / "owner.json"
-            holder = read_json(owner) if owner.exists() else {}
-            raise StoreError(f"run {self.hash} is being trained by another process (pid {holder.get('pid', '?')} on "
-                             f"{holder.get('host', '?')}); rerun without --no-wait to wait for it") from None
-        try:
-            write_json(self.dir / "owner.json", {"pid": os.getpid(), "host": socket.gethostname()})
+        with contextlib.ExitStack() as held:
+            for level in sorted(levels):
+                lock = self.lock(level, timeout=-1 if wait else 0)
+                try:
+                    lock.acquire()
+                except Timeout:
+                    holder = self.owner(level)
+                    raise StoreError(f"run {self.hash} is being trained by another process (pid {holder.get('pid', '?')} "
+                                     f"on {holder.get('host', '?')}); rerun without --no-wait to wait for it") from None
+                held.callback(lock.release)
+                write_json(self.dir / f"level_{level}.owner.json", {"pid": os.getpid(), "host": socket.gethostname()})
             yield
-        finally:
-            lock.release()
+
+    def owner(self, level: int) -> dict[str, Any]:
+        path = self.dir / f"level_{level}.owner.json"
+        try:
+            return read_json(path) if path.exists() else {}
+        except StoreError:
+            return {}
+
+    def mark_failed(self, level: int, error: str, log: str | None = None) -> None:
+        """Record why a level failed (shown by `lth ls`); cleared when the level succeeds."""
+        write_json(self.dir / f"level_{level}.failed.json", {"level": level, "error": error, "log": log})
+
+    def clear_failed(self, level: int) -> None:
+        (self.dir / f"level_{level}.failed.json").unlink(missing_ok=True)
+
+    def failures(self) -> list[dict[str, Any]]:
+        found = []
+        for path in sorted(self.dir.glob("level_*.failed.json")):
+            try:
+                found.append(read_json(path))
+            except StoreError:
+                found.append({"level": path.name.split(".")[0].removeprefix("level_"), "error": "(unreadable)"})
+        return found
 
     def level_dir(self, level: int) -> Path:
         return self.dir / f"level_{level}"
@@ -194,16 +220,17 @@ class Run:
         return read_json(self.level_dir(level) / "summary.json")
 
     def status(self) -> str:
-        failure = self.dir / "failed.json"
-        if failure.exists():
-            try:
-                return "failed: " + read_json(failure).get("error", "")
-            except StoreError:
-                return "failed"
-        return "locked/running" if self._locked() else "ok"
+        failures = self.failures()
+        if failures:
+            first = failures[0]
+            log = f" (log: {first['log']})" if first.get("log") else ""
+            return f"failed: level {first.get('level')}: {first.get('error', '')}{log}"
+        return "locked/running" if any(self.level_locked(int(p.name.split(".")[0].removeprefix("level_")))
+                                       for p in self.dir.glob("level_*.lock")) else "ok"
 
-    def _locked(self) -> bool:
-        lock = self.lock(timeout=0)
+    def level_locked(self, level: int) -> bool:
+        """Whether some process holds this level's lock now (is training it)."""
+        lock = self.lock(level, timeout=0)
         try:
             lock.acquire()
         except Timeout:

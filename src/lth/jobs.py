@@ -1,0 +1,113 @@
+"""A study as a graph of store-sized jobs, for fanning it out with an executor (see executors.py).
+
+A job is one unit of the store: one level of one run (an IMP level, a baseline at one level, the
+data-order copy of a ticket) or the stability measurement of one ticket. Each job names the jobs it
+needs (IMP level L needs level L-1; a baseline or data-order copy at level L needs the IMP chain up
+to L, which holds the mask and the rewind checkpoint; a measurement needs the ticket and its copy)
+and knows from the store alone whether it is done. Running a job calls the same library function
+as `inline` does, so the stored results are the same.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .branches import branch_config, run_branch
+from .config import ExperimentConfig
+from .imp import run_imp
+from .store import Store
+
+
+@dataclass(frozen=True)
+class Job:
+    label: str  # for people: "seed 0 reinit level 3"
+    config: ExperimentConfig  # the IMP config
+    level: int
+    branch: str | None = None  # train this branch of the IMP run (branches.BRANCHES) instead of the run itself
+    needs: tuple[str, ...] = ()  # keys of the jobs that must be done first
+    measure: dict[str, Any] | None = field(default=None, hash=False)  # stability options: measure, not train
+
+    @property
+    def run_config(self) -> ExperimentConfig:
+        """The config of the run this job writes into."""
+        return branch_config(self.config, self.branch) if self.branch else self.config
+
+    @property
+    def key(self) -> str:
+        return f"{self.run_config.hash()}/level_{self.level}{'/stability' if self.measure is not None else ''}"
+
+    def done(self, store: Store) -> bool:
+        if self.measure is None:
+            return store.run(self.run_config).level_done(self.level)
+        from .stability import measurement_path
+
+        copy = store.run(branch_config(self.config, "data-order"))
+        return measurement_path(copy.dir, self.level, **self.measure).exists()
+
+    def running_elsewhere(self, store: Store) -> bool:
+        """Some process (a job of an earlier driver, a user's own command) trains this level now."""
+        return self.measure is None and store.run(self.run_config).level_locked(self.level)
+
+    def execute(self, store: Store, **options) -> None:
+        if self.measure is not None:
+            from .stability import measure_stability
+
+            measure_stability(self.config, self.level, store, **self.measure, **options)
+        elif self.branch is None:
+            run_imp(self.config, self.level, store, **options)
+        else:
+            run_branch(self.branch, self.config, self.level, store, only=[self.level], **options)
+
+
+def _seed_label(config: ExperimentConfig) -> str:
+    return f"seed {config.seed} rewind {config.rewind}"
+
+
+def imp_jobs(config: ExperimentConfig, levels: int) -> list[Job]:
+    """Levels 0..`levels` of the IMP chain of `config`, each needing the one before."""
+    chain: list[Job] = []
+    for level in range(levels + 1):
+        chain.append(Job(f"{_seed_label(config)}: IMP level {level}", config, level,
+                         needs=(chain[-1].key,) if chain else ()))
+    return chain
+
+
+def branch_jobs(kind: str, config: ExperimentConfig, levels: int, only: list[int] | None = None) -> list[Job]:
+    """The IMP chain of `config` to `levels`, then the branch `kind` at each level (or at `only`)."""
+    chain = imp_jobs(config, levels)
+    first = 0 if kind == "data-order" else 1
+    wanted = range(first, levels + 1) if only is None else only
+    return chain + [Job(f"{_seed_label(config)}: {kind} level {level}", config, level, kind, needs=(chain[level].key,))
+                    for level in wanted]
+
+
+def stability_jobs(config: ExperimentConfig, level: int, points: int = 30, batch_norm: str = "recompute",
+                   train_examples: int = 5000) -> list[Job]:
+    """The level-`level` ticket of `config`, its data-order copy, and their measurement."""
+    trainings = branch_jobs("data-order", config, level, only=[level])
+    measure = {"points": points, "batch_norm": batch_norm, "train_examples": train_examples}
+    return trainings + [Job(f"{_seed_label(config)}: stability of level {level}", config, level,
+                            needs=(trainings[level].key, trainings[-1].key), measure=measure)]
+
+
+def study_jobs(config: ExperimentConfig, plan, **measure) -> list[Job]:
+    """Every job of `lth reproduce` (see reproduce.StudyPlan), without duplicates."""
+    from .reproduce import BASELINES
+
+    jobs: list[Job] = []
+    for seed in plan.seeds:
+        seeded = config.override({"seed": seed, "data_seed": None})
+        jobs += imp_jobs(seeded, plan.levels)
+        for kind in BASELINES:
+            jobs += branch_jobs(kind, seeded, plan.levels)
+        for point in plan.rewind_points:
+            jobs += stability_jobs(seeded.override({"rewind": point}), plan.stability_level, **measure)
+    return unique(jobs)
+
+
+def unique(jobs: list[Job]) -> list[Job]:
+    """Drop repeated jobs (two parts of a study share an IMP chain), keeping the first, in order."""
+    first: dict[str, Job] = {}
+    for job in jobs:
+        first.setdefault(job.key, job)
+    return list(first.values())
