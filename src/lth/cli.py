@@ -8,6 +8,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -64,6 +65,60 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
                    "(code 2) naming it instead of waiting for it and reading its result")
     g.add_argument("--json", action="store_true", help="print one machine-readable JSON object on stdout")
     g.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _add_executor_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("executor", "fan the independent trainings out over processes or a SLURM cluster "
+                             "(submitit); all jobs share --store, finished work is never redone")
+    g.add_argument("--executor", choices=["inline", "local", "slurm"], default="inline",
+                   help="inline: one training after another in this process (default); local: --workers parallel "
+                   "processes on this machine; slurm: one SLURM job per training")
+    g.add_argument("--workers", type=int, default=2, help="local: trainings at once (default 2)")
+    g.add_argument("--gpus-per-job", type=int, default=0, metavar="N",
+                   help="GPUs per training; N > 1 runs it data-parallel, one process per GPU (default 0)")
+    g.add_argument("--cpus-per-job", type=int, metavar="N",
+                   help="CPU threads per training (default: local, cores / workers; slurm, the cluster's default)")
+    g.add_argument("--timeout-min", type=int, metavar="MIN", help="a job's time limit; a job that reaches it is "
+                   "requeued and resumes from its last checkpoint (default 4320 local, 240 slurm)")
+    g.add_argument("--slurm-partition", metavar="NAME")
+    g.add_argument("--slurm-array-parallelism", type=int, default=256, metavar="N",
+                   help="most jobs of one submitted array running at once (default 256)")
+    g.add_argument("--slurm-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="any other sbatch option, e.g. --slurm-option account=proj --slurm-option qos=high (repeatable)")
+
+
+def fan_out(args: argparse.Namespace, config: ExperimentConfig, jobs_of: Any) -> None:
+    """With --executor local/slurm, train everything `jobs_of()` lists there first, so that the inline
+    call that follows only reads the store and prints the usual table."""
+    if getattr(args, "executor", "inline") == "inline":
+        return
+    from .data import load_dataset
+    from .executors import ExecutorOptions, run_jobs
+    from .store import Store
+
+    options = ExecutorOptions(args.executor, args.workers, args.gpus_per_job, args.cpus_per_job, args.timeout_min,
+                              args.slurm_partition, args.slurm_array_parallelism, _key_values(args.slurm_option))
+    store = Store(args.store)
+    load_dataset(config.data.dataset, args.data_root, store.cache_dir)  # bad data fails here, once, not in every job
+    jobs = jobs_of()
+    log = lambda text: print(text, file=sys.stderr)  # noqa: E731 - stdout stays for the results
+    log(f"{len(jobs)} job(s) on the {args.executor} executor; logs in {store.root / '_jobs'}")
+    outcome = run_jobs(jobs, store, options, _run_options(args), log=log, quiet=args.quiet or args.json)
+    if outcome.failed or outcome.blocked:
+        first = next(iter(outcome.failed.values()), None)
+        detail = f"; first: {first['label']}: {first['error']} (log: {first['log']})" if first else ""
+        raise LthError(f"{len(outcome.failed)} job(s) failed and {len(outcome.blocked)} could not run{detail}; "
+                       f"`lth ls --store {args.store}` lists the failed runs; rerun the command to retry them")
+
+
+def _key_values(items: list[str]) -> dict[str, str]:
+    pairs = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--slurm-option takes KEY=VALUE, got {item!r}")
+        pairs[key.strip().lstrip("-")] = value
+    return pairs
 
 
 FLAG_FIELDS = {"model": "model.name", "dataset": "data.dataset", "seed": "seed", "data_seed": "data_seed",
@@ -186,8 +241,11 @@ def _report_levels(args: argparse.Namespace, config: ExperimentConfig, results: 
 def cmd_imp(args: argparse.Namespace) -> int:
     from .imp import run_imp
 
+    from .jobs import imp_jobs
+
     config = config_from_args(args)
     levels = 0 if args.command == "train" else resolve_levels(config, args)
+    fan_out(args, config, lambda: [job for c in seed_configs(config, args) for job in imp_jobs(c, levels)])
     results = [run_imp(c, levels, args.store, **_run_options(args)) for c in seed_configs(config, args)]
     _report_levels(args, config, results, "IMP" if levels else "dense")
     return 0
@@ -196,8 +254,12 @@ def cmd_imp(args: argparse.Namespace) -> int:
 def cmd_branch(args: argparse.Namespace) -> int:
     from .branches import run_branch
 
+    from .jobs import branch_jobs, unique
+
     config = config_from_args(args)
     levels = resolve_levels(config, args)
+    fan_out(args, config, lambda: unique([job for c in seed_configs(config, args)
+                                          for job in branch_jobs(args.kind, c, levels)]))
     results = [run_branch(args.kind, c, levels, args.store, **_run_options(args)) for c in seed_configs(config, args)]
     _report_levels(args, config, results, f"branch {args.kind} of")
     return 0
@@ -207,8 +269,16 @@ def cmd_stability(args: argparse.Namespace) -> int:
     from .aggregate import aggregate_rows
     from .stability import find_rewind, stability_sweep
 
+    from .jobs import stability_jobs, unique
+    from .steps import Step
+
     config = config_from_args(args)
     points = [p.strip() for p in (args.rewind_points or config.rewind).split(",") if p.strip()]
+    for point in points:
+        Step.parse(point)
+    fan_out(args, config, lambda: unique([job for c in seed_configs(config, args) for point in points
+                                          for job in stability_jobs(c.override({"rewind": point}), args.level,
+                                                                    args.interpolation_points, args.batch_norm)]))
     per_seed = [stability_sweep(c, args.level, points, args.store, points=args.interpolation_points,
                                 batch_norm=args.batch_norm, **_run_options(args)) for c in seed_configs(config, args)]
     metrics = ["test_accuracy", "pruning_l2", "pruning_l2_normalized", "pruning_angle", "data_order_l2",
@@ -250,7 +320,8 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from .report import write_report
-    from .reproduce import default_plan, reproduce
+    from .jobs import study_jobs
+    from .reproduce import check_plan, default_plan, reproduce
 
     config = config_from_args(args)
     plan = default_plan(config)
@@ -266,7 +337,11 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     log = (lambda text: print(text, file=sys.stderr)) if args.json else print
     log(f"reproducing {config.preset or config.model.name}: levels 0..{plan.levels}, baselines, stability of level "
         f"{plan.stability_level} at rewind {','.join(plan.rewind_points)}; seeds {','.join(map(str, plan.seeds))}")
+    check_plan(plan)
+    began = time.perf_counter()
+    fan_out(args, config, lambda: study_jobs(config, plan))
     summary = reproduce(config, plan, args.store, log=log, **_run_options(args))
+    summary["seconds"] = round(time.perf_counter() - began, 1)
     reports = write_report(args.store, args.out)
     if args.json:
         print(json.dumps({**summary, "reports": [str(r) for r in reports]}))
@@ -345,6 +420,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_level_flags(p)
     _add_config_flags(p)
     _add_run_flags(p)
+    _add_executor_flags(p)
     p.set_defaults(func=cmd_imp)
 
     p = sub.add_parser("branch", help="baselines on an IMP run: reset-init, reinit, random-prune, data-order",
@@ -356,6 +432,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_level_flags(p)
     _add_config_flags(p)
     _add_run_flags(p)
+    _add_executor_flags(p)
     p.set_defaults(func=cmd_branch)
 
     p = sub.add_parser("stability", help="stability to pruning and data order, linear mode connectivity",
@@ -374,6 +451,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", metavar="S,S,...", help="run each seed and report mean ± std")
     _add_config_flags(p)
     _add_run_flags(p)
+    _add_executor_flags(p)
     p.set_defaults(func=cmd_stability)
     p = sub.add_parser("reproduce", help="the paper's study in one command: IMP, baselines, stability sweep, report",
                        description="For each seed: IMP with the preset's rewind step, the baselines reset-init, reinit "
@@ -386,6 +464,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="DIR", help="report directory (default <store>/report)")
     _add_config_flags(p)
     _add_run_flags(p)
+    _add_executor_flags(p)
     p.set_defaults(func=cmd_reproduce)
 
     p = sub.add_parser("report", help="tables and figures from the store",

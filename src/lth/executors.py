@@ -9,6 +9,7 @@ resumes from its last checkpoint in the store, ending bit-identical to an uninte
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +47,10 @@ class ExecutorOptions:
             raise ConfigError(f"--workers must be at least 1, got {self.workers}")
         if self.gpus_per_job < 0 or (self.cpus_per_job is not None and self.cpus_per_job < 1):
             raise ConfigError("--gpus-per-job must be 0 or more and --cpus-per-job at least 1")
+        missing = [tool for tool in ("sbatch", "srun") if self.kind == "slurm" and not shutil.which(tool)]
+        if missing:
+            raise ConfigError(f"--executor slurm needs SLURM's {' and '.join(missing)} on PATH; run the driver on a "
+                              "login node of the cluster, or use --executor local")
 
     @property
     def threads(self) -> int:
@@ -113,9 +118,12 @@ def _error_line(submitted: submitit.Job) -> str:
         error = exc
     if error is None:
         return "the job finished without storing its result"
-    lines = [line.strip() for line in str(error).splitlines() if line.strip() and not line.startswith("---")]
-    trace = [line for line in lines if not line.startswith(("You can check", "Job (task", "File "))]
-    return trace[-1] if trace else type(error).__name__
+    parts = str(error).split("-" * 22)  # submitit frames the remote traceback with dashes
+    lines = [line.strip() for line in (parts[1] if len(parts) > 2 else parts[0]).splitlines() if line.strip()]
+    if not lines:
+        return type(error).__name__
+    kind, sep, message = lines[-1].partition(": ")
+    return message if sep and kind.startswith("lth.errors.") else lines[-1]  # our errors read as the CLI's do
 
 
 class _Progress:
@@ -144,9 +152,7 @@ def run_jobs(jobs: list[Job], store: Store | str | Path, options: ExecutorOption
              executor: submitit.Executor | None = None) -> Outcome:
     """Run `jobs` (in an order where needs come first) until each is done, failed or blocked."""
     store = store if isinstance(store, Store) else Store(store)
-    folder = store.root / "_jobs" / "%j"
-    executor = executor or make_executor(options, folder)
-    run_options = {**run_options, "quiet": True, "wait": True}  # progress bars would only fill the logs
+    executor = executor or make_executor(options, store.root / "_jobs")
     by_key = {job.key: job for job in jobs}
     outcome = Outcome()
     submitted: dict[str, submitit.Job] = {}
@@ -176,7 +182,7 @@ def run_jobs(jobs: list[Job], store: Store | str | Path, options: ExecutorOption
                        | elsewhere]
             ready = [job for job in waiting if all(n in done for n in job.needs)]
             room = options.workers - len(submitted) if options.kind == "local" else len(ready)
-            _submit(executor, ready[:max(0, room)], store, options, run_options, submitted, gpu_slots)
+            submit_ready(executor, ready[:max(0, room)], store, options, run_options, submitted, gpu_slots)
             outcome.submitted += min(len(ready), max(0, room))
             progress.show(len(done), len(submitted) + len(elsewhere), len(waiting) - min(len(ready), max(0, room)),
                           len(outcome.failed) + len(blocked))
@@ -189,10 +195,11 @@ def run_jobs(jobs: list[Job], store: Store | str | Path, options: ExecutorOption
         progress.close()
 
 
-def _submit(executor: submitit.Executor, ready: list[Job], store: Store, options: ExecutorOptions,
+def submit_ready(executor: submitit.Executor, ready: list[Job], store: Store, options: ExecutorOptions,
             run_options: dict[str, Any], submitted: dict[str, submitit.Job], gpu_slots: dict[str, int]) -> None:
     if not ready:
         return
+    run_options = {**run_options, "quiet": True, "wait": True}  # progress bars would only fill the logs
     calls = [StoreJob(job, str(store.root), run_options, options.threads) for job in ready]
     if options.kind == "local":
         for job, call in zip(ready, calls):

@@ -49,14 +49,18 @@ def default_plan(config: ExperimentConfig) -> StudyPlan:
     return StudyPlan(levels=5, rewind_points=points, stability_level=2)
 
 
-def reproduce(config: ExperimentConfig, plan: StudyPlan, store: Store | str | Path = "lth_runs",
-              log: Callable[[str], None] = print, **options) -> dict[str, Any]:
-    """Run the whole study; return where each part is stored."""
-    store = store if isinstance(store, Store) else Store(store)
+def check_plan(plan: StudyPlan) -> None:
     if not 0 <= plan.stability_level <= plan.levels:
         raise ConfigError(f"stability level {plan.stability_level} must lie in 0..{plan.levels}")
     for point in plan.rewind_points:
         Step.parse(point)
+
+
+def reproduce(config: ExperimentConfig, plan: StudyPlan, store: Store | str | Path = "lth_runs",
+              log: Callable[[str], None] = print, **options) -> dict[str, Any]:
+    """Run the whole study; return where each part is stored."""
+    store = store if isinstance(store, Store) else Store(store)
+    check_plan(plan)
     began = time.perf_counter()
     stages = len(plan.seeds) * (1 + len(BASELINES) + len(plan.rewind_points))
     done, summary = 0, {"imp": [], "branches": [], "stability": []}
