@@ -21,6 +21,8 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/loop_overhead.py
 	$(BIN)/python benchmarks/iteration_time.py
+	if $(BIN)/python -c "import sys, torch; sys.exit(not torch.cuda.is_available())"; then \
+		$(BIN)/python benchmarks/gpu_resnet20.py; else echo "no CUDA device: skipping benchmarks/gpu_resnet20.py"; fi
 
 clean:
 	rm -rf $(VENV) lth_runs

@@ -27,6 +27,15 @@ def test_hash_is_stable_and_ignores_the_preset_label():
     assert a.hash() != a.override({"seed": 1}).hash()
 
 
+def test_a_field_added_later_keeps_old_stores_addresses_until_it_is_set():
+    a = tiny_config()
+    written_before = a.to_dict()
+    del written_before["train"]["precision"]  # a config.json from before train.precision existed
+    assert ExperimentConfig.from_dict(written_before).hash() == a.hash()
+    assert "precision" not in a.canonical_json()
+    assert a.override({"train.precision": "bf16"}).hash() != a.hash()
+
+
 def test_overrides_coerce_strings_to_the_field_type():
     c = tiny_config().override({"train.lr": "0.25", "train.batch_size": "7", "data.augment": "true",
                                 "train.lr_drops": "100it,200it", "data_seed": "4"})
@@ -38,6 +47,7 @@ def test_overrides_coerce_strings_to_the_field_type():
     ({"train.nope": "1"}, "unknown config key"),
     ({"prune.fraction": "1.0"}, r"in \(0, 1\)"),
     ({"train.optimizer": "rmsprop"}, "unknown optimizer"),
+    ({"train.precision": "fp8"}, "unknown precision"),
     ({"rewind": "12"}, "bad step"),
     ({"train.batch_size": "x"}, "bad value"),
 ])

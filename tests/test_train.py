@@ -52,8 +52,9 @@ def test_the_checkpoint_at_k_holds_the_weights_after_k_steps(mnist1d):
     assert all(torch.equal(saved[k], v) for k, v in model_k.state_dict().items())
 
 
-def test_a_killed_training_resumes_to_the_same_bits(mnist1d, tmp_path):
-    config = tiny_config(**{"train.optimizer": "adam", "train.lr": "0.01"})
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])  # fp16: the gradient scaler's state is resumed too
+def test_a_killed_training_resumes_to_the_same_bits(mnist1d, tmp_path, precision):
+    config = tiny_config(**{"train.optimizer": "adam", "train.lr": "0.01", "train.precision": precision})
     model, mask = _ticket(config)
     reference = build_model(config.model.name, config.model.options, 0)
     expected = train(reference, mnist1d, config.train, mask=mask, quiet=True)
@@ -87,3 +88,30 @@ def test_evaluations_follow_the_cadence_and_the_end(mnist1d):
     result = train(model, mnist1d, config.train, start=10, quiet=True)
     assert [m["iteration"] for m in result.metrics] == [20, 40, 50]
     assert all(0.0 <= m["test_accuracy"] <= 1.0 for m in result.metrics)
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_mixed_precision_trains_masked_and_close_to_fp32(mnist1d, precision):
+    results = {}
+    for p in ("fp32", precision):
+        config = tiny_config(**{"train.precision": p, "train.iterations": "200it"})
+        model, mask = _ticket(config)
+        results[p] = (train(model, mnist1d, config.train, mask=mask, quiet=True).final, model.state_dict())
+        params = dict(model.named_parameters())
+        assert all((params[name][~mask[name]] == 0).all() for name in mask)
+        assert all(v.dtype == torch.float32 for v in model.state_dict().values())  # weights stay fp32
+    (full, full_state), (mixed, mixed_state) = results["fp32"], results[precision]
+    assert not all(torch.equal(full_state[k], mixed_state[k]) for k in full_state)  # autocast was on
+    assert abs(full["test_accuracy"] - mixed["test_accuracy"]) < 0.05
+    assert abs(full["train_loss"] - mixed["train_loss"]) < 0.1 * full["train_loss"]
+
+
+@pytest.mark.slow
+def test_compiled_training_matches_eager_to_float_tolerance(mnist1d):
+    config = tiny_config()
+    states = []
+    for compile in (False, True):
+        model, mask = _ticket(config)
+        train(model, mnist1d, config.train, mask=mask, quiet=True, compile=compile)
+        states.append(model.state_dict())
+    assert all(torch.allclose(states[0][k], states[1][k], atol=1e-5) for k in states[0])

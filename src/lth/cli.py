@@ -49,6 +49,8 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--lr", type=float, help="base learning rate")
     g.add_argument("--batch-size", type=int)
     g.add_argument("--optimizer", choices=["sgd", "adam"])
+    g.add_argument("--precision", choices=["fp32", "bf16", "fp16"],
+                   help="fp32 (default), or mixed precision: bf16/fp16 autocast of the forward pass (GPUs)")
     g.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any config field, e.g. --set train.warmup=1000it (repeatable)")
 
@@ -63,6 +65,8 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
                    "epoch, at least 500 iterations apart)")
     g.add_argument("--no-wait", action="store_true", help="if another process is training the same run, exit "
                    "(code 2) naming it instead of waiting for it and reading its result")
+    g.add_argument("--compile", action="store_true", help="train through torch.compile (faster on GPUs after a "
+                   "compilation of a minute or so; last-bit float differences)")
     g.add_argument("--json", action="store_true", help="print one machine-readable JSON object on stdout")
     g.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -124,7 +128,7 @@ def _key_values(items: list[str]) -> dict[str, str]:
 FLAG_FIELDS = {"model": "model.name", "dataset": "data.dataset", "seed": "seed", "data_seed": "data_seed",
                "rewind": "rewind", "rewind_optimizer": "rewind_optimizer", "prune_fraction": "prune.fraction", "prune_strategy": "prune.strategy",
                "iterations": "train.iterations", "lr": "train.lr", "batch_size": "train.batch_size",
-               "optimizer": "train.optimizer"}
+               "optimizer": "train.optimizer", "precision": "train.precision"}
 
 
 def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
@@ -188,7 +192,7 @@ def resolve_levels(config: ExperimentConfig, args: argparse.Namespace) -> int:
 
 def _run_options(args: argparse.Namespace) -> dict[str, Any]:
     return {"data_root": args.data_root, "device": args.device, "quiet": args.quiet or args.json,
-            "checkpoint_every": args.checkpoint_every, "wait": not args.no_wait}
+            "checkpoint_every": args.checkpoint_every, "wait": not args.no_wait, "compile": args.compile}
 
 
 def _print_levels(levels: list[dict[str, Any]], title: str) -> None:

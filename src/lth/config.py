@@ -40,6 +40,7 @@ class TrainConfig:
     lr_drops: tuple[str, ...] = ()  # steps at which lr is multiplied by lr_gamma
     lr_gamma: float = 0.1
     eval_every: str = "100it"
+    precision: str = "fp32"  # "fp32", or "bf16"/"fp16" autocast (mixed precision; GPUs)
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,9 @@ class ExperimentConfig:
     def canonical_json(self) -> str:
         hashed = self.to_dict()
         hashed.pop("preset")
+        for (section, name), default in ADDED_LATER.items():  # hashed only when set: old stores keep their addresses
+            if hashed[section][name] == default:
+                del hashed[section][name]
         return json.dumps(hashed, sort_keys=True, separators=(",", ":"))
 
     def hash(self) -> str:
@@ -103,12 +107,17 @@ class ExperimentConfig:
         return ExperimentConfig.from_dict(raw)
 
 
+ADDED_LATER = {("train", "precision"): "fp32"}  # fields added after 0.1.0, with their defaults
+
+
 def config_hash(config: ExperimentConfig) -> str:
     return hashlib.sha256(config.canonical_json().encode()).hexdigest()[:16]
 
 
 def validate(config: ExperimentConfig) -> None:
     t, p = config.train, config.prune
+    if t.precision not in ("fp32", "bf16", "fp16"):
+        raise ConfigError(f"unknown precision {t.precision!r}: use fp32, bf16 or fp16")
     if t.optimizer not in ("sgd", "adam"):
         raise ConfigError(f"unknown optimizer {t.optimizer!r}: use 'sgd' or 'adam'")
     if not t.lr > 0:

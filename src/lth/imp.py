@@ -84,7 +84,7 @@ def imp_plan(run: Run, setup: Setup, level: int, model: nn.Module) -> LevelPlan:
 
 
 def train_level(run: Run, setup: Setup, level: int, model: nn.Module, plan: LevelPlan, quiet: bool,
-                resume_every: int = 0, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+                resume_every: int = 0, extra: dict[str, Any] | None = None, compile: bool = False) -> dict[str, Any]:
     """Train one level as planned and write mask, start, final, metrics and (last) summary."""
     config, directory = setup.config, run.level_dir(level)
     model.load_state_dict(plan.state)
@@ -103,7 +103,7 @@ def train_level(run: Run, setup: Setup, level: int, model: nn.Module, plan: Leve
                    data_seed=config.order_seed, augment=config.data.augment, device=setup.device,
                    checkpoints={k: save_checkpoint for k in plan.checkpoint_steps},
                    optimizer_state=plan.optimizer_state, resume_path=directory / "resume.pt",
-                   resume_every=resume_every, quiet=quiet,
+                   resume_every=resume_every, quiet=quiet, compile=compile,
                    description=f"{config.kind} level {level} ({100 * plan.mask.fraction_remaining():.1f}% left)")
     save_tensors(directory / "final.safetensors", model.state_dict())
     write_jsonl(directory / "metrics.jsonl", result.metrics)
@@ -134,7 +134,8 @@ Planner = Callable[[Run, Setup, int, nn.Module], LevelPlan]
 
 def run_levels(config: ExperimentConfig, levels: list[int], planner: Planner, store: Store, *, data_root=None,
                device: str = "auto", quiet: bool = False, data=None, checkpoint_every: str = "auto",
-               model: nn.Module | None = None, wait: bool = True, extra: dict[str, Any] | None = None) -> ImpResult:
+               model: nn.Module | None = None, wait: bool = True, extra: dict[str, Any] | None = None,
+               compile: bool = False) -> ImpResult:
     """Train (or read from the store) the given levels of the run of `config`, in order."""
     run = store.run(config)
     result = ImpResult(str(run.dir))
@@ -150,7 +151,7 @@ def run_levels(config: ExperimentConfig, levels: list[int], planner: Planner, st
                 model = setup.new_model()
                 plan = planner(run, setup, level, model)
                 try:
-                    train_level(run, setup, level, model, plan, quiet, resume_every, extra)
+                    train_level(run, setup, level, model, plan, quiet, resume_every, extra, compile)
                 except TrainingDiverged as exc:  # keep the last good checkpoint; `lth ls` shows the failure
                     run.mark_failed(level, str(exc))
                     raise
@@ -167,7 +168,7 @@ def run_imp(config: ExperimentConfig, levels: int, store: Store | str | Path = "
     model (an nn.Module to prune instead of config.model; its current weights are the initialisation),
     wait (default True: if another process trains this run, wait for it and read its result),
     checkpoint_every (a step, or "auto": every epoch, but at least 500 iterations apart; the full
-    training state is saved this often so a killed run resumes).
+    training state is saved this often so a killed run resumes), compile (torch.compile the model).
     """
     if options.get("model") is not None:
         config = module_config(config, options["model"])

@@ -10,6 +10,7 @@ reads them.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,6 +61,20 @@ def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimiz
     return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay, fused=True)
 
 
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def autocast(device: torch.device, precision: str):
+    """Mixed precision for the forward pass and loss (weights and optimizer stay in fp32)."""
+    dtype = PRECISIONS[precision]
+    return contextlib.nullcontext() if dtype is None else torch.autocast(device.type, dtype=dtype)
+
+
+def _channels_last(model: nn.Module, device: torch.device) -> bool:
+    """On a GPU, convolutions run faster on NHWC tensors (cuDNN); elsewhere keep the default."""
+    return device.type == "cuda" and any(isinstance(m, nn.Conv2d) for m in model.modules())
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> tuple[float, float]:
     """(mean loss, accuracy) over the batches, with the model in eval mode."""
@@ -91,11 +106,15 @@ def train(model: nn.Module, data, config: TrainConfig, *, mask: Mask | None = No
           stop: str | int | None = None, data_seed: int = 0, augment: bool = False,
           device: torch.device | str = "cpu", checkpoints: Mapping[int, Checkpoint] | None = None,
           optimizer_state: dict | None = None, resume_path: str | Path | None = None, resume_every: int = 0,
-          quiet: bool = False, description: str = "train") -> TrainResult:
+          quiet: bool = False, description: str = "train", compile: bool = False) -> TrainResult:
     """Train `model` in place from iteration `start` to `stop` (default: the end of the schedule).
 
     data: a dataset with `train_loader()` and `test_batches()` (see `lth.data`).
     mask: pruned weights are zeroed before the first step and after every optimizer step.
+    compile: run the forward and backward passes through `torch.compile` (same weights and
+        checkpoints; float results may differ in the last bits).
+    config.precision: "bf16"/"fp16" autocast the forward pass and loss (fp16 with a gradient scaler);
+        weights, optimizer and evaluation stay fp32.
     checkpoints: {iteration: callback(iteration, model, optimizer)} called when the weights are those
         after `iteration` steps (the rewind checkpoint among them).
     optimizer_state: start from this optimizer state (rewinding the optimizer) instead of a fresh one.
@@ -113,8 +132,15 @@ def train(model: nn.Module, data, config: TrainConfig, *, mask: Mask | None = No
     checkpoints = dict(checkpoints or {})
 
     model.to(device).train()
+    channels_last = _channels_last(model, device)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
     forward = distributed.wrap(model)  # DDP under torchrun; the model itself otherwise
+    if compile:
+        forward = torch.compile(forward)
     optimizer = make_optimizer(model, config)
+    # fp16 needs loss scaling; for fp32/bf16 the disabled scaler passes calls straight through
+    scaler = torch.amp.GradScaler(device.type, enabled=config.precision == "fp16")
     if optimizer_state is not None:
         optimizer.load_state_dict(optimizer_state)
     pairs = _mask_pairs(model, mask, device)
@@ -130,6 +156,8 @@ def train(model: nn.Module, data, config: TrainConfig, *, mask: Mask | None = No
         state = _load_resume(resume_path, device)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
+        if "scaler" in state:
+            scaler.load_state_dict(state["scaler"])
         loss_sum, correct = state["loss_sum"], state["correct"]
         seen, interval_start, iteration = state["seen"], state["interval_start"], state["iteration"]
         result.metrics = state["metrics"]
@@ -150,7 +178,8 @@ def train(model: nn.Module, data, config: TrainConfig, *, mask: Mask | None = No
         if iteration >= stop:
             break
         if resume_path is not None and resume_every and iteration > start and iteration % resume_every == 0:
-            _save_resume(resume_path, model, optimizer, iteration, loss_sum, correct, seen, interval_start, result.metrics)
+            _save_resume(resume_path, model, optimizer, scaler, iteration, loss_sum, correct, seen, interval_start,
+                         result.metrics)
 
         x, y = loader.batch(iteration)
         lr = schedule.lr_at(iteration)
@@ -158,11 +187,15 @@ def train(model: nn.Module, data, config: TrainConfig, *, mask: Mask | None = No
             for group in optimizer.param_groups:
                 group["lr"] = lr
             current_lr = lr
-        out = forward(x)
-        loss = F.cross_entropy(out, y)
+        if channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with autocast(device, config.precision):
+            out = forward(x)
+            loss = F.cross_entropy(out, y)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
         if pairs:
             with torch.no_grad():
                 torch._foreach_mul_(pairs[0], pairs[1])
@@ -200,15 +233,18 @@ def _record(model, data, device, iteration, loss_sum, correct, seen, interval_st
             "test_loss": test_loss, "test_accuracy": test_accuracy}
 
 
-def _save_resume(path, model, optimizer, iteration, loss_sum, correct, seen, interval_start, metrics) -> None:
+def _save_resume(path, model, optimizer, scaler, iteration, loss_sum, correct, seen, interval_start, metrics) -> None:
     import io
 
     from .store import save_checked
 
     buffer = io.BytesIO()
-    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "iteration": iteration,
-                "loss_sum": loss_sum, "correct": correct, "seen": seen, "interval_start": interval_start,
-                "metrics": metrics}, buffer)
+    state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "iteration": iteration,
+             "loss_sum": loss_sum, "correct": correct, "seen": seen, "interval_start": interval_start,
+             "metrics": metrics}
+    if scaler.is_enabled():
+        state["scaler"] = scaler.state_dict()
+    torch.save(state, buffer)
     save_checked(path, buffer.getvalue())
 
 
