@@ -19,7 +19,7 @@ from torch import nn
 from .config import ExperimentConfig
 from .errors import ConfigError
 from .experiment import Setup, module_config
-from .imp import ImpResult, LevelPlan, load_optimizer_state, rewind_state, run_imp, run_levels
+from .imp import Chain, ImpResult, LevelPlan, load_optimizer_state, rewind_state, run_chains, run_imp_many
 from .masks import Mask, random_prune
 from .data.loader import derived_seed
 from .store import Run, Store, load_tensors
@@ -68,17 +68,25 @@ def run_branch(kind: str, config: ExperimentConfig, levels: int, store: Store | 
 
     The result lists level 0 too: the dense network of the parent (or, for data-order, the dense
     network continued from the rewind step with the other data order)."""
+    return run_branch_many(kind, [config], levels, store, data_seed, only, **options)[0]
+
+
+def run_branch_many(kind: str, configs: list[ExperimentConfig], levels: int, store: Store | str | Path = "lth_runs",
+                    data_seed: int | None = None, only: list[int] | None = None, **options) -> list[ImpResult]:
+    """run_branch for several configs (e.g. seeds); small models train stacked as replicas."""
     store = store if isinstance(store, Store) else Store(store)
     if options.get("model") is not None:
-        config = module_config(config, options["model"])
-    parent = run_imp(config, levels, store, **options)
-    branch = branch_config(config, kind, data_seed)
+        configs = [module_config(c, options["model"]) for c in configs]
+    parents = run_imp_many(configs, levels, store, **options)
+    branches = [branch_config(c, kind, data_seed) for c in configs]
     first = 0 if kind == "data-order" else 1
     wanted = list(range(first, levels + 1)) if only is None else sorted(set(only))
     if any(not first <= level <= levels for level in wanted):
         raise ConfigError(f"branch {kind} levels must lie in {first}..{levels}, got {wanted}")
-    result = run_levels(branch, wanted, _planner(kind, store.run(config)), store,
-                        extra={"parent": Path(parent.run_dir).name}, **options)
+    chains = [Chain(b, _planner(kind, store.run(c)), {"parent": Path(p.run_dir).name})
+              for b, c, p in zip(branches, configs, parents)]
+    results = run_chains(chains, wanted, store, **options)
     if first == 1 and only is None:
-        result.levels = [parent.levels[0], *result.levels]
-    return result
+        for result, parent in zip(results, parents):
+            result.levels = [parent.levels[0], *result.levels]
+    return results

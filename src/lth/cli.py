@@ -32,6 +32,18 @@ def _fraction(text: str) -> float:
     return value
 
 
+def _replicas(text: str) -> str | int:
+    if text in ("auto", "off"):
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be auto, off or a number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def _add_config_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("experiment")
     g.add_argument("--preset", help="named preset with the papers' hyperparameters (see `lth presets`)")
@@ -67,6 +79,9 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
                    "(code 2) naming it instead of waiting for it and reading its result")
     g.add_argument("--compile", action="store_true", help="train through torch.compile (faster on GPUs after a "
                    "compilation of a minute or so; last-bit float differences)")
+    g.add_argument("--replicas", default="auto", type=_replicas, metavar="auto|off|K",
+                   help="train several runs of a small all-linear model (seeds, baselines, stability copies) as K "
+                   "stacked replicas of one computation (default auto: up to 8; off: one by one)")
     g.add_argument("--json", action="store_true", help="print one machine-readable JSON object on stdout")
     g.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -192,7 +207,8 @@ def resolve_levels(config: ExperimentConfig, args: argparse.Namespace) -> int:
 
 def _run_options(args: argparse.Namespace) -> dict[str, Any]:
     return {"data_root": args.data_root, "device": args.device, "quiet": args.quiet or args.json,
-            "checkpoint_every": args.checkpoint_every, "wait": not args.no_wait, "compile": args.compile}
+            "checkpoint_every": args.checkpoint_every, "wait": not args.no_wait, "compile": args.compile,
+            "replicas": args.replicas}
 
 
 def _print_levels(levels: list[dict[str, Any]], title: str) -> None:
@@ -243,35 +259,33 @@ def _report_levels(args: argparse.Namespace, config: ExperimentConfig, results: 
 
 
 def cmd_imp(args: argparse.Namespace) -> int:
-    from .imp import run_imp
-
+    from .imp import run_imp_many
     from .jobs import imp_jobs
 
     config = config_from_args(args)
     levels = 0 if args.command == "train" else resolve_levels(config, args)
     fan_out(args, config, lambda: [job for c in seed_configs(config, args) for job in imp_jobs(c, levels)])
-    results = [run_imp(c, levels, args.store, **_run_options(args)) for c in seed_configs(config, args)]
+    results = run_imp_many(seed_configs(config, args), levels, args.store, **_run_options(args))
     _report_levels(args, config, results, "IMP" if levels else "dense")
     return 0
 
 
 def cmd_branch(args: argparse.Namespace) -> int:
-    from .branches import run_branch
-
+    from .branches import run_branch_many
     from .jobs import branch_jobs, unique
 
     config = config_from_args(args)
     levels = resolve_levels(config, args)
     fan_out(args, config, lambda: unique([job for c in seed_configs(config, args)
                                           for job in branch_jobs(args.kind, c, levels)]))
-    results = [run_branch(args.kind, c, levels, args.store, **_run_options(args)) for c in seed_configs(config, args)]
+    results = run_branch_many(args.kind, seed_configs(config, args), levels, args.store, **_run_options(args))
     _report_levels(args, config, results, f"branch {args.kind} of")
     return 0
 
 
 def cmd_stability(args: argparse.Namespace) -> int:
     from .aggregate import aggregate_rows
-    from .stability import find_rewind, stability_sweep
+    from .stability import find_rewind, stability_sweep_many
 
     from .jobs import stability_jobs, unique
     from .steps import Step
@@ -283,8 +297,8 @@ def cmd_stability(args: argparse.Namespace) -> int:
     fan_out(args, config, lambda: unique([job for c in seed_configs(config, args) for point in points
                                           for job in stability_jobs(c.override({"rewind": point}), args.level,
                                                                     args.interpolation_points, args.batch_norm)]))
-    per_seed = [stability_sweep(c, args.level, points, args.store, points=args.interpolation_points,
-                                batch_norm=args.batch_norm, **_run_options(args)) for c in seed_configs(config, args)]
+    per_seed = stability_sweep_many(seed_configs(config, args), args.level, points, args.store,
+                                    points=args.interpolation_points, batch_norm=args.batch_norm, **_run_options(args))
     metrics = ["test_accuracy", "pruning_l2", "pruning_l2_normalized", "pruning_angle", "data_order_l2",
                "data_order_l2_normalized", "data_order_angle", "barrier_test", "barrier_train"]
     rows = per_seed[0] if len(per_seed) == 1 else aggregate_rows(per_seed, metrics, key="rewind")

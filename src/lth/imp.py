@@ -8,7 +8,10 @@ from the store; a killed level resumes from its last checkpoint.
 """
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import io
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +25,7 @@ from .errors import ConfigError, StoreError, TrainingDiverged
 from .distributed import barrier, world_size
 from .experiment import Setup, module_config, prepare
 from .masks import Mask, layer_fractions, magnitude_prune
+from .replicas import group_size, replica_optimizer_state, replica_state, stack_masks, stack_models
 from .steps import to_iterations
 from .store import Run, Store, load_checked, load_tensors, save_checked, save_tensors, write_json, write_jsonl
 from .train import train
@@ -83,40 +87,104 @@ def imp_plan(run: Run, setup: Setup, level: int, model: nn.Module) -> LevelPlan:
     return LevelPlan(pruned_mask(run, setup, level, model), state, setup.rewind, optimizer_state)
 
 
+@dataclass
+class Training:
+    """One level of one run, planned and ready to train."""
+
+    run: Run
+    setup: Setup
+    level: int
+    model: nn.Module
+    plan: LevelPlan
+    extra: dict[str, Any] | None = None
+
+    @property
+    def directory(self) -> Path:
+        return self.run.level_dir(self.level)
+
+
 def train_level(run: Run, setup: Setup, level: int, model: nn.Module, plan: LevelPlan, quiet: bool,
                 resume_every: int = 0, extra: dict[str, Any] | None = None, compile: bool = False) -> dict[str, Any]:
     """Train one level as planned and write mask, start, final, metrics and (last) summary."""
-    config, directory = setup.config, run.level_dir(level)
-    model.load_state_dict(plan.state)
-    plan.mask.apply_(model)
-    plan.mask.save(directory / "mask.safetensors")
-    save_tensors(directory / "start.safetensors", model.state_dict())
+    return train_levels([Training(run, setup, level, model, plan, extra)], quiet, resume_every, compile)[0]
+
+
+def train_levels(trainings: list[Training], quiet: bool, resume_every: int = 0,
+                 compile: bool = False) -> list[dict[str, Any]]:
+    """Train one level of each of `trainings` -- one alone, several as stacked replicas (they share
+    model, training config and start; see replicas.py) -- and write each one's files."""
+    for t in trainings:
+        t.model.load_state_dict(t.plan.state)
+        t.plan.mask.apply_(t.model)
+        t.plan.mask.save(t.directory / "mask.safetensors")
+        save_tensors(t.directory / "start.safetensors", t.model.state_dict())
+    first, replicas = trainings[0], len(trainings)
+    config, plan = first.setup.config, first.plan
 
     def save_checkpoint(iteration: int, m: nn.Module, optimizer: torch.optim.Optimizer) -> None:
-        save_tensors(directory / f"step_{iteration}it.safetensors", m.state_dict())
-        buffer = io.BytesIO()
-        torch.save(optimizer.state_dict(), buffer)
-        save_checked(directory / f"step_{iteration}it_optimizer.pt", buffer.getvalue())
+        state, optimizer_state = m.state_dict(), optimizer.state_dict()
+        for index, t in enumerate(trainings):
+            save_tensors(t.directory / f"step_{iteration}it.safetensors",
+                         state if replicas == 1 else replica_state(state, index))
+            buffer = io.BytesIO()
+            torch.save(optimizer_state if replicas == 1 else replica_optimizer_state(optimizer_state, index, replicas),
+                       buffer)
+            save_checked(t.directory / f"step_{iteration}it_optimizer.pt", buffer.getvalue())
 
     began = time.perf_counter()
-    result = train(model, setup.data, config.train, mask=plan.mask, start=plan.start_iteration,
-                   data_seed=config.order_seed, augment=config.data.augment, device=setup.device,
-                   checkpoints={k: save_checkpoint for k in plan.checkpoint_steps},
-                   optimizer_state=plan.optimizer_state, resume_path=directory / "resume.pt",
-                   resume_every=resume_every, quiet=quiet, compile=compile,
-                   description=f"{config.kind} level {level} ({100 * plan.mask.fraction_remaining():.1f}% left)")
-    save_tensors(directory / "final.safetensors", model.state_dict())
-    write_jsonl(directory / "metrics.jsonl", result.metrics)
-    summary = {"level": level, "kind": config.kind, "weights_remaining": plan.mask.fraction_remaining(),
-               "weights_remaining_count": plan.mask.remaining(), "test_accuracy": result.final["test_accuracy"],
-               "test_loss": result.final["test_loss"], "train_loss": result.final["train_loss"],
-               "start_iteration": plan.start_iteration, "iterations": setup.total - plan.start_iteration,
-               "seconds": round(time.perf_counter() - began, 3), "rewind": config.rewind,
-               "rewind_optimizer": config.rewind_optimizer if plan.start_iteration > 0 else "fresh",
-               "seed": config.seed, "data_seed": config.order_seed, "processes": world_size(), **(extra or {})}
-    write_json(directory / "summary.json", summary)
+    model = first.model if replicas == 1 else stack_models([t.model for t in trainings])
+    mask = plan.mask if replicas == 1 else stack_masks([t.plan.mask for t in trainings])
+    seeds = config.order_seed if replicas == 1 else [t.setup.config.order_seed for t in trainings]
+    left = f"{100 * plan.mask.fraction_remaining():.1f}% left" + (f", {replicas} replicas" if replicas > 1 else "")
+    results = train(model, first.setup.data, config.train, mask=mask, start=plan.start_iteration, data_seed=seeds,
+                    augment=config.data.augment, device=first.setup.device,
+                    checkpoints={k: save_checkpoint for k in plan.checkpoint_steps},
+                    optimizer_state=plan.optimizer_state,
+                    resume_path=first.directory / "resume.pt" if replicas == 1 else None,
+                    resume_every=resume_every, quiet=quiet, compile=compile,
+                    description=f"{config.kind} level {first.level} ({left})")
+    seconds = (time.perf_counter() - began) / replicas  # each replica's share of the wall time
+    if replicas == 1:
+        results = [results]
+    else:
+        for index, t in enumerate(trainings):
+            t.model.load_state_dict(replica_state(model.state_dict(), index))
+    summaries = []
+    for t, result in zip(trainings, results):
+        c = t.setup.config
+        save_tensors(t.directory / "final.safetensors", t.model.state_dict())
+        write_jsonl(t.directory / "metrics.jsonl", result.metrics)
+        summary = {"level": t.level, "kind": c.kind, "weights_remaining": t.plan.mask.fraction_remaining(),
+                   "weights_remaining_count": t.plan.mask.remaining(), "test_accuracy": result.final["test_accuracy"],
+                   "test_loss": result.final["test_loss"], "train_loss": result.final["train_loss"],
+                   "start_iteration": t.plan.start_iteration, "iterations": t.setup.total - t.plan.start_iteration,
+                   "seconds": round(seconds, 3), "replicas": replicas, "rewind": c.rewind,
+                   "rewind_optimizer": c.rewind_optimizer if t.plan.start_iteration > 0 else "fresh",
+                   "seed": c.seed, "data_seed": c.order_seed, "processes": world_size(), **(t.extra or {})}
+        write_json(t.directory / "summary.json", summary)
+        summaries.append(summary)
     barrier()  # under torchrun: every rank reads what rank 0 wrote only after this
-    return summary
+    return summaries
+
+
+def replica_groups(trainings: list[Training], replicas: str | int = "auto") -> list[list[Training]]:
+    """Split one level's trainings into groups trained together: same model, data and training
+    config, same start and checkpoints, no optimizer state to restore, no half-done resume file."""
+    if not trainings:
+        return []
+    size = group_size(replicas, trainings[0].model) if world_size() == 1 else 1
+    groups: dict[Any, list[Training]] = {}
+    alone = []
+    for t in trainings:
+        c = t.setup.config
+        if size == 1 or t.plan.optimizer_state is not None or (t.directory / "resume.pt").exists():
+            alone.append([t])
+            continue
+        key = (json.dumps(dataclasses.asdict(c.model), sort_keys=True), c.data, c.train, t.plan.start_iteration,
+               t.plan.checkpoint_steps)
+        groups.setdefault(key, []).append(t)
+    chunks = [group[i:i + size] for group in groups.values() for i in range(0, len(group), size)]
+    return chunks + alone
 
 
 MIN_AUTO_CHECKPOINT_ITERATIONS = 500  # on tiny epochs (MNIST-1D: 40 it) a checkpoint per epoch costs ~10%
@@ -132,33 +200,59 @@ def resume_interval(checkpoint_every: str, iterations_per_epoch: int) -> int:
 Planner = Callable[[Run, Setup, int, nn.Module], LevelPlan]
 
 
-def run_levels(config: ExperimentConfig, levels: list[int], planner: Planner, store: Store, *, data_root=None,
-               device: str = "auto", quiet: bool = False, data=None, checkpoint_every: str = "auto",
-               model: nn.Module | None = None, wait: bool = True, extra: dict[str, Any] | None = None,
-               compile: bool = False) -> ImpResult:
+@dataclass
+class Chain:
+    """Levels of one run to train in order: its config, how each level starts, extra summary fields."""
+
+    config: ExperimentConfig
+    planner: Planner
+    extra: dict[str, Any] | None = None
+
+
+def run_levels(config: ExperimentConfig, levels: list[int], planner: Planner, store: Store, *,
+               extra: dict[str, Any] | None = None, **options) -> ImpResult:
     """Train (or read from the store) the given levels of the run of `config`, in order."""
-    run = store.run(config)
-    result = ImpResult(str(run.dir))
-    if all(run.level_done(level) for level in levels):
-        result.levels = [run.summary(level) for level in levels]
-        return result
-    setup = prepare(config, data_root, store.cache_dir, device, data, model)  # bad data fails before the store changes
-    run.create()
-    resume_every = resume_interval(checkpoint_every, setup.iterations_per_epoch)
-    with run.training([level for level in levels if not run.level_done(level)], wait):
+    return run_chains([Chain(config, planner, extra)], levels, store, **options)[0]
+
+
+def run_chains(chains: list[Chain], levels: list[int], store: Store, *, data_root=None, device: str = "auto",
+               quiet: bool = False, data=None, checkpoint_every: str = "auto", model: nn.Module | None = None,
+               wait: bool = True, compile: bool = False, replicas: str | int = "auto") -> list[ImpResult]:
+    """Train (or read) the given levels of several runs, level by level; at each level the runs that
+    can share a stacked model train as replicas of one computation (`replicas`: auto, off or K)."""
+    runs = [store.run(chain.config) for chain in chains]
+    results = [ImpResult(str(run.dir)) for run in runs]
+    pending = [i for i, run in enumerate(runs) if not all(run.level_done(level) for level in levels)]
+    setups: dict[int, Setup] = {}
+    for i in pending:  # bad data fails here, before the store changes; runs on one dataset load it once
+        shared = next((s.data for s in setups.values() if s.config.data == chains[i].config.data), data)
+        setups[i] = prepare(chains[i].config, data_root, store.cache_dir, device, shared, model)
+    with contextlib.ExitStack() as locks:
+        for i in sorted(pending, key=lambda i: runs[i].hash):  # one global order: no deadlock between callers
+            runs[i].create()
+            locks.enter_context(runs[i].training([level for level in levels if not runs[i].level_done(level)], wait))
         for level in levels:
-            if not run.level_done(level):  # (another process may have finished it while we waited)
-                model = setup.new_model()
-                plan = planner(run, setup, level, model)
+            trainings = []
+            for i in pending:
+                if not runs[i].level_done(level):  # (another process may have finished it while we waited)
+                    new_model = setups[i].new_model()
+                    plan = chains[i].planner(runs[i], setups[i], level, new_model)
+                    trainings.append(Training(runs[i], setups[i], level, new_model, plan, chains[i].extra))
+            for group in replica_groups(trainings, replicas):
+                resume_every = resume_interval(checkpoint_every, group[0].setup.iterations_per_epoch)
                 try:
-                    train_level(run, setup, level, model, plan, quiet, resume_every, extra, compile)
+                    train_levels(group, quiet, resume_every, compile)
                 except TrainingDiverged as exc:  # keep the last good checkpoint; `lth ls` shows the failure
-                    run.mark_failed(level, str(exc))
+                    for t in group:
+                        t.run.mark_failed(level, str(exc) if len(group) == 1 else f"{exc} (in one of {len(group)} "
+                                          "stacked replicas; rerun with --replicas off to find which)")
                     raise
-                run.clear_failed(level)
-                result.trained += 1
-            result.levels.append(run.summary(level))
-    return result
+                for t in group:
+                    t.run.clear_failed(level)
+                    results[runs.index(t.run)].trained += 1
+    for run, result in zip(runs, results):
+        result.levels = [run.summary(level) for level in levels]
+    return results
 
 
 def run_imp(config: ExperimentConfig, levels: int, store: Store | str | Path = "lth_runs", **options) -> ImpResult:
@@ -168,13 +262,20 @@ def run_imp(config: ExperimentConfig, levels: int, store: Store | str | Path = "
     model (an nn.Module to prune instead of config.model; its current weights are the initialisation),
     wait (default True: if another process trains this run, wait for it and read its result),
     checkpoint_every (a step, or "auto": every epoch, but at least 500 iterations apart; the full
-    training state is saved this often so a killed run resumes), compile (torch.compile the model).
+    training state is saved this often so a killed run resumes), compile (torch.compile the model),
+    replicas (run_imp_many: "auto", "off" or K -- copies stacked into one computation).
     """
+    return run_imp_many([config], levels, store, **options)[0]
+
+
+def run_imp_many(configs: list[ExperimentConfig], levels: int, store: Store | str | Path = "lth_runs",
+                 **options) -> list[ImpResult]:
+    """run_imp for several configs (e.g. seeds), level by level, small models stacked as replicas."""
     if options.get("model") is not None:
-        config = module_config(config, options["model"])
+        configs = [module_config(c, options["model"]) for c in configs]
     if levels < 0:
         raise ConfigError(f"--levels must be 0 or more, got {levels}")
-    if config.kind != "imp":
-        raise ConfigError(f"run_imp takes an IMP config, got kind {config.kind!r}")
+    if any(c.kind != "imp" for c in configs):
+        raise ConfigError("run_imp takes IMP configs, got kinds " + ", ".join(sorted({c.kind for c in configs})))
     store = store if isinstance(store, Store) else Store(store)
-    return run_levels(config, list(range(levels + 1)), imp_plan, store, **options)
+    return run_chains([Chain(c, imp_plan) for c in configs], list(range(levels + 1)), store, **options)

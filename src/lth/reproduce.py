@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from .branches import run_branch
+from .branches import run_branch_many
 from .config import ExperimentConfig
 from .errors import ConfigError
-from .imp import run_imp
-from .stability import measure_stability
+from .imp import run_imp_many
+from .stability import measure_stability_many
 from .steps import Step
 from .store import Store, write_json
 
@@ -62,7 +62,7 @@ def reproduce(config: ExperimentConfig, plan: StudyPlan, store: Store | str | Pa
     store = store if isinstance(store, Store) else Store(store)
     check_plan(plan)
     began = time.perf_counter()
-    stages = len(plan.seeds) * (1 + len(BASELINES) + len(plan.rewind_points))
+    stages = 1 + len(BASELINES) + len(plan.rewind_points)
     done, summary = 0, {"imp": [], "branches": [], "stability": []}
 
     def stage(text: str) -> None:
@@ -70,19 +70,19 @@ def reproduce(config: ExperimentConfig, plan: StudyPlan, store: Store | str | Pa
         done += 1
         log(f"[{done}/{stages}] {text} ({time.perf_counter() - began:.0f} s)")
 
-    for seed in plan.seeds:
-        seeded = config.override({"seed": seed, "data_seed": None})
-        imp = run_imp(seeded, plan.levels, store, **options)
-        summary["imp"].append(imp.run_dir)
-        stage(f"seed {seed}: IMP to level {plan.levels}, rewind {seeded.rewind}")
-        for kind in BASELINES:
-            summary["branches"].append(run_branch(kind, seeded, plan.levels, store, **options).run_dir)
-            stage(f"seed {seed}: {kind}")
-        for point in plan.rewind_points:
-            row = measure_stability(seeded.override({"rewind": point}), plan.stability_level, store, **options)
-            summary["stability"].append(row["copy_run"])
-            stage(f"seed {seed}: stability at rewind {point}, level {plan.stability_level}: "
-                  f"barrier {100 * row['barrier_test']:.2f}%")
+    seeded = [config.override({"seed": seed, "data_seed": None}) for seed in plan.seeds]
+    seeds = "seed " + ",".join(map(str, plan.seeds)) if len(plan.seeds) == 1 else "seeds " + ",".join(map(str, plan.seeds))
+    summary["imp"] = [r.run_dir for r in run_imp_many(seeded, plan.levels, store, **options)]
+    stage(f"{seeds}: IMP to level {plan.levels}, rewind {config.rewind}")
+    for kind in BASELINES:
+        summary["branches"] += [r.run_dir for r in run_branch_many(kind, seeded, plan.levels, store, **options)]
+        stage(f"{seeds}: {kind}")
+    for point in plan.rewind_points:
+        rows = measure_stability_many([c.override({"rewind": point}) for c in seeded], plan.stability_level, store,
+                                      **options)
+        summary["stability"] += [row["copy_run"] for row in rows]
+        barriers = ", ".join(f"{100 * row['barrier_test']:.2f}%" for row in rows)
+        stage(f"{seeds}: stability at rewind {point}, level {plan.stability_level}: barrier {barriers}")
     summary["seconds"] = round(time.perf_counter() - began, 1)
     write_json(store.root / "_studies" / f"{config.hash()}.json",
                {"preset": config.preset, "plan": {"levels": plan.levels, "rewind_points": list(plan.rewind_points),

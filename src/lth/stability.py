@@ -21,7 +21,7 @@ from typing import Any, Iterable, Mapping
 import torch
 from torch import nn
 
-from .branches import run_branch
+from .branches import run_branch, run_branch_many
 from .config import ExperimentConfig
 from .errors import ConfigError
 from .experiment import Setup, module_config, prepare
@@ -147,14 +147,30 @@ def measure_stability(config: ExperimentConfig, level: int, store: Store | str |
     return row
 
 
+def measure_stability_many(configs: list[ExperimentConfig], level: int, store: Store | str | Path = "lth_runs",
+                           **options) -> list[dict[str, Any]]:
+    """measure_stability for several configs (e.g. seeds): the tickets and their data-order copies
+    train first, level by level, small models stacked as replicas; then each is measured."""
+    store = store if isinstance(store, Store) else Store(store)
+    training = {k: v for k, v in options.items() if k not in ("points", "batch_norm", "train_examples")}
+    run_branch_many("data-order", configs, level, store, only=[level], **training)
+    return [measure_stability(config, level, store, **options) for config in configs]
+
+
 def stability_sweep(config: ExperimentConfig, level: int, rewind_points: list[str], store="lth_runs",
                     **options) -> list[dict[str, Any]]:
     """measure_stability at each rewind point (each point has its own IMP chain)."""
-    rows = []
+    return stability_sweep_many([config], level, rewind_points, store, **options)[0]
+
+
+def stability_sweep_many(configs: list[ExperimentConfig], level: int, rewind_points: list[str], store="lth_runs",
+                         **options) -> list[list[dict[str, Any]]]:
+    """stability_sweep for several configs: one list of rows (one per rewind point) per config."""
     for point in rewind_points:
         Step.parse(point)
-        rows.append(measure_stability(config.override({"rewind": point}), level, store, **options))
-    return rows
+    per_point = [measure_stability_many([c.override({"rewind": point}) for c in configs], level, store, **options)
+                 for point in rewind_points]
+    return [[rows[i] for rows in per_point] for i in range(len(configs))]
 
 
 def find_rewind(rows: list[dict[str, Any]], threshold: float = 0.02) -> dict[str, Any] | None:

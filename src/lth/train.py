@@ -14,7 +14,7 @@ import contextlib
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Mapping
+from typing import Callable, Iterable, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -23,8 +23,9 @@ from tqdm.auto import tqdm
 
 from . import distributed
 from .config import TrainConfig
-from .errors import StepError, StoreError, TrainingDiverged
+from .errors import ConfigError, StepError, StoreError, TrainingDiverged
 from .masks import Mask
+from .replicas import ReplicaBatches, repeated
 from .steps import to_iterations
 
 
@@ -103,10 +104,10 @@ Checkpoint = Callable[[int, nn.Module, torch.optim.Optimizer], None]
 
 
 def train(model: nn.Module, data, config: TrainConfig, *, mask: Mask | None = None, start: str | int = 0,
-          stop: str | int | None = None, data_seed: int = 0, augment: bool = False,
+          stop: str | int | None = None, data_seed: int | Sequence[int] = 0, augment: bool = False,
           device: torch.device | str = "cpu", checkpoints: Mapping[int, Checkpoint] | None = None,
           optimizer_state: dict | None = None, resume_path: str | Path | None = None, resume_every: int = 0,
-          quiet: bool = False, description: str = "train", compile: bool = False) -> TrainResult:
+          quiet: bool = False, description: str = "train", compile: bool = False) -> TrainResult | list[TrainResult]:
     """Train `model` in place from iteration `start` to `stop` (default: the end of the schedule).
 
     data: a dataset with `train_loader()` and `test_batches()` (see `lth.data`).
@@ -115,6 +116,8 @@ def train(model: nn.Module, data, config: TrainConfig, *, mask: Mask | None = No
         checkpoints; float results may differ in the last bits).
     config.precision: "bf16"/"fp16" autocast the forward pass and loss (fp16 with a gradient scaler);
         weights, optimizer and evaluation stay fp32.
+    data_seed: one seed, or K seeds to train the K replicas of a stacked model (replicas.py) at once,
+        each with its own data order; then the result is a list of K TrainResults.
     checkpoints: {iteration: callback(iteration, model, optimizer)} called when the weights are those
         after `iteration` steps (the rewind checkpoint among them).
     optimizer_state: start from this optimizer state (rewinding the optimizer) instead of a fresh one.
@@ -122,7 +125,12 @@ def train(model: nn.Module, data, config: TrainConfig, *, mask: Mask | None = No
         training resumes from it when it exists; the result is bit-identical on CPU.
     """
     device = torch.device(device)
-    loader = data.train_loader(config.batch_size, data_seed, device, augment)
+    seeds = [data_seed] if isinstance(data_seed, int) else list(data_seed)
+    replicas = len(seeds)
+    loaders = [data.train_loader(config.batch_size, seed, device, augment) for seed in seeds]
+    loader = loaders[0] if replicas == 1 else ReplicaBatches(loaders)
+    if replicas > 1 and (resume_path is not None or distributed.world_size() > 1):
+        raise ConfigError("stacked replicas train in one process without resume checkpoints")
     ipe = loader.iterations_per_epoch
     schedule = Schedule.from_config(config, ipe)
     start = to_iterations(start, ipe) if isinstance(start, str) else int(start)
@@ -148,9 +156,11 @@ def train(model: nn.Module, data, config: TrainConfig, *, mask: Mask | None = No
         with torch.no_grad():
             torch._foreach_mul_(pairs[0], pairs[1])
 
-    result = TrainResult()
-    loss_sum = torch.zeros((), device=device)
-    correct = torch.zeros((), dtype=torch.long, device=device)
+    results = [TrainResult() for _ in seeds]
+    result = results[0]
+    per_replica = () if replicas == 1 else (replicas,)
+    loss_sum = torch.zeros(per_replica, device=device)
+    correct = torch.zeros(per_replica, dtype=torch.long, device=device)
     seen, interval_start, iteration = 0, start, start
     if resume_path is not None and Path(resume_path).exists():
         state = _load_resume(resume_path, device)
@@ -169,8 +179,10 @@ def train(model: nn.Module, data, config: TrainConfig, *, mask: Mask | None = No
         if iteration in checkpoints:
             checkpoints[iteration](iteration, model, optimizer)
         if iteration > start and (iteration % schedule.eval_every == 0 or iteration == stop) and iteration > interval_start:
-            record = _record(model, data, device, iteration, loss_sum, correct, seen, interval_start)
-            result.metrics.append(record)
+            records = _record(model, data, device, iteration, loss_sum, correct, seen, interval_start, replicas)
+            for r, record in zip(results, records):
+                r.metrics.append(record)
+            record = records[0]
             bar.set_postfix(loss=f"{record['train_loss']:.3f}", test_acc=f"{record['test_accuracy']:.3f}")
             loss_sum.zero_()
             correct.zero_()
@@ -191,7 +203,11 @@ def train(model: nn.Module, data, config: TrainConfig, *, mask: Mask | None = No
             x = x.contiguous(memory_format=torch.channels_last)
         with autocast(device, config.precision):
             out = forward(x)
-            loss = F.cross_entropy(out, y)
+            if replicas == 1:
+                loss = losses = F.cross_entropy(out, y)
+            else:  # the sum of per-replica means: each replica gets exactly its own gradient
+                losses = F.cross_entropy(out, y, reduction="none").view(replicas, -1).mean(1)
+                loss = losses.sum()
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.step(optimizer)
@@ -199,15 +215,16 @@ def train(model: nn.Module, data, config: TrainConfig, *, mask: Mask | None = No
         if pairs:
             with torch.no_grad():
                 torch._foreach_mul_(pairs[0], pairs[1])
-        loss_sum += loss.detach()
-        correct += (out.detach().argmax(1) == y).sum()
-        seen += len(y)
+        loss_sum += losses.detach()
+        hits = out.detach().argmax(1) == y
+        correct += hits.sum() if replicas == 1 else hits.view(replicas, -1).sum(1)
+        seen += len(y) // replicas
         iteration += 1
         bar.update(1)
     bar.close()
     if resume_path is not None:
         Path(resume_path).unlink(missing_ok=True)
-    return result
+    return result if replicas == 1 else results
 
 
 def _mask_pairs(model: nn.Module, mask: Mask | None, device: torch.device):
@@ -219,18 +236,41 @@ def _mask_pairs(model: nn.Module, mask: Mask | None, device: torch.device):
     return [params[n] for n in names], [mask[n].to(device, params[n].dtype) for n in names]
 
 
-def _record(model, data, device, iteration, loss_sum, correct, seen, interval_start) -> dict:
+def _record(model, data, device, iteration, loss_sum, correct, seen, interval_start, replicas=1) -> list[dict]:
+    """One metrics record per replica."""
     if distributed.world_size() > 1:  # metrics over the global batch, as in one process
         totals = torch.stack([loss_sum.float(), correct.float(), torch.tensor(float(seen), device=device)])
         distributed.sum_across_ranks(totals)
         loss_sum, correct, seen = totals[0] / distributed.world_size(), totals[1], int(totals[2])
-    train_loss = float(loss_sum) / max(iteration - interval_start, 1)
-    if not math.isfinite(train_loss):
-        raise TrainingDiverged(f"the training loss became {train_loss} between iterations {interval_start} and "
-                               f"{iteration}; lower the learning rate or add warm-up")
-    test_loss, test_accuracy = evaluate(model, data.test_batches(device))
-    return {"iteration": iteration, "train_loss": train_loss, "train_accuracy": int(correct) / max(seen, 1),
-            "test_loss": test_loss, "test_accuracy": test_accuracy}
+    train_losses = [value / max(iteration - interval_start, 1) for value in loss_sum.reshape(-1).tolist()]
+    accuracies = [value / max(seen, 1) for value in correct.reshape(-1).tolist()]
+    for train_loss in train_losses:
+        if not math.isfinite(train_loss):
+            raise TrainingDiverged(f"the training loss became {train_loss} between iterations {interval_start} and "
+                                   f"{iteration}; lower the learning rate or add warm-up")
+    tests = [evaluate(model, data.test_batches(device))] if replicas == 1 else \
+        evaluate_replicas(model, data.test_batches(device), replicas)
+    return [{"iteration": iteration, "train_loss": train_loss, "train_accuracy": accuracy, "test_loss": test_loss,
+             "test_accuracy": test_accuracy}
+            for train_loss, accuracy, (test_loss, test_accuracy) in zip(train_losses, accuracies, tests)]
+
+
+@torch.no_grad()
+def evaluate_replicas(model: nn.Module, batches, replicas: int) -> list[tuple[float, float]]:
+    """evaluate() for each replica of a stacked model (all see the same batches)."""
+    was_training = model.training
+    model.eval()
+    loss_sum = torch.zeros(replicas, dtype=torch.float64)
+    correct = torch.zeros(replicas, dtype=torch.long)
+    count = 0
+    for x, y in repeated(batches, replicas):
+        out = model(x).float().view(replicas, len(y), -1)
+        targets = y.expand(replicas, -1)
+        loss_sum += F.cross_entropy(out.transpose(1, 2), targets, reduction="none").sum(1).double().cpu()
+        correct += (out.argmax(2) == targets).sum(1).cpu()
+        count += len(y)
+    model.train(was_training)
+    return [(float(l) / max(count, 1), int(c) / max(count, 1)) for l, c in zip(loss_sum, correct)]
 
 
 def _save_resume(path, model, optimizer, scaler, iteration, loss_sum, correct, seen, interval_start, metrics) -> None:

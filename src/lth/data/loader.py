@@ -77,9 +77,13 @@ class DeviceLoader:
             self._epoch = epoch
         return self._order
 
-    def batch(self, iteration: int) -> Batch:
+    def indices(self, iteration: int) -> torch.Tensor:
+        """Which training examples make up the batch of `iteration`."""
         epoch, position = divmod(iteration, self.iterations_per_epoch)
-        index = self.order(epoch)[position * self.batch_size:(position + 1) * self.batch_size]
+        return self.order(epoch)[position * self.batch_size:(position + 1) * self.batch_size]
+
+    def batch(self, iteration: int) -> Batch:
+        index = self.indices(iteration)
         x, y = self.x[index], self.y[index]
         if self.augment is not None:
             generator = torch.Generator(self.device).manual_seed(derived_seed(self.seed, iteration))

@@ -1,0 +1,93 @@
+"""K runs of a small all-linear network trained as one stacked computation give what training them
+one by one gives, to float tolerance; everything else still trains one by one."""
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import tiny_config
+from lth.branches import run_branch_many
+from lth.cli import main
+from lth.imp import load_optimizer_state, run_imp_many
+from lth.masks import Mask, layer_fractions, magnitude_prune
+from lth.models import build_model
+from lth.config import PruneConfig
+from lth.replicas import group_size, replica_state, stack_masks, stack_models, stackable
+from lth.store import load_tensors
+from lth.train import train
+
+
+def _close(a: dict, b: dict, atol: float = 1e-5) -> bool:
+    return a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=atol) for k in a)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_stacked_replicas_train_like_separate_runs(mnist1d, optimizer):
+    config = tiny_config(**{"train.optimizer": optimizer, "train.lr": 0.05 if optimizer == "sgd" else 0.003,
+                            "train.weight_decay": 0.001})
+    models = [build_model(config.model.name, config.model.options, seed) for seed in (0, 1, 2)]
+    masks = []
+    for seed, model in enumerate(models):  # a different ticket per replica
+        torch.manual_seed(seed)
+        weights = {n: torch.randn_like(p) for n, p in model.named_parameters()}
+        masks.append(magnitude_prune(Mask.ones(model), weights, layer_fractions(model, PruneConfig(0.5)), "layerwise", 0.5))
+    separate = []
+    for seed, (model, mask) in enumerate(zip(models, masks)):
+        copy = build_model(config.model.name, config.model.options, seed)
+        separate.append((train(copy, mnist1d, config.train, mask=mask, data_seed=10 + seed, quiet=True), copy))
+    stacked = stack_models(models)
+    results = train(stacked, mnist1d, config.train, mask=stack_masks(masks), data_seed=[10, 11, 12], quiet=True)
+    assert len(results) == 3
+    for index, (result, (alone, model)) in enumerate(zip(results, separate)):
+        state = replica_state(stacked.state_dict(), index)
+        assert _close(state, model.state_dict())
+        assert all((state[name][~masks[index][name]] == 0).all() for name in masks[index])
+        assert result.final["test_accuracy"] == pytest.approx(alone.final["test_accuracy"], abs=0.002)
+        assert result.final["train_loss"] == pytest.approx(alone.final["train_loss"], rel=1e-4)
+
+
+def test_seeds_of_imp_and_a_baseline_stacked_match_one_by_one(tmp_path, mnist1d):
+    configs = [tiny_config(seed=seed) for seed in (0, 1, 2)]
+    stacked = run_imp_many(configs, 2, tmp_path / "stacked", quiet=True, data=mnist1d)
+    alone = run_imp_many(configs, 2, tmp_path / "alone", quiet=True, data=mnist1d, replicas="off")
+    for s, a in zip(stacked, alone):
+        assert [level["replicas"] for level in s.levels] == [3, 3, 3]
+        assert [level["replicas"] for level in a.levels] == [1, 1, 1]
+        for level in range(3):
+            for name in ("mask", "final"):
+                got = load_tensors(Path(s.run_dir) / f"level_{level}" / f"{name}.safetensors")
+                expected = load_tensors(Path(a.run_dir) / f"level_{level}" / f"{name}.safetensors")
+                assert _close(got, expected)
+    # the rewind checkpoint's optimizer state, saved per replica, is what a run alone saves
+    for s, a in zip(stacked, alone):
+        got, expected = (load_optimizer_state(Path(r.run_dir) / "level_0" / "step_10it_optimizer.pt", "cpu")
+                         for r in (s, a))
+        assert got["param_groups"] == expected["param_groups"] and got["state"].keys() == expected["state"].keys()
+        for key, slot in expected["state"].items():
+            assert all(torch.allclose(got["state"][key][name], value, atol=1e-6) for name, value in slot.items())
+    # the data-order copy at level 0 continues the dense run from step k with that optimizer state
+    copies = run_branch_many("data-order", configs, 2, tmp_path / "stacked", only=[0, 2], quiet=True, data=mnist1d)
+    singles = run_branch_many("data-order", configs, 2, tmp_path / "alone", only=[0, 2], quiet=True, data=mnist1d,
+                              replicas="off")
+    for s, a in zip(copies, singles):
+        assert [level["test_accuracy"] for level in s.levels] == pytest.approx([l["test_accuracy"] for l in a.levels],
+                                                                              abs=0.002)
+        for level in (0, 2):
+            assert _close(load_tensors(Path(s.run_dir) / f"level_{level}" / "final.safetensors"),
+                          load_tensors(Path(a.run_dir) / f"level_{level}" / "final.safetensors"))
+
+
+def test_only_all_linear_models_are_stacked():
+    assert stackable(build_model("mnist1d_mlp", {"hidden": 32}, 0)) and stackable(build_model("lenet300", {}, 0))
+    for name in ("conv2", "resnet20", "mnist1d_resnet"):
+        model = build_model(name, {}, 0)
+        assert not stackable(model) and group_size("auto", model) == 1
+    mlp = build_model("lenet300", {}, 0)
+    assert (group_size("auto", mlp), group_size("off", mlp), group_size(4, mlp)) == (8, 1, 4)
+
+
+@pytest.mark.parametrize("value", ["0", "many"])
+def test_a_bad_replicas_flag_is_one_line_and_exit_2(tmp_path, capsys, value):
+    with pytest.raises(SystemExit) as exit:
+        main(["imp", "--replicas", value, "--store", str(tmp_path)])
+    assert exit.value.code == 2 and "--replicas" in capsys.readouterr().err
