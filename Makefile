@@ -21,6 +21,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/loop_overhead.py
 	$(BIN)/python benchmarks/iteration_time.py
+	$(BIN)/python benchmarks/replicas.py
 	if $(BIN)/python -c "import sys, torch; sys.exit(not torch.cuda.is_available())"; then \
 		$(BIN)/python benchmarks/gpu_resnet20.py; else echo "no CUDA device: skipping benchmarks/gpu_resnet20.py"; fi
 
