@@ -22,8 +22,9 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/loop_overhead.py
 	$(BIN)/python benchmarks/iteration_time.py
 	$(BIN)/python benchmarks/replicas.py
+	$(BIN)/python benchmarks/interpolation.py
 	if $(BIN)/python -c "import sys, torch; sys.exit(not torch.cuda.is_available())"; then \
-		$(BIN)/python benchmarks/gpu_resnet20.py; else echo "no CUDA device: skipping benchmarks/gpu_resnet20.py"; fi
+		$(BIN)/python benchmarks/gpu_resnet20.py && $(BIN)/python benchmarks/interpolation.py --device cuda; else echo "no CUDA device: skipping the GPU benchmarks"; fi
 
 clean:
 	rm -rf $(VENV) lth_runs

@@ -3,9 +3,11 @@ import os
 import pytest
 import torch
 
+from lth import stability
 from lth.branches import run_branch
 from lth.experiment import prepare
 from lth.masks import Mask
+from lth.models import build_model
 from lth.stability import barrier, distances, interpolation_curve, measure_stability
 from lth.store import load_tensors
 from lth.train import evaluate
@@ -106,3 +108,20 @@ def test_measure_stability_reports_every_quantity_and_caches(tmp_path, mnist1d):
     assert row["level"] == 1 and row["rewind"] == "10it" and row["batch_norm"] == "none" and len(row["curve"]) == 3
     assert row["pruning_l2"] > 0 and row["data_order_l2"] > 0 and row["barrier_test"] >= 0
     assert measure_stability(config, 1, tmp_path, points=3, quiet=True, data=mnist1d) == row
+
+
+def test_an_all_linear_curve_evaluated_in_one_pass_matches_the_point_by_point_curve(branches, mnist1d):
+    config, results, store = branches
+    setup = prepare(config, data=mnist1d, device="cpu")
+    a, b = _level(str(store / config.hash()), 2, "final"), _level(results["data-order"].run_dir, 2, "final")
+    assert stability.points_per_pass(setup.new_model(), 30, "cuda") == 30
+    assert stability.points_per_pass(setup.new_model(), 30, "cpu") == 1  # measured slower on CPU
+    assert stability.points_per_pass(build_model("resnet20", {}, 0), 30, "cuda") == 1  # convolutions, batch norm
+    stacked = interpolation_curve(setup.new_model(), setup, a, b, points=7, per_pass=7)
+    one_by_one = interpolation_curve(setup.new_model(), setup, a, b, points=7, per_pass=1)
+    tests, trains = len(mnist1d.y_test), min(5000, len(mnist1d.y_train))
+    for s, o in zip(stacked, one_by_one):  # the batched matmul sums in another order: a tie may flip
+        assert s["alpha"] == o["alpha"]
+        assert abs(s["test_error"] - o["test_error"]) <= 1 / tests + 1e-12
+        assert abs(s["train_error"] - o["train_error"]) <= 1 / trains + 1e-12
+    assert any(0 < s["test_error"] < 1 for s in stacked)

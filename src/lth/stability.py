@@ -29,7 +29,8 @@ from .imp import run_imp
 from .masks import Mask
 from .steps import Step
 from .store import Store, load_tensors, read_json, write_json
-from .train import evaluate
+from .replicas import stack_models, stackable
+from .train import evaluate, evaluate_replicas
 
 State = Mapping[str, torch.Tensor]
 
@@ -84,19 +85,58 @@ def _limited(batches, max_examples: int):
 
 
 def interpolation_curve(model: nn.Module, setup: Setup, a: State, b: State, points: int = 30,
-                        batch_norm: str = "recompute", train_examples: int = 5000) -> list[dict[str, float]]:
-    """Test and train error at `points` evenly spaced alphas in [0, 1] (alpha = 1 is `a`)."""
+                        batch_norm: str = "recompute", train_examples: int = 5000,
+                        per_pass: int | None = None) -> list[dict[str, float]]:
+    """Test and train error at `points` evenly spaced alphas in [0, 1] (alpha = 1 is `a`).
+
+    per_pass > 1 evaluates that many points in one pass, as one stacked model (replicas.py) of the
+    interpolated networks (all-linear models only); default: points_per_pass."""
     if points < 2:
         raise ConfigError(f"--interpolation-points must be at least 2, got {points}")
+    alphas = torch.linspace(0, 1, points).tolist()
+    per_pass = per_pass or points_per_pass(model, points, setup.device)
     curve = []
-    for alpha in torch.linspace(0, 1, points).tolist():
-        model.load_state_dict(interpolate_states(a, b, alpha))
+    for first in range(0, points, per_pass):
+        chunk = alphas[first:first + per_pass]
+        network = _interpolated(model, a, b, chunk)
         if batch_norm == "recompute" and has_batch_norm(model):
-            recompute_batch_norm(model, _limited(setup.data.train_eval_batches(setup.device), train_examples))
-        _, test_acc = evaluate(model, setup.data.test_batches(setup.device))
-        _, train_acc = evaluate(model, _limited(setup.data.train_eval_batches(setup.device), train_examples))
-        curve.append({"alpha": alpha, "test_error": 1 - test_acc, "train_error": 1 - train_acc})
+            recompute_batch_norm(network, _limited(setup.data.train_eval_batches(setup.device), train_examples))
+        test = _errors(network, setup.data.test_batches(setup.device), len(chunk))
+        train = _errors(network, _limited(setup.data.train_eval_batches(setup.device), train_examples), len(chunk))
+        curve += [{"alpha": alpha, "test_error": t, "train_error": r} for alpha, t, r in zip(chunk, test, train)]
     return curve
+
+
+def points_per_pass(model: nn.Module, points: int, device: torch.device | str = "cpu",
+                    budget_bytes: int = 512 * 2 ** 20) -> int:
+    """How many interpolated copies of `model` to evaluate in one pass. One unless the model can be
+    stacked and runs on a GPU: on CPU the stacked pass measured slower (benchmarks/interpolation.py:
+    0.53-0.67x), since one point's 2048-example batch already keeps the cores busy; on a GPU a
+    small model's pass is launch-bound. Then as many as fit the budget with their weights and a
+    2048-example batch's activations."""
+    if torch.device(device).type != "cuda" or not stackable(model) or has_batch_norm(model):
+        return 1
+    layers = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    weights = sum(p.numel() * p.element_size() for p in model.parameters())
+    activations = 2 * 2048 * max(max(m.in_features, m.out_features) for m in layers) * 4
+    return max(1, min(points, budget_bytes // (weights + activations)))
+
+
+def _interpolated(model: nn.Module, a: State, b: State, alphas: list[float]) -> nn.Module:
+    """`model` loaded with the network at alphas[0], or a stacked model of the networks at all alphas."""
+    states = [interpolate_states(a, b, alpha) for alpha in alphas]
+    if len(alphas) == 1:
+        model.load_state_dict(states[0])
+        return model
+    stacked = stack_models([model] * len(alphas))
+    stacked.load_state_dict({name: torch.stack([state[name] for state in states]) for name in states[0]})
+    return stacked
+
+
+def _errors(network: nn.Module, batches, points: int) -> list[float]:
+    if points == 1:
+        return [1 - evaluate(network, batches)[1]]
+    return [1 - accuracy for _, accuracy in evaluate_replicas(network, batches, points)]
 
 
 def barrier(errors: list[float]) -> float:
