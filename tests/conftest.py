@@ -6,6 +6,10 @@ from lth.data import load_dataset
 
 torch.set_num_threads(2)
 
+# Tests parametrized over DEVICES run on CPU everywhere and on the GPU where CUDA is present
+# (CI has none; benchmarks/gpu_check.sh runs them on a lent GPU machine).
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
 
 @pytest.fixture(scope="session")
 def mnist1d(tmp_path_factory):

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import tiny_config
+from conftest import DEVICES, tiny_config
 from lth.branches import run_branch_many
 from lth.cli import main
 from lth.imp import load_optimizer_state, run_imp_many
@@ -18,11 +18,12 @@ from lth.train import train
 
 
 def _close(a: dict, b: dict, atol: float = 1e-5) -> bool:
-    return a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=atol) for k in a)
+    return a.keys() == b.keys() and all(torch.allclose(a[k].cpu(), b[k].cpu(), atol=atol) for k in a)
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
-def test_stacked_replicas_train_like_separate_runs(mnist1d, optimizer):
+def test_stacked_replicas_train_like_separate_runs(mnist1d, optimizer, device):
     config = tiny_config(**{"train.optimizer": optimizer, "train.lr": 0.05 if optimizer == "sgd" else 0.003,
                             "train.weight_decay": 0.001})
     models = [build_model(config.model.name, config.model.options, seed) for seed in (0, 1, 2)]
@@ -34,13 +35,15 @@ def test_stacked_replicas_train_like_separate_runs(mnist1d, optimizer):
     separate = []
     for seed, (model, mask) in enumerate(zip(models, masks)):
         copy = build_model(config.model.name, config.model.options, seed)
-        separate.append((train(copy, mnist1d, config.train, mask=mask, data_seed=10 + seed, quiet=True), copy))
+        separate.append((train(copy, mnist1d, config.train, mask=mask, data_seed=10 + seed, quiet=True,
+                                device=device), copy))
     stacked = stack_models(models)
-    results = train(stacked, mnist1d, config.train, mask=stack_masks(masks), data_seed=[10, 11, 12], quiet=True)
+    results = train(stacked, mnist1d, config.train, mask=stack_masks(masks), data_seed=[10, 11, 12], quiet=True,
+                    device=device)
     assert len(results) == 3
     for index, (result, (alone, model)) in enumerate(zip(results, separate)):
-        state = replica_state(stacked.state_dict(), index)
-        assert _close(state, model.state_dict())
+        state = {k: v.cpu() for k, v in replica_state(stacked.state_dict(), index).items()}
+        assert _close(state, model.state_dict(), atol=1e-5 if device == "cpu" else 1e-4)
         assert all((state[name][~masks[index][name]] == 0).all() for name in masks[index])
         assert result.final["test_accuracy"] == pytest.approx(alone.final["test_accuracy"], abs=0.002)
         assert result.final["train_loss"] == pytest.approx(alone.final["train_loss"], rel=1e-4)

@@ -5,7 +5,9 @@ from lth.config import PruneConfig, TrainConfig
 from lth.masks import Mask, layer_fractions, magnitude_prune
 from lth.models import build_model
 from lth.train import Schedule, train
-from conftest import tiny_config
+from conftest import DEVICES, tiny_config
+from lth.data.cifar import random_crop_flip
+from lth.data.loader import TensorDataset
 
 
 def _ticket(config, seed=0):
@@ -16,13 +18,14 @@ def _ticket(config, seed=0):
     return model, mask
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
-def test_pruned_weights_stay_exactly_zero_and_negative_survivors_still_learn(mnist1d, optimizer):
+def test_pruned_weights_stay_exactly_zero_and_negative_survivors_still_learn(mnist1d, optimizer, device):
     config = tiny_config(**{"train.optimizer": optimizer, "train.weight_decay": "0.01"})
     model, mask = _ticket(config)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
-    train(model, mnist1d, config.train, mask=mask, quiet=True)
-    params = dict(model.named_parameters())
+    train(model, mnist1d, config.train, mask=mask, quiet=True, device=device)
+    params = {n: p.detach().cpu() for n, p in model.named_parameters()}
     for name in mask:
         assert (params[name][~mask[name]] == 0).all()
         negative_survivors = mask[name] & (before[name] < 0)
@@ -90,14 +93,16 @@ def test_evaluations_follow_the_cadence_and_the_end(mnist1d):
     assert all(0.0 <= m["test_accuracy"] <= 1.0 for m in result.metrics)
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
-def test_mixed_precision_trains_masked_and_close_to_fp32(mnist1d, precision):
+def test_mixed_precision_trains_masked_and_close_to_fp32(mnist1d, precision, device):
     results = {}
     for p in ("fp32", precision):
         config = tiny_config(**{"train.precision": p, "train.iterations": "200it"})
         model, mask = _ticket(config)
-        results[p] = (train(model, mnist1d, config.train, mask=mask, quiet=True).final, model.state_dict())
-        params = dict(model.named_parameters())
+        final = train(model, mnist1d, config.train, mask=mask, quiet=True, device=device).final
+        results[p] = (final, {k: v.cpu() for k, v in model.state_dict().items()})
+        params = {n: p.detach().cpu() for n, p in model.named_parameters()}
         assert all((params[name][~mask[name]] == 0).all() for name in mask)
         assert all(v.dtype == torch.float32 for v in model.state_dict().values())  # weights stay fp32
     (full, full_state), (mixed, mixed_state) = results["fp32"], results[precision]
@@ -115,3 +120,24 @@ def test_compiled_training_matches_eager_to_float_tolerance(mnist1d):
         train(model, mnist1d, config.train, mask=mask, quiet=True, compile=compile)
         states.append(model.state_dict())
     assert all(torch.allclose(states[0][k], states[1][k], atol=1e-5) for k in states[0])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_a_batch_norm_conv_net_trains_masked_on_augmented_batches_on_the_device(device):
+    """ResNet-20 on CIFAR-shaped data, crop+flip drawn on the device (channels_last on CUDA)."""
+    generator = torch.Generator().manual_seed(0)
+    data = TensorDataset("cifar-shaped", torch.rand(64, 3, 32, 32, generator=generator),
+                         torch.randint(0, 10, (64,), generator=generator), torch.rand(32, 3, 32, 32, generator=generator),
+                         torch.randint(0, 10, (32,), generator=generator), 10, augment=random_crop_flip)
+    config = TrainConfig(optimizer="sgd", lr=0.05, momentum=0.9, weight_decay=1e-4, batch_size=16, iterations="6it",
+                         eval_every="3it")
+    model = build_model("resnet20", {}, 0)
+    mask = magnitude_prune(Mask.ones(model), dict(model.named_parameters()), layer_fractions(model, PruneConfig(0.5)),
+                           "layerwise", 0.5)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    result = train(model, data, config, mask=mask, augment=True, device=device, quiet=True)
+    params = {n: p.detach().cpu() for n, p in model.named_parameters()}
+    assert [m["iteration"] for m in result.metrics] == [3, 6]
+    for name in mask:
+        assert (params[name][~mask[name]] == 0).all() and not torch.equal(params[name], before[name])
+    assert all(torch.isfinite(p).all() for p in params.values())
