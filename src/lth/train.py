@@ -149,6 +149,7 @@ def train(model: nn.Module, data, config: TrainConfig, *, mask: Mask | None = No
     optimizer = make_optimizer(model, config)
     # fp16 needs loss scaling; for fp32/bf16 the disabled scaler passes calls straight through
     scaler = torch.amp.GradScaler(device.type, enabled=config.precision == "fp16")
+    precision = autocast(device, config.precision)  # one context, entered at every step
     if optimizer_state is not None:
         optimizer.load_state_dict(optimizer_state)
     pairs = _mask_pairs(model, mask, device)
@@ -201,7 +202,7 @@ def train(model: nn.Module, data, config: TrainConfig, *, mask: Mask | None = No
             current_lr = lr
         if channels_last and x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)
-        with autocast(device, config.precision):
+        with precision:
             out = forward(x)
             if replicas == 1:
                 loss = losses = F.cross_entropy(out, y)
@@ -209,9 +210,13 @@ def train(model: nn.Module, data, config: TrainConfig, *, mask: Mask | None = No
                 losses = F.cross_entropy(out, y, reduction="none").view(replicas, -1).mean(1)
                 loss = losses.sum()
         optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
+        if scaler.is_enabled():
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+        else:  # (the disabled scaler's pass-through calls are measurable on a small model)
+            loss.backward()
+            optimizer.step()
         if pairs:
             with torch.no_grad():
                 torch._foreach_mul_(pairs[0], pairs[1])
@@ -232,7 +237,9 @@ def _mask_pairs(model: nn.Module, mask: Mask | None, device: torch.device):
         return None
     params = dict(model.named_parameters())
     mask.to(device).apply_(model)  # also checks that the mask fits the model
-    names = list(mask)
+    names = [n for n in mask if not mask[n].all()]  # all-ones masks (a dense level) have nothing to zero
+    if not names:
+        return None
     return [params[n] for n in names], [mask[n].to(device, params[n].dtype) for n in names]
 
 
