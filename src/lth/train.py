@@ -81,14 +81,14 @@ def evaluate(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tenso
     """(mean loss, accuracy) over the batches, with the model in eval mode."""
     was_training = model.training
     model.eval()
-    loss_sum, correct, count = 0.0, 0, 0
-    for x, y in batches:
+    loss_sum, correct, count = 0.0, 0, 0  # tensors on the batches' device after the first batch:
+    for x, y in batches:                   # one host synchronisation per evaluation, not per batch
         out = model(x)
-        loss_sum += float(F.cross_entropy(out.float(), y, reduction="sum"))
-        correct += int((out.argmax(1) == y).sum())
+        loss_sum = loss_sum + F.cross_entropy(out.float(), y, reduction="sum").double()
+        correct = correct + (out.argmax(1) == y).sum()
         count += len(y)
     model.train(was_training)
-    return loss_sum / max(count, 1), correct / max(count, 1)
+    return float(loss_sum) / max(count, 1), int(correct) / max(count, 1)
 
 
 @dataclass
@@ -267,17 +267,17 @@ def evaluate_replicas(model: nn.Module, batches, replicas: int) -> list[tuple[fl
     """evaluate() for each replica of a stacked model (all see the same batches)."""
     was_training = model.training
     model.eval()
-    loss_sum = torch.zeros(replicas, dtype=torch.float64)
-    correct = torch.zeros(replicas, dtype=torch.long)
-    count = 0
+    loss_sum, correct, count = 0.0, 0, 0  # on the batches' device: one synchronisation at the end
     for x, y in repeated(batches, replicas):
         out = model(x).float().view(replicas, len(y), -1)
         targets = y.expand(replicas, -1)
-        loss_sum += F.cross_entropy(out.transpose(1, 2), targets, reduction="none").sum(1).double().cpu()
-        correct += (out.argmax(2) == targets).sum(1).cpu()
+        loss_sum = loss_sum + F.cross_entropy(out.transpose(1, 2), targets, reduction="none").sum(1).double()
+        correct = correct + (out.argmax(2) == targets).sum(1)
         count += len(y)
     model.train(was_training)
-    return [(float(l) / max(count, 1), int(c) / max(count, 1)) for l, c in zip(loss_sum, correct)]
+    if count == 0:
+        return [(0.0, 0.0)] * replicas
+    return [(l / count, c / count) for l, c in zip(loss_sum.tolist(), correct.tolist())]
 
 
 def _save_resume(path, model, optimizer, scaler, iteration, loss_sum, correct, seen, interval_start, metrics) -> None:
