@@ -1,5 +1,6 @@
 """SIGKILL a real `lth imp` process mid-training, rerun the same command: the final weights are
 bit-identical to an uninterrupted run."""
+import json
 import os
 import signal
 import subprocess
@@ -47,6 +48,30 @@ def test_a_sigkilled_imp_run_resumes_to_the_same_bits(tmp_path):
     assert resumed.wait(timeout=300) == 0, resumed.stderr.read()
     for expected, got in zip(_finals(tmp_path / "reference"), _finals(store)):
         assert expected.keys() == got.keys() and all(torch.equal(expected[k], got[k]) for k in expected)
+
+
+def test_a_sigkilled_stacked_group_resumes_to_the_same_bits(tmp_path):
+    """Two seeds trained as stacked replicas keep one resume file for the group."""
+    reference = _lth(tmp_path / "reference", "--seeds", "0,1")
+    assert reference.wait(timeout=300) == 0, reference.stderr.read()
+    store = tmp_path / "killed"
+    process = _lth(store, "--seeds", "0,1")
+    deadline = time.time() + 120
+    while not list(store.glob("*/level_1/resume_group_*.pt")) and time.time() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    assert process.poll() is None, "the run finished before it could be killed; lower the checkpoint cadence"
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not list(store.glob("*/level_1/summary.json"))
+    resumed = _lth(store, "--seeds", "0,1")
+    assert resumed.wait(timeout=300) == 0, resumed.stderr.read()
+    finals = sorted(p.relative_to(store) for p in store.glob("*/level_*/final.safetensors"))
+    assert len(finals) == 4 and not list(store.glob("*/level_*/resume*.pt"))
+    for name in finals:
+        expected, got = load_tensors(tmp_path / "reference" / name), load_tensors(store / name)
+        assert expected.keys() == got.keys() and all(torch.equal(expected[k], got[k]) for k in expected)
+    summary = json.loads(next(store.glob("*/level_1/summary.json")).read_text())
+    assert summary["replicas"] == 2
 
 
 def test_no_wait_names_the_holder_of_the_run(tmp_path):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import io
 import json
 import time
@@ -140,10 +141,13 @@ def train_levels(trainings: list[Training], quiet: bool, resume_every: int = 0,
                     augment=config.data.augment, device=first.setup.device,
                     checkpoints={k: save_checkpoint for k in plan.checkpoint_steps},
                     optimizer_state=plan.optimizer_state,
-                    resume_path=first.directory / "resume.pt" if replicas == 1 else None,
+                    resume_path=first.directory / resume_name(trainings),
                     resume_every=resume_every, quiet=quiet, compile=compile,
                     description=f"{config.kind} level {first.level} ({left})")
     seconds = (time.perf_counter() - began) / replicas  # each replica's share of the wall time
+    for t in trainings:  # the level is done: a stacked group's state left by another grouping is stale
+        for stale in t.directory.glob("resume_group_*.pt"):
+            stale.unlink(missing_ok=True)
     if replicas == 1:
         results = [results]
     else:
@@ -165,6 +169,15 @@ def train_levels(trainings: list[Training], quiet: bool, resume_every: int = 0,
         summaries.append(summary)
     barrier()  # under torchrun: every rank reads what rank 0 wrote only after this
     return summaries
+
+
+def resume_name(trainings: list[Training]) -> str:
+    """The resume file of a training, or of a stacked group: named by its members in order, so a
+    rerun that forms the same group resumes it (kept in the first member's level folder)."""
+    if len(trainings) == 1:
+        return "resume.pt"
+    members = hashlib.sha256(" ".join(t.run.hash for t in trainings).encode()).hexdigest()[:16]
+    return f"resume_group_{members}.pt"
 
 
 def replica_groups(trainings: list[Training], replicas: str | int = "auto") -> list[list[Training]]:

@@ -121,16 +121,17 @@ def train(model: nn.Module, data, config: TrainConfig, *, mask: Mask | None = No
     checkpoints: {iteration: callback(iteration, model, optimizer)} called when the weights are those
         after `iteration` steps (the rewind checkpoint among them).
     optimizer_state: start from this optimizer state (rewinding the optimizer) instead of a fresh one.
-    resume_path: if given, the full training state is saved there every `resume_every` steps and
-        training resumes from it when it exists; the result is bit-identical on CPU.
+    resume_path: if given, the full training state (of all replicas) is saved there every
+        `resume_every` steps and training resumes from it when it exists; the result is
+        bit-identical on CPU.
     """
     device = torch.device(device)
     seeds = [data_seed] if isinstance(data_seed, int) else list(data_seed)
     replicas = len(seeds)
     loaders = [data.train_loader(config.batch_size, seed, device, augment) for seed in seeds]
     loader = loaders[0] if replicas == 1 else ReplicaBatches(loaders)
-    if replicas > 1 and (resume_path is not None or distributed.world_size() > 1):
-        raise ConfigError("stacked replicas train in one process without resume checkpoints")
+    if replicas > 1 and distributed.world_size() > 1:
+        raise ConfigError("stacked replicas train in one process")
     ipe = loader.iterations_per_epoch
     schedule = Schedule.from_config(config, ipe)
     start = to_iterations(start, ipe) if isinstance(start, str) else int(start)
@@ -171,7 +172,8 @@ def train(model: nn.Module, data, config: TrainConfig, *, mask: Mask | None = No
             scaler.load_state_dict(state["scaler"])
         loss_sum, correct = state["loss_sum"], state["correct"]
         seen, interval_start, iteration = state["seen"], state["interval_start"], state["iteration"]
-        result.metrics = state["metrics"]
+        for r, metrics in zip(results, state["metrics"] if replicas > 1 else [state["metrics"]]):
+            r.metrics = metrics
 
     bar = tqdm(total=stop - start, initial=iteration - start, desc=description, disable=quiet,
                leave=False, mininterval=0.5, dynamic_ncols=True)
@@ -192,7 +194,7 @@ def train(model: nn.Module, data, config: TrainConfig, *, mask: Mask | None = No
             break
         if resume_path is not None and resume_every and iteration > start and iteration % resume_every == 0:
             _save_resume(resume_path, model, optimizer, scaler, iteration, loss_sum, correct, seen, interval_start,
-                         result.metrics)
+                         result.metrics if replicas == 1 else [r.metrics for r in results])
 
         x, y = loader.batch(iteration)
         lr = schedule.lr_at(iteration)
