@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The GPU checks and benchmarks in one short run, for a session that is lent a GPU machine
-# (its python3 holds a CUDA build of torch; it cannot fetch packages). About 5 minutes on an H100.
+# (its python3 holds a CUDA build of torch; it cannot fetch packages). About 6 minutes on an H100 (a guess:
+# never run yet); give it timeout_s=600.
 #
 # Prepare here, once, from the repository root (the two pure-Python wheels the device image lacks):
 #   echo /.whl/ >> .git/info/exclude
@@ -22,3 +23,4 @@ python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.versio
 python3 -m pytest -q -p no:cacheprovider -k cuda tests/test_train.py tests/test_replicas.py 2>&1 | tee "$out/tests.txt"
 python3 benchmarks/gpu_resnet20.py --steps 200 --repeats 3 2>&1 | tee "$out/gpu_resnet20.txt"
 python3 benchmarks/interpolation.py --device cuda --repeats 3 2>&1 | tee "$out/interpolation.txt"
+python3 benchmarks/replicas.py --device cuda --steps 200 --repeats 3 --cache /tmp/lth-cache 2>&1 | tee "$out/replicas.txt"

@@ -2,7 +2,7 @@
 `train()` runs, side by side in one process: replica-iterations per second, the ratio, and the
 achieved GFLOP/s against this machine's measured matmul peak (a large torch.mm in the same run).
 
-    .venv/bin/python benchmarks/replicas.py [--steps 300] [--repeats 3] [--ks 1,2,4,8]
+    .venv/bin/python benchmarks/replicas.py [--steps 300] [--repeats 3] [--ks 1,2,4,8] [--device cuda]
 
 Both sides run lth's own train() with masks on, the preset's optimizer and batch, evaluation only
 at the end; runs are interleaved and each figure is the median of --repeats.
@@ -39,29 +39,34 @@ def models(config, k: int):
     return built, [Mask.ones(m) for m in built]
 
 
-def sequential(config, data, k: int) -> float:
+def sequential(config, data, k: int, device: torch.device) -> float:
     built, masks = models(config, k)
     began = time.perf_counter()
-    for seed, (model, mask) in enumerate(zip(built, masks)):
-        train(model, data, config.train, mask=mask, data_seed=seed, quiet=True)
+    for seed, (model, mask) in enumerate(zip(built, masks)):  # train() ends reading metrics: synchronised
+        train(model, data, config.train, mask=mask, data_seed=seed, quiet=True, device=device)
     return time.perf_counter() - began
 
 
-def stacked(config, data, k: int) -> float:
+def stacked(config, data, k: int, device: torch.device) -> float:
     built, masks = models(config, k)
     model, mask = stack_models(built), stack_masks(masks)
     began = time.perf_counter()
-    train(model, data, config.train, mask=mask, data_seed=list(range(k)), quiet=True)
+    train(model, data, config.train, mask=mask, data_seed=list(range(k)), quiet=True, device=device)
     return time.perf_counter() - began
 
 
-def matmul_peak(size: int = 2048, repeats: int = 5) -> float:
-    a, b = torch.randn(size, size), torch.randn(size, size)
+def matmul_peak(device: torch.device, repeats: int = 5) -> float:
+    size = 2048 if device.type == "cpu" else 8192
+    a, b = torch.randn(size, size, device=device), torch.randn(size, size, device=device)
     torch.mm(a, b)
     times = []
     for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
         began = time.perf_counter()
         torch.mm(a, b)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
         times.append(time.perf_counter() - began)
     return 2 * size ** 3 / statistics.median(times) / 1e9
 
@@ -79,22 +84,27 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--ks", default="1,2,4,8")
     parser.add_argument("--cache", default="lth_runs/_cache")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (fp32 matmuls either way)")
     args = parser.parse_args()
+    device = torch.device(args.device)
     ks = [int(k) for k in args.ks.split(",")]
     data = datasets(args.cache)
-    peak = matmul_peak()
-    print(f"torch {torch.__version__}, CPU, {torch.get_num_threads()} threads; {args.steps} steps per replica, "
-          f"median of {args.repeats}; matmul peak {peak:.1f} GFLOP/s (2048² torch.mm)")
+    peak = matmul_peak(device)
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    print(f"torch {torch.__version__}, {where}; {args.steps} steps per replica, median of {args.repeats}; "
+          f"fp32 matmul peak {peak:.1f} GFLOP/s (torch.mm)")
     print(f"{'preset':<16} {'K':>2} {'sequential rep-it/s':>20} {'stacked rep-it/s':>17} {'ratio':>6} {'GFLOP/s':>8} "
           f"{'% peak':>7}")
     for name, dataset in data.items():
         config = get_preset(name)
         config = replace(config, train=replace(config.train, iterations=f"{args.steps}it", eval_every=f"{args.steps}it"))
+        sequential(config, dataset, 1, device)  # warm-up: first calls pay for lazy initialisation
+        stacked(config, dataset, 2, device)
         for k in ks:
             seq, stk = [], []
             for _ in range(args.repeats):  # interleaved
-                seq.append(sequential(config, dataset, k))
-                stk.append(stacked(config, dataset, k))
+                seq.append(sequential(config, dataset, k, device))
+                stk.append(stacked(config, dataset, k, device))
             seq_rate = k * args.steps / statistics.median(seq)
             stk_rate = k * args.steps / statistics.median(stk)
             gflops = stk_rate * flops_per_iteration(config) / 1e9
