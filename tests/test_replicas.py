@@ -87,6 +87,20 @@ def test_only_all_linear_models_are_stacked():
         assert not stackable(model) and group_size("auto", model) == 1
     mlp = build_model("lenet300", {}, 0)
     assert (group_size("auto", mlp), group_size("off", mlp), group_size(4, mlp)) == (8, 1, 4)
+    # a user's model: its forward code is unknown, so only an explicit K stacks it
+    assert (group_size("auto", mlp, registered=False), group_size(4, mlp, registered=False)) == (1, 4)
+
+
+def test_a_users_model_trains_one_by_one_unless_replicas_are_asked_for(tmp_path, mnist1d):
+    configs = [tiny_config(seed=seed) for seed in (0, 1)]
+    user_model = build_model("mnist1d_mlp", {"hidden": 32}, 0)  # as a user's nn.Module object
+    auto = run_imp_many(configs, 0, tmp_path, quiet=True, data=mnist1d, model=user_model)
+    assert [r.levels[0]["replicas"] for r in auto] == [1, 1]
+    asked = run_imp_many(configs, 0, tmp_path / "asked", quiet=True, data=mnist1d, model=user_model, replicas=2)
+    assert [r.levels[0]["replicas"] for r in asked] == [2, 2]
+    for a, b in zip(auto, asked):
+        assert _close(load_tensors(Path(a.run_dir) / "level_0" / "final.safetensors"),
+                      load_tensors(Path(b.run_dir) / "level_0" / "final.safetensors"))
 
 
 @pytest.mark.parametrize("value", ["0", "many"])

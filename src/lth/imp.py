@@ -185,7 +185,8 @@ def replica_groups(trainings: list[Training], replicas: str | int = "auto") -> l
     config, same start and checkpoints, no optimizer state to restore, no half-done resume file."""
     if not trainings:
         return []
-    size = group_size(replicas, trainings[0].model) if world_size() == 1 else 1
+    registered = ":" not in trainings[0].setup.config.model.name  # not "package.module:factory" or "instance:..."
+    size = group_size(replicas, trainings[0].model, registered) if world_size() == 1 else 1
     groups: dict[Any, list[Training]] = {}
     alone = []
     for t in trainings:

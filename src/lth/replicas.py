@@ -128,12 +128,16 @@ def repeated(batches: Iterator[tuple[torch.Tensor, torch.Tensor]], replicas: int
         yield torch.cat([x] * replicas), y
 
 
-def group_size(replicas: str | int, model: nn.Module) -> int:
-    """How many copies to stack: `--replicas off` 1, K, or auto (up to 8 for a stackable model)."""
+def group_size(replicas: str | int, model: nn.Module, registered: bool = True) -> int:
+    """How many copies to stack: `--replicas off` 1, K, or auto (up to 8 for a stackable model).
+
+    auto stacks only the registry's models, whose forward code is known to call its nn.Linear
+    layers on [rows, features] inputs; a user's model (registered=False) is stacked only when K is
+    asked for explicitly, since a forward that uses `layer.weight` directly would break."""
     if replicas in ("off", 1, "1"):
         return 1
     if not stackable(model):
         return 1
     if replicas == "auto":
-        return MAX_AUTO_REPLICAS
+        return MAX_AUTO_REPLICAS if registered else 1
     return int(replicas)
