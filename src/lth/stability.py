@@ -94,7 +94,9 @@ def interpolation_curve(model: nn.Module, setup: Setup, a: State, b: State, poin
     if points < 2:
         raise ConfigError(f"--interpolation-points must be at least 2, got {points}")
     alphas = torch.linspace(0, 1, points).tolist()
-    per_pass = per_pass or points_per_pass(model, points, setup.device)
+    if per_pass is None:  # a user's model ("package.module:factory", "instance:..."): forward code unknown
+        registered = ":" not in setup.config.model.name
+        per_pass = points_per_pass(model, points, setup.device) if registered else 1
     curve = []
     for first in range(0, points, per_pass):
         chunk = alphas[first:first + per_pass]
