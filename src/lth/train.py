@@ -148,7 +148,7 @@ def train(model: nn.Module, data, config: TrainConfig, *, mask: Mask | None = No
     if compile:
         forward = torch.compile(forward)
     optimizer = make_optimizer(model, config)
-    # fp16 needs loss scaling; for fp32/bf16 the disabled scaler passes calls straight through
+    # fp16 needs loss scaling; for fp32/bf16 the scaler is disabled (and bypassed in the loop)
     scaler = torch.amp.GradScaler(device.type, enabled=config.precision == "fp16")
     precision = autocast(device, config.precision)  # one context, entered at every step
     if optimizer_state is not None:
