@@ -44,6 +44,9 @@ def test_a_sigkilled_imp_run_resumes_to_the_same_bits(tmp_path):
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
     assert not list(store.glob("*/level_1/summary.json"))
+    listing = subprocess.run([sys.executable, "-m", "lth", "ls", "--store", str(store)], capture_output=True, text=True,
+                             env=ENV)
+    assert "interrupted in level 1 (rerun the command to resume)" in listing.stdout
     resumed = _lth(store)
     assert resumed.wait(timeout=300) == 0, resumed.stderr.read()
     for expected, got in zip(_finals(tmp_path / "reference"), _finals(store)):

@@ -494,7 +494,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("ls", help="list the runs in a store", description="List runs: hash, preset, kind, rewind, "
-                       "seed, levels done, best accuracy, status (failed runs show their error).")
+                       "seed, levels done, best accuracy, status: ok, locked/running, interrupted (rerun to resume) or "
+                       "failed (with its error and log).")
     p.add_argument("--store", default=DEFAULT_STORE, metavar="DIR")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_ls)

@@ -225,8 +225,10 @@ class Run:
             first = failures[0]
             log = f" (log: {first['log']})" if first.get("log") else ""
             return f"failed: level {first.get('level')}: {first.get('error', '')}{log}"
-        return "locked/running" if any(self.level_locked(int(p.name.split(".")[0].removeprefix("level_")))
-                                       for p in self.dir.glob("level_*.lock")) else "ok"
+        if any(self.level_locked(int(p.name.split(".")[0].removeprefix("level_"))) for p in self.dir.glob("level_*.lock")):
+            return "locked/running"
+        interrupted = sorted(int(p.parent.name.removeprefix("level_")) for p in self.dir.glob("level_*/resume*.pt"))
+        return f"interrupted in level {interrupted[0]} (rerun the command to resume)" if interrupted else "ok"
 
     def level_locked(self, level: int) -> bool:
         """Whether some process holds this level's lock now (is training it)."""
