@@ -30,15 +30,15 @@ def _finals(store: Path) -> list[dict[str, torch.Tensor]]:
     return [load_tensors(run / f"level_{level}" / "final.safetensors") for level in (0, 1)]
 
 
-def test_a_sigkilled_imp_run_resumes_to_the_same_bits(tmp_path):
-    reference = _lth(tmp_path / "reference")
+def _killed_and_resumed(tmp_path: Path, resume_file: str, *extra: str) -> Path:
+    """Run to the end in one store; in another, SIGKILL the same command once level 1 has written
+    `resume_file` (mid-level, after level 0 finished), then rerun it there. Returns that store."""
+    reference = _lth(tmp_path / "reference", *extra)
     assert reference.wait(timeout=300) == 0, reference.stderr.read()
-
     store = tmp_path / "killed"
-    process = _lth(store)
+    process = _lth(store, *extra)
     deadline = time.time() + 120
-    # kill once level 1 has a resume checkpoint: mid-level, after level 0 finished
-    while not list(store.glob("*/level_1/resume.pt")) and time.time() < deadline and process.poll() is None:
+    while not list(store.glob(f"*/level_1/{resume_file}")) and time.time() < deadline and process.poll() is None:
         time.sleep(0.05)
     assert process.poll() is None, "the run finished before it could be killed; lower the checkpoint cadence"
     os.kill(process.pid, signal.SIGKILL)
@@ -47,27 +47,20 @@ def test_a_sigkilled_imp_run_resumes_to_the_same_bits(tmp_path):
     listing = subprocess.run([sys.executable, "-m", "lth", "ls", "--store", str(store)], capture_output=True, text=True,
                              env=ENV)
     assert "interrupted in level 1 (rerun the command to resume)" in listing.stdout
-    resumed = _lth(store)
+    resumed = _lth(store, *extra)
     assert resumed.wait(timeout=300) == 0, resumed.stderr.read()
+    return store
+
+
+def test_a_sigkilled_imp_run_resumes_to_the_same_bits(tmp_path):
+    store = _killed_and_resumed(tmp_path, "resume.pt")
     for expected, got in zip(_finals(tmp_path / "reference"), _finals(store)):
         assert expected.keys() == got.keys() and all(torch.equal(expected[k], got[k]) for k in expected)
 
 
 def test_a_sigkilled_stacked_group_resumes_to_the_same_bits(tmp_path):
     """Two seeds trained as stacked replicas keep one resume file for the group."""
-    reference = _lth(tmp_path / "reference", "--seeds", "0,1")
-    assert reference.wait(timeout=300) == 0, reference.stderr.read()
-    store = tmp_path / "killed"
-    process = _lth(store, "--seeds", "0,1")
-    deadline = time.time() + 120
-    while not list(store.glob("*/level_1/resume_group_*.pt")) and time.time() < deadline and process.poll() is None:
-        time.sleep(0.05)
-    assert process.poll() is None, "the run finished before it could be killed; lower the checkpoint cadence"
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait()
-    assert not list(store.glob("*/level_1/summary.json"))
-    resumed = _lth(store, "--seeds", "0,1")
-    assert resumed.wait(timeout=300) == 0, resumed.stderr.read()
+    store = _killed_and_resumed(tmp_path, "resume_group_*.pt", "--seeds", "0,1")
     finals = sorted(p.relative_to(store) for p in store.glob("*/level_*/final.safetensors"))
     assert len(finals) == 4 and not list(store.glob("*/level_*/resume*.pt"))
     for name in finals:
