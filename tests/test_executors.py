@@ -3,12 +3,12 @@ restarted, failures reported with their logs, preempted jobs that resume, SLURM 
 
 Local jobs are real processes (submitit's LocalExecutor, 2 workers); each pays ~3 s of start-up."""
 import json
-from contextlib import contextmanager
 import os
 import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest

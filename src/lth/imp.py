@@ -26,6 +26,7 @@ from .errors import ConfigError, StoreError, TrainingDiverged
 from .distributed import barrier, world_size
 from .experiment import Setup, module_config, prepare
 from .masks import Mask, layer_fractions, magnitude_prune
+from .models import MODELS
 from .replicas import group_size, replica_optimizer_state, replica_state, stack_masks, stack_models
 from .steps import to_iterations
 from .store import Run, Store, load_checked, load_tensors, save_checked, save_tensors, write_json, write_jsonl
@@ -185,7 +186,7 @@ def replica_groups(trainings: list[Training], replicas: str | int = "auto") -> l
     config, same start and checkpoints, no optimizer state to restore, no half-done resume file."""
     if not trainings:
         return []
-    registered = ":" not in trainings[0].setup.config.model.name  # not "package.module:factory" or "instance:..."
+    registered = trainings[0].setup.config.model.name in MODELS
     size = group_size(replicas, trainings[0].model, registered) if world_size() == 1 else 1
     groups: dict[Any, list[Training]] = {}
     alone = []

@@ -27,6 +27,7 @@ from .errors import ConfigError
 from .experiment import Setup, module_config, prepare
 from .imp import run_imp
 from .masks import Mask
+from .models import MODELS
 from .steps import Step
 from .store import Store, load_tensors, read_json, write_json
 from .replicas import stack_models, stackable
@@ -94,9 +95,8 @@ def interpolation_curve(model: nn.Module, setup: Setup, a: State, b: State, poin
     if points < 2:
         raise ConfigError(f"--interpolation-points must be at least 2, got {points}")
     alphas = torch.linspace(0, 1, points).tolist()
-    if per_pass is None:  # a user's model ("package.module:factory", "instance:..."): forward code unknown
-        registered = ":" not in setup.config.model.name
-        per_pass = points_per_pass(model, points, setup.device) if registered else 1
+    if per_pass is None:  # a user's model is never stacked unasked: its forward code is unknown
+        per_pass = points_per_pass(model, points, setup.device) if setup.config.model.name in MODELS else 1
     curve = []
     for first in range(0, points, per_pass):
         chunk = alphas[first:first + per_pass]
