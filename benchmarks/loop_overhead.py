@@ -2,7 +2,8 @@
 
 Both loops use the same model, the same in-memory data, the same optimizer and the same number
 of steps. lth's loop runs as users run it: a 50%-sparse mask re-applied after every step,
-evaluation at the preset's cadence, resume checkpoints at the default cadence, progress bar on.
+evaluation at the preset's cadence, resume checkpoints at the default cadence (every 2 minutes of
+training: none in these short runs), progress bar on.
 Runs are interleaved and repeated; the table shows medians (this machine is shared and noisy).
 
     .venv/bin/python benchmarks/loop_overhead.py [--repeats 5] [--steps 600]
@@ -20,7 +21,7 @@ import torch.nn.functional as F
 from lth.config import PruneConfig
 from lth.data import load_dataset
 from lth.data.loader import TensorDataset
-from lth.imp import resume_interval
+from lth.imp import resume_cadence
 from lth.masks import Mask, layer_fractions, magnitude_prune
 from lth.models import build_model
 from lth.presets import get_preset
@@ -46,7 +47,7 @@ def plain_loop(model, x, y, config, steps: int) -> None:
 def lth_loop(model, data, config, steps: int, mask: Mask) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         train(model, data, config, mask=mask, stop=steps, quiet=False, resume_path=f"{tmp}/resume.pt",
-              resume_every=resume_interval("auto", len(data.y_train) // config.batch_size), description="lth")
+              resume_every=resume_cadence("auto", len(data.y_train) // config.batch_size), description="lth")
 
 
 def cases():

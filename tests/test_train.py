@@ -1,10 +1,15 @@
+import importlib
+import itertools
+from types import SimpleNamespace
+
 import pytest
 import torch
 
 from lth.config import PruneConfig, TrainConfig
 from lth.masks import Mask, layer_fractions, magnitude_prune
 from lth.models import build_model
-from lth.train import Schedule, train
+from lth.imp import AUTO_CHECKPOINT_SECONDS, resume_cadence
+from lth.train import ResumeCadence, Schedule, train
 from conftest import DEVICES, tiny_config
 from lth.data.cifar import random_crop_flip
 from lth.data.loader import TensorDataset
@@ -77,6 +82,42 @@ def test_a_killed_training_resumes_to_the_same_bits(mnist1d, tmp_path, precision
     assert all(torch.equal(v, resumed_model.state_dict()[k]) for k, v in reference.state_dict().items())
     assert resumed.metrics == expected.metrics
     assert not path.exists()
+
+
+def test_the_auto_cadence_saves_by_training_time_and_resumes_to_the_same_bits(mnist1d, tmp_path, monkeypatch):
+    loop = importlib.import_module("lth.train")  # (the package's `lth.train` is the function)
+    config = tiny_config(**{"train.optimizer": "adam", "train.lr": "0.01"})
+    model, mask = _ticket(config)
+    reference = build_model(config.model.name, config.model.options, 0)
+    expected = train(reference, mnist1d, config.train, mask=mask, quiet=True)
+    clock = itertools.count()  # a fake clock: one second passes at every reading
+    monkeypatch.setattr(loop, "time", SimpleNamespace(monotonic=lambda: float(next(clock))))
+    saved_at = []
+    save = loop._save_resume
+    monkeypatch.setattr(loop, "_save_resume", lambda path, m, o, s, iteration, *rest: (
+        saved_at.append(iteration), save(path, m, o, s, iteration, *rest)))
+
+    class Killed(Exception):
+        pass
+
+    def kill(iteration, m, o):
+        raise Killed
+
+    path, cadence = tmp_path / "resume.pt", ResumeCadence(seconds=10)
+    with pytest.raises(Killed):
+        train(model, mnist1d, config.train, mask=mask, resume_path=path, resume_every=cadence, checkpoints={37: kill},
+              quiet=True)
+    assert saved_at == [10, 20, 30]  # 10 readings (seconds) apart; each save reads the clock once more
+    resumed_model = build_model(config.model.name, config.model.options, 0)
+    resumed = train(resumed_model, mnist1d, config.train, mask=mask, resume_path=path, resume_every=cadence, quiet=True)
+    assert all(torch.equal(v, resumed_model.state_dict()[k]) for k, v in reference.state_dict().items())
+    assert resumed.metrics == expected.metrics
+
+
+def test_checkpoint_every_auto_is_time_based_and_a_step_is_iterations():
+    assert resume_cadence("auto", 40) == ResumeCadence(seconds=AUTO_CHECKPOINT_SECONDS)
+    assert resume_cadence("2ep", 40) == ResumeCadence(iterations=80)
+    assert ResumeCadence(iterations=50).due(100, 0.0) and not ResumeCadence(iterations=50).due(101, 1e9)
 
 
 def test_schedule_warms_up_linearly_then_drops():

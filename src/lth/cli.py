@@ -73,8 +73,8 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--data-root", metavar="DIR", help="directory holding the dataset files (not needed for mnist1d)")
     g.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="default: cuda if available")
     g.add_argument("--checkpoint-every", default="auto", metavar="STEP",
-                   help="save the full training state this often so a killed run resumes (default auto: every "
-                   "epoch, at least 500 iterations apart)")
+                   help="save the full training state this often so a killed run resumes, e.g. 500it or 1ep "
+                   "(default auto: every 2 minutes of training)")
     g.add_argument("--no-wait", action="store_true", help="if another process is training the same run, exit "
                    "(code 2) naming it instead of waiting for it and reading its result")
     g.add_argument("--compile", action="store_true", help="train through torch.compile (faster on GPUs after a "

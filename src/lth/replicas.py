@@ -20,6 +20,7 @@ from typing import Any, Iterator, Sequence
 import torch
 from torch import nn
 
+from .data.loader import gather
 from .masks import Mask
 
 MAX_AUTO_REPLICAS = 8
@@ -117,7 +118,7 @@ class ReplicaBatches:
         first = self.loaders[0]
         if first.augment is None:  # one gather for all replicas
             index = torch.cat([loader.indices(iteration) for loader in self.loaders])
-            return first.x[index], first.y[index]
+            return gather(first.x, index), gather(first.y, index)
         parts = [loader.batch(iteration) for loader in self.loaders]
         return torch.cat([x for x, _ in parts]), torch.cat([y for _, y in parts])
 
