@@ -6,11 +6,15 @@ evaluation at the preset's cadence, resume checkpoints at the default cadence (e
 training: none in these short runs), progress bar on.
 Runs are interleaved and repeated; the table shows medians (this machine is shared and noisy).
 
-    .venv/bin/python benchmarks/loop_overhead.py [--repeats 5] [--steps 600]
+    .venv/bin/python benchmarks/loop_overhead.py [--repeats 5] [--steps 600] [--breakdown]
+
+--breakdown also runs train() with its features switched off one after another (resume
+checkpoints, evaluation, mask, progress bar), each against the plain loop: where the time goes.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import tempfile
 import time
@@ -44,10 +48,21 @@ def plain_loop(model, x, y, config, steps: int) -> None:
         optimizer.step()
 
 
-def lth_loop(model, data, config, steps: int, mask: Mask) -> None:
+def lth_loop(model, data, config, steps: int, mask: Mask | None, off: frozenset = frozenset()) -> None:
+    """train() as users run it, less the features named in `off` (resume, evaluation, mask, bar)."""
+    if "evaluation" in off:  # (the one evaluation at the end of training stays)
+        config = dataclasses.replace(config, eval_every=f"{10 * steps}it")
     with tempfile.TemporaryDirectory() as tmp:
-        train(model, data, config, mask=mask, stop=steps, quiet=False, resume_path=f"{tmp}/resume.pt",
+        train(model, data, config, mask=None if "mask" in off else mask, stop=steps, quiet="bar" in off,
+              resume_path=None if "resume" in off else f"{tmp}/resume.pt",
               resume_every=resume_cadence("auto", len(data.y_train) // config.batch_size), description="lth")
+
+
+# --breakdown: cumulative, so each row's drop from the one above is that feature's cost
+VARIANTS = {"full train()": frozenset(), "- resume checkpoints": frozenset({"resume"}),
+            "- evaluation": frozenset({"resume", "evaluation"}),
+            "- mask multiply": frozenset({"resume", "evaluation", "mask"}),
+            "- progress bar": frozenset({"resume", "evaluation", "mask", "bar"})}
 
 
 def cases():
@@ -65,28 +80,33 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--steps", type=int, default=600)
+    parser.add_argument("--breakdown", action="store_true", help="also time train() with features switched off")
     args = parser.parse_args()
+    variants = VARIANTS if args.breakdown else {"full train()": frozenset()}
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.steps} steps, {args.repeats} repeats (interleaved)")
-    print(f"{'case':<32} {'plain it/s':>10} {'lth it/s':>10} {'lth / plain':>11}")
+    print(f"{'case':<32} {'variant':<22} {'plain it/s':>10} {'lth it/s':>10} {'lth / plain':>11}")
     for name, config, data in cases():
         model_config = config.model
-        ratios, plain_rates, lth_rates = [], [], []
+        plain_rates, rates = [], {variant: [] for variant in variants}
+        warm = build_model(model_config.name, model_config.options, 0)  # first-call costs out of the timings
+        plain_loop(warm, data.x_train, data.y_train, config.train, 20)
+        lth_loop(warm, data, config.train, 20, None)
         for _ in range(args.repeats):
             model = build_model(model_config.name, model_config.options, 0)
             mask = magnitude_prune(Mask.ones(model), dict(model.named_parameters()),
                                    layer_fractions(model, PruneConfig(0.5)), "layerwise", 0.5)
             began = time.perf_counter()
             plain_loop(model, data.x_train, data.y_train, config.train, args.steps)
-            plain = args.steps / (time.perf_counter() - began)
-            model = build_model(model_config.name, model_config.options, 0)
-            began = time.perf_counter()
-            lth_loop(model, data, config.train, args.steps, mask)
-            ours = args.steps / (time.perf_counter() - began)
-            plain_rates.append(plain)
-            lth_rates.append(ours)
-            ratios.append(ours / plain)
-        print(f"{name:<32} {statistics.median(plain_rates):>10.0f} {statistics.median(lth_rates):>10.0f} "
-              f"{statistics.median(ratios):>10.2f}x")
+            plain_rates.append(args.steps / (time.perf_counter() - began))
+            for variant, off in variants.items():
+                model = build_model(model_config.name, model_config.options, 0)
+                began = time.perf_counter()
+                lth_loop(model, data, config.train, args.steps, mask, off)
+                rates[variant].append(args.steps / (time.perf_counter() - began))
+        plain = statistics.median(plain_rates)
+        for variant, ours in rates.items():  # ratios pair each run with the plain run beside it
+            ratio = statistics.median(o / p for o, p in zip(ours, plain_rates))
+            print(f"{name:<32} {variant:<22} {plain:>10.0f} {statistics.median(ours):>10.0f} {ratio:>10.3f}x")
 
 
 if __name__ == "__main__":
