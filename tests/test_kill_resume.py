@@ -58,6 +58,12 @@ def test_a_sigkilled_imp_run_resumes_to_the_same_bits(tmp_path):
         assert expected.keys() == got.keys() and all(torch.equal(expected[k], got[k]) for k in expected)
 
 
+def test_a_run_killed_before_its_first_resume_file_restarts_the_level_to_the_same_bits(tmp_path):
+    store = _killed_and_resumed(tmp_path, "start.safetensors", "--checkpoint-every", "auto")  # (every 2 minutes)
+    for expected, got in zip(_finals(tmp_path / "reference"), _finals(store)):
+        assert expected.keys() == got.keys() and all(torch.equal(expected[k], got[k]) for k in expected)
+
+
 def test_a_sigkilled_stacked_group_resumes_to_the_same_bits(tmp_path):
     """Two seeds trained as stacked replicas keep one resume file for the group."""
     store = _killed_and_resumed(tmp_path, "resume_group_*.pt", "--seeds", "0,1")

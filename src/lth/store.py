@@ -227,7 +227,10 @@ class Run:
             return f"failed: level {first.get('level')}: {first.get('error', '')}{log}"
         if any(self.level_locked(int(p.name.split(".")[0].removeprefix("level_"))) for p in self.dir.glob("level_*.lock")):
             return "locked/running"
-        interrupted = sorted(int(p.parent.name.removeprefix("level_")) for p in self.dir.glob("level_*/resume*.pt"))
+        # a level writes start.safetensors when it begins and summary.json when it ends; between them
+        # nobody holds its lock only if its process died (with or without a resume file to go on from)
+        interrupted = sorted(int(p.parent.name.removeprefix("level_")) for p in self.dir.glob("level_*/start.safetensors")
+                             if not (p.parent / "summary.json").exists())
         return f"interrupted in level {interrupted[0]} (rerun the command to resume)" if interrupted else "ok"
 
     def level_locked(self, level: int) -> bool:
