@@ -6,10 +6,11 @@ evaluation at the preset's cadence, resume checkpoints at the default cadence (e
 training: none in these short runs), progress bar on.
 Runs are interleaved and repeated; the table shows medians (this machine is shared and noisy).
 
-    .venv/bin/python benchmarks/loop_overhead.py [--repeats 5] [--steps 600] [--breakdown]
+    .venv/bin/python benchmarks/loop_overhead.py [--repeats 5] [--steps 600] [--breakdown] [--compile]
 
 --breakdown also runs train() with its features switched off one after another (resume
 checkpoints, evaluation, mask, progress bar), each against the plain loop: where the time goes.
+--compile adds full train() through torch.compile (compiled once before the timed runs).
 """
 from __future__ import annotations
 
@@ -49,13 +50,15 @@ def plain_loop(model, x, y, config, steps: int) -> None:
 
 
 def lth_loop(model, data, config, steps: int, mask: Mask | None, off: frozenset = frozenset()) -> None:
-    """train() as users run it, less the features named in `off` (resume, evaluation, mask, bar)."""
+    """train() as users run it, less the features named in `off` (resume, evaluation, mask, bar);
+    "compile" in `off` means compiled instead."""
     if "evaluation" in off:  # (the one evaluation at the end of training stays)
         config = dataclasses.replace(config, eval_every=f"{10 * steps}it")
     with tempfile.TemporaryDirectory() as tmp:
         train(model, data, config, mask=None if "mask" in off else mask, stop=steps, quiet="bar" in off,
               resume_path=None if "resume" in off else f"{tmp}/resume.pt",
-              resume_every=resume_cadence("auto", len(data.y_train) // config.batch_size), description="lth")
+              resume_every=resume_cadence("auto", len(data.y_train) // config.batch_size), description="lth",
+              compile="compile" in off)
 
 
 # --breakdown: cumulative, so each row's drop from the one above is that feature's cost
@@ -81,8 +84,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--steps", type=int, default=600)
     parser.add_argument("--breakdown", action="store_true", help="also time train() with features switched off")
+    parser.add_argument("--compile", action="store_true", help="also time train(compile=True)")
     args = parser.parse_args()
-    variants = VARIANTS if args.breakdown else {"full train()": frozenset()}
+    variants = dict(VARIANTS) if args.breakdown else {"full train()": frozenset()}
+    if args.compile:
+        variants["train(compile=True)"] = frozenset({"compile"})
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.steps} steps, {args.repeats} repeats (interleaved)")
     print(f"{'case':<32} {'variant':<22} {'plain it/s':>10} {'lth it/s':>10} {'lth / plain':>11}")
     for name, config, data in cases():
@@ -90,7 +96,8 @@ def main() -> None:
         plain_rates, rates = [], {variant: [] for variant in variants}
         warm = build_model(model_config.name, model_config.options, 0)  # first-call costs out of the timings
         plain_loop(warm, data.x_train, data.y_train, config.train, 20)
-        lth_loop(warm, data, config.train, 20, None)
+        for off in variants.values():
+            lth_loop(warm, data, config.train, 20, None, off)
         for _ in range(args.repeats):
             model = build_model(model_config.name, model_config.options, 0)
             mask = magnitude_prune(Mask.ones(model), dict(model.named_parameters()),
