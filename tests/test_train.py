@@ -60,6 +60,20 @@ def test_the_checkpoint_at_k_holds_the_weights_after_k_steps(mnist1d):
     assert all(torch.equal(saved[k], v) for k, v in model_k.state_dict().items())
 
 
+class Killed(Exception):
+    pass
+
+
+def _killed_at_37(model, data, config, mask, path, resume_every) -> None:
+    """Train with a resume file until an exception stops it at iteration 37, as a kill would."""
+    def kill(iteration, m, o):
+        raise Killed
+
+    with pytest.raises(Killed):
+        train(model, data, config.train, mask=mask, resume_path=path, resume_every=resume_every,
+              checkpoints={37: kill}, quiet=True)
+
+
 @pytest.mark.parametrize("precision", ["fp32", "fp16"])  # fp16: the gradient scaler's state is resumed too
 def test_a_killed_training_resumes_to_the_same_bits(mnist1d, tmp_path, precision):
     config = tiny_config(**{"train.optimizer": "adam", "train.lr": "0.01", "train.precision": precision})
@@ -67,15 +81,8 @@ def test_a_killed_training_resumes_to_the_same_bits(mnist1d, tmp_path, precision
     reference = build_model(config.model.name, config.model.options, 0)
     expected = train(reference, mnist1d, config.train, mask=mask, quiet=True)
 
-    class Killed(Exception):
-        pass
-
-    def kill(iteration, m, o):
-        raise Killed
-
     path = tmp_path / "resume.pt"
-    with pytest.raises(Killed):
-        train(model, mnist1d, config.train, mask=mask, resume_path=path, resume_every=15, checkpoints={37: kill}, quiet=True)
+    _killed_at_37(model, mnist1d, config, mask, path, 15)
     assert path.exists()
     resumed_model = build_model(config.model.name, config.model.options, 0)
     resumed = train(resumed_model, mnist1d, config.train, mask=mask, resume_path=path, resume_every=15, quiet=True)
@@ -97,16 +104,8 @@ def test_the_auto_cadence_saves_by_training_time_and_resumes_to_the_same_bits(mn
     monkeypatch.setattr(loop, "_save_resume", lambda path, m, o, s, iteration, *rest: (
         saved_at.append(iteration), save(path, m, o, s, iteration, *rest)))
 
-    class Killed(Exception):
-        pass
-
-    def kill(iteration, m, o):
-        raise Killed
-
     path, cadence = tmp_path / "resume.pt", ResumeCadence(seconds=10)
-    with pytest.raises(Killed):
-        train(model, mnist1d, config.train, mask=mask, resume_path=path, resume_every=cadence, checkpoints={37: kill},
-              quiet=True)
+    _killed_at_37(model, mnist1d, config, mask, path, cadence)
     assert saved_at == [10, 20, 30]  # 10 readings (seconds) apart; each save reads the clock once more
     resumed_model = build_model(config.model.name, config.model.options, 0)
     resumed = train(resumed_model, mnist1d, config.train, mask=mask, resume_path=path, resume_every=cadence, quiet=True)
