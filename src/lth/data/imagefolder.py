@@ -204,6 +204,12 @@ class ImageFolderDataset:
     def train_eval_batches(self, device: torch.device, batch_size: int = 256) -> Iterator[Batch]:
         return self._in_order("train", torch.device(device), batch_size)
 
+    def train_eval_sample(self, device: torch.device, examples: int, batch_size: int = 256) -> Iterator[Batch]:
+        """`examples` training images (evaluation transform) spread evenly over the classes; the
+        files are sorted by class, so the first N would cover only N / 1281 of ImageNet's classes."""
+        chosen = spread_sample(self.train_labels, examples)
+        return self._in_order("train", torch.device(device), batch_size, chosen)
+
     def _decoder(self, split: str, seed: int | None) -> _Decoder:
         paths, labels = (self.train_paths, self.train_labels) if split == "train" else (self.val_paths, self.val_labels)
         return _Decoder(self.root / split, paths, labels, seed, self.size, self.resize, self.scale, self.ratio)
@@ -215,16 +221,36 @@ class ImageFolderDataset:
                           collate_fn=_unchanged, pin_memory=device.type == "cuda",
                           prefetch_factor=2 if num_workers > 0 else None)
 
-    def _in_order(self, split: str, device: torch.device, batch_size: int) -> Iterator[Batch]:
+    def _in_order(self, split: str, device: torch.device, batch_size: int,
+                  chosen: np.ndarray | None = None) -> Iterator[Batch]:
+        """The split's examples (or those at `chosen`), in order, with the evaluation transform."""
         decoder = self._decoder(split, None)
-        count = len(decoder)
-        chunks = (count + batch_size - 1) // batch_size
-        indices = lambda i: np.arange(i * batch_size, min((i + 1) * batch_size, count))  # noqa: E731
+        chosen = np.arange(len(decoder)) if chosen is None else chosen
+        chunks = (len(chosen) + batch_size - 1) // batch_size
+        indices = lambda i: chosen[i * batch_size:(i + 1) * batch_size]  # noqa: E731
         normalize = transforms.Normalize(self.mean, self.std, device)
         for x, y, error in self._dataloader(decoder, _Jobs(0, chunks, indices), self.num_workers, device):
             if error:
                 raise DataError(error)
             yield normalize(x.to(device, non_blocking=True)), y.to(device, non_blocking=True)
+
+
+SAMPLE_SEED = 0  # one fixed sample: the same examples for every alpha, seed and run of a study
+
+
+def spread_sample(labels: np.ndarray, count: int, seed: int = SAMPLE_SEED) -> np.ndarray:
+    """Indices of `count` examples spread evenly over the classes: shuffle each class (seeded),
+    then take every class's first example, then every class's second one, and so on (a class that
+    runs out is skipped). Sorted, so the files are read in folder order."""
+    rng = np.random.default_rng(seed)
+    shuffled = rng.permutation(len(labels))
+    by_class = shuffled[np.argsort(labels[shuffled], kind="stable")]  # grouped by class, shuffled within
+    sorted_labels = labels[by_class]
+    starts = np.searchsorted(sorted_labels, sorted_labels, side="left")
+    rank = np.arange(len(labels)) - starts  # position of each example within its class
+    class_order = rng.permutation(int(labels.max()) + 1 if len(labels) else 0)  # which class goes first in a round
+    picked = by_class[np.lexsort((class_order[sorted_labels], rank))[:count]]
+    return np.sort(picked)
 
 
 def load_imagenet(root: Path | None, cache_dir: Path | None = None, **options) -> ImageFolderDataset:
