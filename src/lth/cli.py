@@ -349,6 +349,8 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         plan = replace(plan, rewind_points=tuple(p.strip() for p in args.rewind_points.split(",") if p.strip()))
     if args.stability_level is not None:
         plan = replace(plan, stability_level=args.stability_level)
+    if args.baseline_rewinds is not None:
+        plan = replace(plan, baseline_rewinds=tuple(p.strip() for p in args.baseline_rewinds.split(",") if p.strip()))
     seeds = _parse_seeds(args.seeds)
     if seeds:
         plan = replace(plan, seeds=tuple(seeds))
@@ -381,29 +383,37 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
+    from .imp import describe_execution
     from .store import Store
 
     rows = []
     for run in Store(args.store).runs():
         done = run.levels_done()
         summaries = [run.summary(level) for level in done]
+        executions = []  # the distinct ways its levels were run (older summaries record none)
+        for s in summaries:
+            if "execution" in s and s["execution"] not in executions:
+                executions.append(s["execution"])
         rows.append({"run": run.hash, "preset": run.config.preset, "kind": run.config.kind, "rewind": run.config.rewind,
                      "seed": run.config.seed, "data_seed": run.config.order_seed, "levels_done": len(done),
                      "best_accuracy": max((s["test_accuracy"] for s in summaries), default=None),
                      "min_weights": min((s["weights_remaining"] for s in summaries), default=None),
-                     "status": run.status(), "dir": str(run.dir)})
+                     "executions": executions, "status": run.status(), "dir": str(run.dir)})
     if args.json:
         print(json.dumps(rows))
         return 0
     if not rows:
         print(f"no runs in {args.store}")
         return 0
-    print(f"{'run':<16}  {'preset':<17} {'kind':<12} {'rewind':>7} {'seed':>4} {'levels':>6} {'best acc':>8} {'% weights':>9}  status")
+    print(f"{'run':<16}  {'preset':<17} {'kind':<12} {'rewind':>7} {'seed':>4} {'levels':>6} {'best acc':>8} {'% weights':>9}  "
+          "status; executed on")
     for r in rows:
         best = f"{100 * r['best_accuracy']:.2f}%" if r["best_accuracy"] is not None else "-"
         weights = f"{100 * r['min_weights']:.2f}" if r["min_weights"] is not None else "-"
+        executed = " | ".join(describe_execution(e) for e in r["executions"]) or "-"
+        mixed = " (levels differ)" if len(r["executions"]) > 1 else ""
         print(f"{r['run']:<16}  {r['preset']:<17} {r['kind']:<12} {r['rewind']:>7} {r['seed']:>4} {r['levels_done']:>6} "
-              f"{best:>8} {weights:>9}  {r['status']}")
+              f"{best:>8} {weights:>9}  {r['status']}; {executed}{mixed}")
     return 0
 
 
@@ -478,6 +488,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--levels", type=int, help="pruning levels (default: the preset's study plan)")
     p.add_argument("--rewind-points", metavar="STEPS", help="rewind points of the stability sweep, e.g. 0it,50it,200it")
     p.add_argument("--stability-level", type=int, help="the level whose ticket's stability is measured")
+    p.add_argument("--baseline-rewinds", metavar="STEPS", help="rewind points whose IMP chains also get every "
+                   "baseline, besides the preset's own rewind step, e.g. 0it to contrast resetting with rewinding "
+                   "(default: the preset's study plan; '' for none)")
     p.add_argument("--seeds", metavar="S,S,...", help="seeds (default 0)")
     p.add_argument("--out", metavar="DIR", help="report directory (default <store>/report)")
     _add_config_flags(p)

@@ -115,13 +115,17 @@ def train_levels(trainings: list[Training], quiet: bool, resume_every: ResumeCad
                  compile: bool = False) -> list[dict[str, Any]]:
     """Train one level of each of `trainings` -- one alone, several as stacked replicas (they share
     model, training config and start; see replicas.py) -- and write each one's files."""
+    first, replicas = trainings[0], len(trainings)
+    config, plan = first.setup.config, first.plan
+    how = execution(first.setup.device, config.train.precision, replicas, compile)
+    resuming = (first.directory / resume_name(trainings)).exists()
     for t in trainings:
+        warn_if_executed_differently(t, how, resuming)
         t.model.load_state_dict(t.plan.state)
         t.plan.mask.apply_(t.model)
         t.plan.mask.save(t.directory / "mask.safetensors")
         save_tensors(t.directory / "start.safetensors", t.model.state_dict())
-    first, replicas = trainings[0], len(trainings)
-    config, plan = first.setup.config, first.plan
+        write_json(t.directory / "execution.json", how)
 
     def save_checkpoint(iteration: int, m: nn.Module, optimizer: torch.optim.Optimizer) -> None:
         state, optimizer_state = m.state_dict(), optimizer.state_dict()
@@ -165,11 +169,59 @@ def train_levels(trainings: list[Training], quiet: bool, resume_every: ResumeCad
                    "start_iteration": t.plan.start_iteration, "iterations": t.setup.total - t.plan.start_iteration,
                    "seconds": round(seconds, 3), "replicas": replicas, "rewind": c.rewind,
                    "rewind_optimizer": c.rewind_optimizer if t.plan.start_iteration > 0 else "fresh",
-                   "seed": c.seed, "data_seed": c.order_seed, "processes": world_size(), **(t.extra or {})}
+                   "seed": c.seed, "data_seed": c.order_seed, "processes": world_size(), "execution": how,
+                   **(t.extra or {})}
         write_json(t.directory / "summary.json", summary)
         summaries.append(summary)
     barrier()  # under torchrun: every rank reads what rank 0 wrote only after this
     return summaries
+
+
+def execution(device: torch.device, precision: str, replicas: int, compile: bool) -> dict[str, Any]:
+    """How a level was executed: what can change its numbers without changing its config (README,
+    "What changes the numbers"), recorded in each level's summary."""
+    from . import __version__
+
+    name = device.type if device.type != "cuda" else f"cuda:{torch.cuda.get_device_name(device)}"
+    return {"processes": world_size(), "device": name, "precision": precision, "replicas": replicas,
+            "threads": torch.get_num_threads(), "compile": compile, "torch": torch.__version__, "lth": __version__}
+
+
+def describe_execution(how: dict[str, Any]) -> str:
+    """A compact label, e.g. "cpu 2thr fp32" or "cuda:NVIDIA H100 x8 4thr bf16 K3 compiled"."""
+    return " ".join([how["device"] + (f" x{how['processes']}" if how["processes"] > 1 else ""), f"{how['threads']}thr",
+                     how["precision"], *([f"K{how['replicas']}"] if how["replicas"] > 1 else []),
+                     *(["compiled"] if how["compile"] else []), f"torch {how['torch']}", f"lth {how['lth']}"])
+
+
+def warn_if_executed_differently(t: Training, how: dict[str, Any], resuming: bool) -> None:
+    """One line on stderr when a level resumes, or a run is extended, with other execution settings
+    than its earlier work: the result then mixes them (and differs from a run made in one go)."""
+    import sys
+
+    from .distributed import is_main
+
+    earlier = []
+    if resuming and (t.directory / "execution.json").exists():
+        earlier.append((f"level {t.level} before it was interrupted", _read_quietly(t.directory / "execution.json")))
+    done = [level for level in t.run.levels_done() if level < t.level]
+    if done:
+        earlier.append((f"level {done[-1]}", _read_quietly(t.run.level_dir(done[-1]) / "summary.json").get("execution")))
+    for where, before in earlier:
+        if not before or not is_main():
+            continue
+        changed = [f"{key} {before.get(key)} -> {value}" for key, value in how.items() if before.get(key) != value]
+        if changed:
+            print(f"lth: warning: run {t.run.hash} level {t.level} runs with other settings than {where} "
+                  f"({', '.join(changed)}); its numbers may differ from a run made in one go (README: "
+                  "What changes the numbers)", file=sys.stderr)
+
+
+def _read_quietly(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
 
 
 def resume_name(trainings: list[Training]) -> str:

@@ -1,0 +1,66 @@
+"""How a run was executed (threads, device, precision, stacking, versions): recorded per level,
+shown by `lth ls`, and a warning when a run is resumed or extended with other settings."""
+import json
+import sys
+
+import pytest
+import torch
+
+import lth
+from lth import run_imp
+from lth.cli import main
+from conftest import tiny_config
+
+TRAIN_MODULE = sys.modules["lth.train"]  # (`lth.train` is the function)
+
+
+@pytest.fixture
+def threads():
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+def test_each_level_records_how_it_was_executed_and_ls_shows_it(tmp_path, mnist1d, capsys, threads):
+    torch.set_num_threads(2)
+    result = run_imp(tiny_config(), 1, tmp_path, quiet=True, data=mnist1d)
+    assert result.levels[1]["execution"] == {"processes": 1, "device": "cpu", "precision": "fp32", "replicas": 1,
+                                             "threads": 2, "compile": False, "torch": torch.__version__,
+                                             "lth": lth.__version__}
+    assert "warning" not in capsys.readouterr().err  # trained in one go: nothing to warn about
+    torch.set_num_threads(1)
+    extended = run_imp(tiny_config(), 2, tmp_path, quiet=True, data=mnist1d)
+    assert extended.levels[2]["execution"]["threads"] == 1 and extended.levels[1]["execution"]["threads"] == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"lth: warning: run {tiny_config().hash()} level 2 runs with other "
+                                               "settings than level 1 (threads 2 -> 1)")
+    assert main(["ls", "--store", str(tmp_path)]) == 0
+    line = capsys.readouterr().out.splitlines()[1]
+    assert line.endswith(f"ok; cpu 2thr fp32 torch {torch.__version__} lth {lth.__version__} | "
+                         f"cpu 1thr fp32 torch {torch.__version__} lth {lth.__version__} (levels differ)")
+    assert main(["ls", "--store", str(tmp_path), "--json"]) == 0
+    assert [e["threads"] for e in json.loads(capsys.readouterr().out)[0]["executions"]] == [2, 1]
+
+
+def test_a_level_resumed_with_other_settings_warns(tmp_path, mnist1d, capsys, monkeypatch, threads):
+    config = tiny_config(rewind="0it")
+    real_record = TRAIN_MODULE._record
+
+    def interrupted_at_40(model, data, device, iteration, *rest):
+        if iteration == 40:
+            raise KeyboardInterrupt  # a kill after the resume file of iteration 20 was saved
+        return real_record(model, data, device, iteration, *rest)
+
+    torch.set_num_threads(2)
+    monkeypatch.setattr(TRAIN_MODULE, "_record", interrupted_at_40)
+    with pytest.raises(KeyboardInterrupt):
+        run_imp(config, 0, tmp_path, quiet=True, data=mnist1d, checkpoint_every="20it")
+    level = tmp_path / config.hash() / "level_0"
+    assert (level / "resume.pt").exists() and json.loads((level / "execution.json").read_text())["threads"] == 2
+    monkeypatch.setattr(TRAIN_MODULE, "_record", real_record)
+    torch.set_num_threads(1)
+    run_imp(config, 0, tmp_path, quiet=True, data=mnist1d, checkpoint_every="20it")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "level 0 runs with other settings than level 0 before it was interrupted " \
+        "(threads 2 -> 1)" in err[0]
+    assert json.loads((level / "summary.json").read_text())["execution"]["threads"] == 1
