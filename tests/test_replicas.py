@@ -12,6 +12,7 @@ from lth.imp import load_optimizer_state, run_imp_many
 from lth.masks import Mask, layer_fractions, magnitude_prune
 from lth.models import build_model
 from lth.config import PruneConfig
+from lth.errors import ConfigError
 from lth.replicas import group_size, replica_state, stack_masks, stack_models, stackable
 from lth.store import load_tensors
 from lth.train import train
@@ -108,3 +109,22 @@ def test_a_bad_replicas_flag_is_one_line_and_exit_2(tmp_path, capsys, value):
     with pytest.raises(SystemExit) as exit:
         main(["imp", "--replicas", value, "--store", str(tmp_path)])
     assert exit.value.code == 2 and "--replicas" in capsys.readouterr().err
+
+
+def test_fp16_runs_are_never_stacked_and_asking_for_it_is_refused(tmp_path, mnist1d, capsys):
+    """Stacked copies would share one GradScaler: an overflow in one would skip the step of all."""
+    configs = [tiny_config(seed=seed, **{"train.precision": "fp16", "train.iterations": "20it"}) for seed in (0, 1)]
+    auto = run_imp_many(configs, 0, tmp_path, quiet=True, data=mnist1d)
+    assert [r.levels[0]["replicas"] for r in auto] == [1, 1]
+    alone = run_imp_many(configs[1:], 0, tmp_path / "alone", quiet=True, data=mnist1d)
+    a = load_tensors(Path(auto[1].run_dir) / "level_0" / "final.safetensors")
+    b = load_tensors(Path(alone[0].run_dir) / "level_0" / "final.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)  # trained exactly as alone
+    assert main(["imp", "--precision", "fp16", "--seeds", "0,1", "--replicas", "2", "--levels", "0",
+                 "--iterations", "20it", "--store", str(tmp_path / "cli"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("lth: error: --replicas 2 cannot stack fp16 runs") and "\n" not in err
+    assert not (tmp_path / "cli").exists()  # refused before anything was written
+    model = stack_models([build_model("mnist1d_mlp", {"hidden": 8}, seed) for seed in (0, 1)])
+    with pytest.raises(ConfigError, match="fp16 cannot train stacked replicas"):
+        train(model, mnist1d, configs[0].train, data_seed=[0, 1], quiet=True)

@@ -244,7 +244,8 @@ def replica_groups(trainings: list[Training], replicas: str | int = "auto") -> l
     alone = []
     for t in trainings:
         c = t.setup.config
-        if size == 1 or t.plan.optimizer_state is not None or (t.directory / "resume.pt").exists():
+        if size == 1 or t.plan.optimizer_state is not None or (t.directory / "resume.pt").exists() \
+                or c.train.precision == "fp16":  # one GradScaler for K copies: one's overflow would skip all steps
             alone.append([t])
             continue
         key = (json.dumps(dataclasses.asdict(c.model), sort_keys=True), c.data, c.train, t.plan.start_iteration,
@@ -291,6 +292,10 @@ def run_chains(chains: list[Chain], levels: list[int], store: Store, *, data_roo
                wait: bool = True, compile: bool = False, replicas: str | int = "auto") -> list[ImpResult]:
     """Train (or read) the given levels of several runs, level by level; at each level the runs that
     can share a stacked model train as replicas of one computation (`replicas`: auto, off or K)."""
+    if replicas not in ("auto", "off", 1, "1") and any(chain.config.train.precision == "fp16" for chain in chains):
+        raise ConfigError(f"--replicas {replicas} cannot stack fp16 runs: stacked copies would share one gradient "
+                          "scaler, and an overflow in one would skip the step of all; use --replicas off or auto "
+                          "(fp16 trains one by one), or --precision bf16")
     runs = [store.run(chain.config) for chain in chains]
     results = [ImpResult(str(run.dir)) for run in runs]
     pending = [i for i, run in enumerate(runs) if not all(run.level_done(level) for level in levels)]

@@ -147,6 +147,9 @@ def train(model: nn.Module, data, config: TrainConfig, *, mask: Mask | None = No
     loader = loaders[0] if replicas == 1 else ReplicaBatches(loaders)
     if replicas > 1 and distributed.world_size() > 1:
         raise ConfigError("stacked replicas train in one process")
+    if replicas > 1 and config.precision == "fp16":  # (imp.replica_groups never stacks fp16 runs)
+        raise ConfigError("fp16 cannot train stacked replicas: they would share one gradient scaler, and an "
+                          "overflow in one replica would skip the step of all; train them one by one")
     ipe = loader.iterations_per_epoch
     schedule = Schedule.from_config(config, ipe)
     start = to_iterations(start, ipe) if isinstance(start, str) else int(start)
