@@ -24,7 +24,8 @@ from .masks import Mask, random_prune
 from .data.loader import derived_seed
 from .store import Run, Store, load_tensors
 
-BRANCHES = ("reset-init", "reinit", "random-prune", "data-order")
+BASELINES = ("reset-init", "reinit", "random-prune")  # the controls that make a ticket a ticket
+BRANCHES = (*BASELINES, "data-order")
 REINIT_SEED_OFFSET = 1_000  # reinit draws its weights with init seed + this
 DATA_ORDER_SEED_OFFSET = 10_007  # the data-order copy's data seed: the parent's + this
 

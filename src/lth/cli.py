@@ -364,10 +364,31 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     summary["seconds"] = round(time.perf_counter() - began, 1)
     reports = write_report(args.store, args.out)
     if args.json:
-        print(json.dumps({**summary, "reports": [str(r) for r in reports]}))
-    else:
-        print(f"done in {summary['seconds']:.0f} s; report: {', '.join(str(r / 'report.html') for r in reports)}")
+        print(json.dumps({**summary, "reports": [str(r) for r in reports], "claims": _claims_json(reports)}))
+        return 0
+    _print_claims(reports)
+    print(f"done in {summary['seconds']:.0f} s; report: {', '.join(str(r / 'report.html') for r in reports)}")
     return 0
+
+
+def _claims_json(reports: list[Path]) -> list[dict[str, Any]]:
+    """Each report's claims.json (preset, claims, warnings), in report order."""
+    from .report import CLAIMS_FILE
+
+    return [read_json(r / CLAIMS_FILE) for r in reports if (r / CLAIMS_FILE).exists()]
+
+
+def _print_claims(reports: list[Path]) -> None:
+    from .claims import Claim, text_table
+
+    for found in _claims_json(reports):
+        claims = [Claim.from_json(c) for c in found["claims"]]
+        if claims:
+            print(f"\nclaims of the papers on {found['preset']}, judged against the noise of the seeds "
+                  "(paired differences, 95% t intervals):")
+            print(text_table(claims))
+            for warning in found["warnings"]:
+                print(f"warning: {warning}")
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -375,10 +396,11 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     reports = write_report(args.target, args.out)
     if args.json:
-        print(json.dumps({"reports": [str(r) for r in reports]}))
-    else:
-        for report in reports:
-            print(f"wrote {report}/report.md, report.html, results.csv and figures")
+        print(json.dumps({"reports": [str(r) for r in reports], "claims": _claims_json(reports)}))
+        return 0
+    _print_claims(reports)
+    for report in reports:
+        print(f"wrote {report}/report.md, report.html, claims.json, results.csv and figures")
     return 0
 
 
@@ -500,7 +522,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("report", help="tables and figures from the store",
                        description="Write accuracy_vs_weights.png, stability_vs_rewind.png, accuracy_vs_stability.png, "
-                       "interpolation.png, report.md, report.html and results.csv for each study in a store.")
+                       "interpolation.png, report.md, report.html, claims.json and results.csv for each study in a store. "
+                       "The report opens with the papers' claims that the study can test, each judged from the "
+                       "paired differences over seeds: holds, within noise or contradicted.")
     p.add_argument("target", nargs="?", default=DEFAULT_STORE, help="a store or one run directory (default ./lth_runs)")
     p.add_argument("--out", metavar="DIR", help="output directory (default <store>/report)")
     p.add_argument("--json", action="store_true")

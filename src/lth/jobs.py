@@ -91,17 +91,17 @@ def stability_jobs(config: ExperimentConfig, level: int, points: int = 30, batch
 
 
 def study_jobs(config: ExperimentConfig, plan, **measure) -> list[Job]:
-    """Every job of `lth reproduce` (see reproduce.StudyPlan), without duplicates."""
-    from .reproduce import BASELINES
-
+    """Every job of `lth reproduce`: the stages of its plan (reproduce.StudyPlan.stages) for each seed."""
     jobs: list[Job] = []
     for seed in plan.seeds:
-        seeded = config.override({"seed": seed, "data_seed": None})
-        jobs += imp_jobs(seeded, plan.levels)
-        for kind in BASELINES:
-            jobs += branch_jobs(kind, seeded, plan.levels)
-        for point in plan.rewind_points:
-            jobs += stability_jobs(seeded.override({"rewind": point}), plan.stability_level, **measure)
+        for stage in plan.stages(config):
+            staged = config.override({"seed": seed, "data_seed": None, "rewind": stage.rewind})
+            if stage.what == "imp":
+                jobs += imp_jobs(staged, stage.level)
+            elif stage.what == "stability":
+                jobs += stability_jobs(staged, stage.level, **measure)
+            else:
+                jobs += branch_jobs(stage.what, staged, stage.level)
     return unique(jobs)
 
 

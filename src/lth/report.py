@@ -9,12 +9,15 @@ import html
 import io
 import json
 import statistics
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from .aggregate import mean_std
-from .store import Run, Store, atomic_write, read_json
+from .branches import BASELINES
+from .claims import HEADER as CLAIMS_HEADER, study_claims, warnings as claim_warnings
+from .steps import Step
+from .store import Run, Store, atomic_write, read_json, write_json
 
 # One colour per method, the same in every figure.
 COLORS = {"imp": "#1f77b4", "reset-init": "#d62728", "reinit": "#2ca02c", "random-prune": "#9467bd",
@@ -25,12 +28,28 @@ STABILITY_METRICS = ("test_accuracy", "pruning_l2", "pruning_l2_normalized", "pr
                      "data_order_l2_normalized", "data_order_angle", "barrier_test", "barrier_train")
 
 
+CLAIMS_FILE = "claims.json"
+DEFAULT_STABILITY_SETTINGS = "30pt_bn-recompute_5000"  # lth stability's defaults, as in the file name
+CLAIMS_TITLE = "Claims of the papers, judged against the noise of the seeds"
+CLAIMS_LEGEND = ("Each row: the mean over seeds of the paired difference (same seed on both sides), its two-sided 95% "
+                 "Student-t interval, and the verdict: holds (the interval lies on the claimed side), contradicted "
+                 "(it lies on the other side) or within noise (it straddles the claim's margin: 0, or -0.2 points "
+                 "for 'matches dense').")
+
+
 def study_key(run: Run) -> str:
     """Runs that differ only in seeds, kind and rewind step belong to one study."""
     raw = run.config.to_dict()
     for field in ("seed", "data_seed", "kind", "rewind", "preset", "rewind_optimizer"):
         raw.pop(field)
     return hashlib.sha256(json.dumps(raw, sort_keys=True).encode()).hexdigest()[:10]
+
+
+class Curve(NamedTuple):
+    label: str
+    kind: str
+    rewind: str
+    levels: dict[int, list[dict[str, Any]]]  # level -> the summaries of that level over seeds
 
 
 class Study:
@@ -53,30 +72,62 @@ class Study:
                     out[level].append(run.summary(level))
         return dict(sorted(out.items()))
 
-    def methods(self) -> dict[str, dict[int, list[dict[str, Any]]]]:
-        methods = {}
-        for rewind in sorted({r.config.rewind for r in self.runs if r.config.kind == "imp"}, key=_iterations_key):
-            methods[f"imp rewind {rewind}"] = self.levels("imp", rewind)
-        for kind in ("reset-init", "reinit", "random-prune"):
-            found = self.levels(kind, self.main_rewind)
-            if found:
-                methods[kind] = found
-        return methods
+    def rewinds(self) -> list[str]:
+        """The rewind steps of the IMP chains, earliest first."""
+        return sorted({r.config.rewind for r in self.runs if r.config.kind == "imp"}, key=self.iterations)
+
+    def iterations(self, rewind: str) -> int:
+        """A rewind step in iterations, as the runs resolved it (epochs need the data's epoch length)."""
+        step = Step.parse(rewind)
+        if step.amount == 0 or step.unit == "it":
+            return step.amount
+        for run in self.runs:
+            if run.config.rewind == rewind:
+                for level in run.levels_done():
+                    if level > 0 and run.config.kind in ("imp", "random-prune"):
+                        return run.summary(level)["start_iteration"]
+        return step.amount * 10**9  # not resolvable from the store: order epochs after iterations
+
+    def methods(self) -> list[Curve]:
+        """Every accuracy-vs-level curve: IMP at each rewind step, then each baseline off each chain."""
+        rewinds = self.rewinds()
+        curves = [Curve(f"imp rewind {k}", "imp", k, self.levels("imp", k)) for k in rewinds]
+        for kind in BASELINES:
+            for k in rewinds:
+                found = self.levels(kind, k)
+                if found:
+                    curves.append(Curve(kind if k == self.main_rewind else f"{kind} (rewind {k})", kind, k, found))
+        return curves
 
     def dense(self) -> list[float]:
         return [row["test_accuracy"] for row in self.levels("imp", self.main_rewind).get(0, [])]
 
-    def stability(self) -> list[dict[str, Any]]:
-        """Stability rows (one per rewind point and level), aggregated over seeds."""
-        grouped: dict[tuple[int, int], list[dict[str, Any]]] = defaultdict(list)
+    def stability_rows(self) -> list[dict[str, Any]]:
+        """One stability measurement per seed, rewind point, level and settings (interpolation points,
+        batch-norm handling, train examples: the file name's part after "stability_")."""
+        rows = []
         for run in self.runs:
             if run.config.kind == "data-order":
-                for path in run.dir.glob("level_*/stability_*.json"):
-                    row = read_json(path)
-                    grouped[(row["rewind_iteration"], row["level"])].append(row)
+                for path in sorted(run.dir.glob("level_*/stability_*.json")):
+                    rows.append({**read_json(path), "settings": path.stem.removeprefix("stability_")})
+        return rows
+
+    def main_settings(self) -> str | None:
+        """The stability settings with the most measurements (claims are judged on those alone)."""
+        counts = Counter(row["settings"] for row in self.stability_rows())
+        return max(counts, key=lambda s: (counts[s], s == DEFAULT_STABILITY_SETTINGS)) if counts else None
+
+    def stability(self) -> list[dict[str, Any]]:
+        """Stability rows (one per settings, rewind point and level), aggregated over seeds: measurements
+        made with different settings are never averaged together."""
+        grouped: dict[tuple[str, int, int], list[dict[str, Any]]] = defaultdict(list)
+        for row in self.stability_rows():
+            grouped[(row["settings"] != self.main_settings(), row["settings"], row["rewind_iteration"],
+                     row["level"])].append(row)
         rows = []
-        for (_, level), found in sorted(grouped.items()):
-            row = {k: found[0][k] for k in ("rewind", "rewind_iteration", "level", "weights_remaining", "batch_norm")}
+        for (*_, level), found in sorted(grouped.items()):
+            row = {k: found[0][k] for k in ("rewind", "rewind_iteration", "level", "weights_remaining", "batch_norm",
+                                            "settings")}
             row["seeds"] = len(found)
             for metric in STABILITY_METRICS:
                 row[metric], row[f"{metric}_std"] = mean_std([r[metric] for r in found])
@@ -84,11 +135,6 @@ class Study:
             row["runs"] = [r["run"] for r in found]
             rows.append(row)
         return rows
-
-
-def _iterations_key(step: str) -> tuple[int, str]:
-    digits = "".join(ch for ch in step if ch.isdigit())
-    return (1 if step.endswith("ep") else 0, int(digits or 0)) if digits else (0, 0)
 
 
 def find_studies(store_or_run: str | Path) -> list[Study]:
@@ -140,40 +186,46 @@ def _write_study(study: Study, out: Path) -> Path:
     methods, stability = study.methods(), study.stability()
     figures = {"accuracy_vs_weights.png": _plot_accuracy(study, methods)}
     if stability:
-        figures["stability_vs_rewind.png"] = _plot_stability(study, stability)
-        figures["accuracy_vs_stability.png"] = _plot_accuracy_vs_stability(study, stability)
-        figures["interpolation.png"] = _plot_interpolation(study, stability)
+        main = [r for r in stability if r["settings"] == study.main_settings()]  # one settings group per figure
+        figures["stability_vs_rewind.png"] = _plot_stability(study, main)
+        figures["accuracy_vs_stability.png"] = _plot_accuracy_vs_stability(study, main)
+        figures["interpolation.png"] = _plot_interpolation(study, main)
     for name, png in figures.items():
         with atomic_write(out / name) as handle:
             handle.write(png)
     _write_csv(study, out / "results.csv")
-    tables = _tables(study, methods, stability)
+    claims = study_claims(study)
+    write_json(out / CLAIMS_FILE, {"preset": study.preset, "claims": [c.to_json() for c in claims],
+                                   "warnings": claim_warnings(claims)})
+    tables = {CLAIMS_TITLE: (CLAIMS_HEADER, [c.row() for c in claims])} if claims else {}
+    tables.update(_tables(study, methods, stability))
     notes = missing_parts(study, methods, stability)
-    _write_text(out / "report.md", _markdown(study, tables, list(figures), notes))
-    _write_text(out / "report.html", _html(study, tables, figures, notes))
+    _write_text(out / "report.md", _markdown(study, tables, list(figures), notes, claim_warnings(claims)))
+    _write_text(out / "report.html", _html(study, tables, figures, notes, claim_warnings(claims)))
     return out
 
 
 def _accuracy_table(methods) -> tuple[list[str], list[list[str]]]:
     header = ["method", "level", "% weights", "test accuracy (mean ± std)", "seeds"]
     rows = []
-    for method, levels in methods.items():
-        for level, found in levels.items():
+    for curve in methods:
+        for level, found in curve.levels.items():
             acc, std = mean_std([r["test_accuracy"] for r in found])
-            rows.append([method, str(level), f"{100 * statistics.fmean(r['weights_remaining'] for r in found):.2f}",
+            rows.append([curve.label, str(level), f"{100 * statistics.fmean(r['weights_remaining'] for r in found):.2f}",
                          f"{100 * acc:.2f} ± {100 * std:.2f}", str(len(found))])
     return header, rows
 
 
 def _stability_table(stability) -> tuple[list[str], list[list[str]]]:
     header = ["rewind", "level", "% weights", "ticket acc", "pruning L2 (rel.)", "pruning angle",
-              "data-order L2 (rel.)", "data-order angle", "barrier test", "barrier train", "seeds", "BN"]
+              "data-order L2 (rel.)", "data-order angle", "barrier test", "barrier train", "seeds", "BN", "settings"]
     rows = [[r["rewind"], str(r["level"]), f"{100 * r['weights_remaining']:.2f}",
              f"{100 * r['test_accuracy']:.2f} ± {100 * r['test_accuracy_std']:.2f}",
              f"{r['pruning_l2']:.2f} ({r['pruning_l2_normalized']:.3f})", f"{r['pruning_angle']:.1f}°",
              f"{r['data_order_l2']:.2f} ({r['data_order_l2_normalized']:.3f})", f"{r['data_order_angle']:.1f}°",
              f"{100 * r['barrier_test']:.2f} ± {100 * r['barrier_test_std']:.2f}",
-             f"{100 * r['barrier_train']:.2f} ± {100 * r['barrier_train_std']:.2f}", str(r["seeds"]), r["batch_norm"]]
+             f"{100 * r['barrier_train']:.2f} ± {100 * r['barrier_train_std']:.2f}", str(r["seeds"]), r["batch_norm"],
+             r["settings"]]
             for r in stability]
     return header, rows
 
@@ -203,8 +255,10 @@ def _commands(study: Study) -> list[str]:
 def missing_parts(study: Study, methods, stability) -> list[str]:
     """What a full study has that this store lacks, as advice."""
     notes = []
-    for kind in ("reset-init", "reinit", "random-prune"):
-        if kind not in methods:
+    for kind in BASELINES:
+        if kind == "reset-init" and study.iterations(study.main_rewind) == 0:
+            continue  # at k = 0 the IMP run is the reset-to-init ticket
+        if not any(curve.kind == kind for curve in methods):
             notes.append(f"no `{kind}` baseline yet: `lth branch {kind} --preset {study.preset}` (or `lth reproduce`)")
     if not stability:
         notes.append(f"no stability measurements yet: `lth stability --preset {study.preset} --rewind-points ...` "
@@ -212,20 +266,30 @@ def missing_parts(study: Study, methods, stability) -> list[str]:
     return notes
 
 
-def _markdown(study: Study, tables, figures: list[str], notes: list[str]) -> str:
+def _markdown(study: Study, tables, figures: list[str], notes: list[str], warnings: list[str]) -> str:
     lines = [f"# lth report: {study.preset}", "", "Reproduce with:", "", "```", *_commands(study), "```", ""]
     if notes:
         lines += ["Missing from this store:", "", *[f"- {n}" for n in notes], ""]
+
+    def table(title: str) -> None:
+        header, rows = tables[title]
+        lines.extend([f"## {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)])
+        lines.extend("| " + " | ".join(row) + " |" for row in rows)
+        lines.append("")
+        if title == CLAIMS_TITLE:
+            lines.extend([CLAIMS_LEGEND, "", *[f"**Warning:** {w}" for w in warnings], ""])
+
+    if CLAIMS_TITLE in tables:  # the verdicts first: what the study says, then the evidence
+        table(CLAIMS_TITLE)
     for name in figures:
         lines += [f"![{name}]({name})", ""]
-    for title, (header, rows) in tables.items():
-        lines += [f"## {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        lines += ["| " + " | ".join(row) + " |" for row in rows]
-        lines.append("")
+    for title in tables:
+        if title != CLAIMS_TITLE:
+            table(title)
     return "\n".join(lines)
 
 
-def _html(study: Study, tables, figures: dict[str, bytes], notes: list[str]) -> str:
+def _html(study: Study, tables, figures: dict[str, bytes], notes: list[str], warnings: list[str]) -> str:
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>lth report: {html.escape(study.preset)}</title>",
              "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse;"
              "margin-bottom:2em}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}img{max-width:100%}"
@@ -233,15 +297,24 @@ def _html(study: Study, tables, figures: dict[str, bytes], notes: list[str]) -> 
              html.escape("\n".join(_commands(study))), "</pre>"]
     if notes:
         parts.append("<p>Missing from this store:</p><ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>")
+    if CLAIMS_TITLE in tables:
+        parts += _html_table(CLAIMS_TITLE, tables[CLAIMS_TITLE])
+        parts.append(f"<p>{html.escape(CLAIMS_LEGEND)}</p>")
+        parts += [f"<p><b>Warning:</b> {html.escape(w)}</p>" for w in warnings]
     for name, png in figures.items():
         parts.append(f"<figure><img alt='{name}' src='data:image/png;base64,{base64.b64encode(png).decode()}'>"
                      f"<figcaption>{name}</figcaption></figure>")
-    for title, (header, rows) in tables.items():
-        parts.append(f"<h2>{html.escape(title)}</h2><table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>")
-        parts += ["<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows]
-        parts.append("</table>")
+    for title, table in tables.items():
+        if title != CLAIMS_TITLE:
+            parts += _html_table(title, table)
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def _html_table(title: str, table: tuple[list[str], list[list[str]]]) -> list[str]:
+    header, rows = table
+    return [f"<h2>{html.escape(title)}</h2><table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>",
+            *["<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows], "</table>"]
 
 
 def _write_csv(study: Study, path: Path) -> None:
@@ -273,35 +346,43 @@ def _png(fig) -> bytes:
     return buffer.getvalue()
 
 
-def _plot_accuracy(study: Study, methods) -> bytes:
+def _plot_accuracy(study: Study, methods: list[Curve]) -> bytes:
+    """Accuracy vs. weights remaining. With baselines off several rewind points, one panel per rewind
+    point (its IMP chain and the baselines trained off it) side by side on one y axis."""
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7.5, 4.8))
-    dense = study.dense()
-    if dense:
-        mean, std = mean_std(dense)
-        ax.axhspan(100 * (mean - std), 100 * (mean + std), color=COLORS["dense"], alpha=0.2)
-        ax.axhline(100 * mean, color=COLORS["dense"], lw=1, label=f"dense ({100 * mean:.1f}%)")
-    rewinds = [m for m in methods if m.startswith("imp")]
-    smallest = 100.0
-    for method, levels in methods.items():
-        xs = [100 * statistics.fmean(r["weights_remaining"] for r in rows) for rows in levels.values()]
-        smallest = min(smallest, *xs)
-        stats = [mean_std([100 * r["test_accuracy"] for r in rows]) for rows in levels.values()]
-        low = [m - min(100 * r["test_accuracy"] for r in rows) for (m, _), rows in zip(stats, levels.values())]
-        high = [max(100 * r["test_accuracy"] for r in rows) - m for (m, _), rows in zip(stats, levels.values())]
-        kind = "imp" if method.startswith("imp") else method
-        style = REWIND_STYLES[rewinds.index(method) % len(REWIND_STYLES)] if kind == "imp" else "-"
-        ax.errorbar(xs, [m for m, _ in stats], yerr=[low, high], color=COLORS[kind], ls=style, marker="o", ms=3,
-                    capsize=2, label=method if kind == "imp" else f"{method} (rewind {study.main_rewind})"
-                    if method == "random-prune" else method)
-    _percent_log_axis(ax, smallest)
-    ax.set_xlabel("weights remaining (%, log scale)")
-    ax.set_ylabel("test accuracy (%)")
-    seeds = len(study.dense())
-    ax.set_title(f"{study.preset}: accuracy vs. sparsity (mean, min-max over {seeds} seed{'s' * (seeds != 1)})")
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
+    with_baselines = [k for k in study.rewinds() if any(c.rewind == k and c.kind != "imp" for c in methods)]
+    panels = [[c for c in methods if c.rewind == k] for k in with_baselines] if len(with_baselines) > 1 else [methods]
+    fig, axes = plt.subplots(1, len(panels), figsize=(7.5 if len(panels) == 1 else 5.5 * len(panels), 4.8),
+                             sharey=True, squeeze=False)
+    dense, rewinds = study.dense(), study.rewinds()
+    smallest = min(100 * statistics.fmean(r["weights_remaining"] for r in rows) for c in methods for rows in c.levels.values())
+    for ax, curves in zip(axes[0], panels):
+        if dense:
+            mean, std = mean_std(dense)
+            ax.axhspan(100 * (mean - std), 100 * (mean + std), color=COLORS["dense"], alpha=0.2)
+            ax.axhline(100 * mean, color=COLORS["dense"], lw=1, label=f"dense ({100 * mean:.1f}%)")
+        for curve in curves:
+            rows_by_level = list(curve.levels.values())
+            xs = [100 * statistics.fmean(r["weights_remaining"] for r in rows) for rows in rows_by_level]
+            means = [statistics.fmean(100 * r["test_accuracy"] for r in rows) for rows in rows_by_level]
+            low = [m - min(100 * r["test_accuracy"] for r in rows) for m, rows in zip(means, rows_by_level)]
+            high = [max(100 * r["test_accuracy"] for r in rows) - m for m, rows in zip(means, rows_by_level)]
+            style = REWIND_STYLES[rewinds.index(curve.rewind) % len(REWIND_STYLES)] if curve.kind == "imp" else "-"
+            label = curve.label if len(panels) > 1 or curve.kind == "imp" or "(rewind" in curve.label \
+                else f"{curve.label} (rewind {curve.rewind})" if curve.kind == "random-prune" else curve.label
+            ax.errorbar(xs, means, yerr=[low, high], color=COLORS[curve.kind], ls=style, marker="o", ms=3, capsize=2,
+                        label=label)
+        _percent_log_axis(ax, smallest)
+        ax.set_xlabel("weights remaining (%, log scale)")
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=8)
+        if len(panels) > 1:
+            ax.set_title(f"rewind to {curves[0].rewind}")
+    axes[0][0].set_ylabel("test accuracy (%)")
+    seeds = len(dense)
+    title = f"{study.preset}: accuracy vs. sparsity (mean, min-max over {seeds} seed{'s' * (seeds != 1)})"
+    (fig.suptitle if len(panels) > 1 else axes[0][0].set_title)(title)
     return _png(fig)
 
 

@@ -1,8 +1,9 @@
 """`lth reproduce`: the paper's study in one call, on the store, skipping whatever is already there.
 
-For each seed: IMP with the preset's rewind step, the three baselines at every level, and the
-stability of the level-`stability_level` ticket at each rewind point (its own IMP chain per point,
-plus a copy trained with another data order).
+For each seed: IMP with the preset's rewind step and the baselines at every level (also off the
+chains of the plan's `baseline_rewinds`, e.g. k = 0 beside k > 0), and the stability of the
+level-`stability_level` ticket at each rewind point (its own IMP chain per point, plus a copy
+trained with another data order). `StudyPlan.stages` is the one definition of the study.
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from .branches import run_branch_many
+from .branches import BASELINES, run_branch_many
 from .config import ExperimentConfig
 from .errors import ConfigError
 from .imp import run_imp_many
@@ -19,7 +20,15 @@ from .stability import measure_stability_many
 from .steps import Step
 from .store import Store, write_json
 
-BASELINES = ("reset-init", "reinit", "random-prune")
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One part of a study, for every seed: an IMP chain, a baseline off it, or a stability measurement."""
+
+    what: str  # "imp", a baseline kind (branches.BASELINES) or "stability"
+    rewind: str
+    level: int  # the chain's deepest level, or the level whose ticket is measured
 
 
 @dataclass(frozen=True)
@@ -28,6 +37,21 @@ class StudyPlan:
     rewind_points: tuple[str, ...] = ("0it",)
     stability_level: int = 2
     seeds: tuple[int, ...] = (0,)
+    # Rewind points whose IMP chains also get the baselines at every level (besides the config's own
+    # rewind step): [SCALE]'s contrast of resetting (k = 0) with rewinding (k > 0), side by side.
+    baseline_rewinds: tuple[str, ...] = ()
+
+    def stages(self, config: ExperimentConfig) -> list[Stage]:
+        """The study as an ordered list of stages: the one definition that `reproduce()` runs inline and
+        `jobs.study_jobs` turns into executor jobs."""
+        stages = []
+        for rewind in dict.fromkeys((config.rewind, *self.baseline_rewinds)):
+            stages.append(Stage("imp", rewind, self.levels))
+            # reset-init at k = 0 would be the IMP run itself, trained again: leave it out
+            stages += [Stage(kind, rewind, self.levels) for kind in BASELINES
+                       if not (kind == "reset-init" and Step.parse(rewind).amount == 0)]
+        stages += [Stage("stability", point, self.stability_level) for point in self.rewind_points]
+        return stages
 
 
 # Defaults sized so that `make run` (mnist1d_mlp) finishes in about 4 minutes on 2 CPU cores:
@@ -52,7 +76,7 @@ def default_plan(config: ExperimentConfig) -> StudyPlan:
 def check_plan(plan: StudyPlan) -> None:
     if not 0 <= plan.stability_level <= plan.levels:
         raise ConfigError(f"stability level {plan.stability_level} must lie in 0..{plan.levels}")
-    for point in plan.rewind_points:
+    for point in (*plan.rewind_points, *plan.baseline_rewinds):
         Step.parse(point)
 
 
@@ -62,30 +86,28 @@ def reproduce(config: ExperimentConfig, plan: StudyPlan, store: Store | str | Pa
     store = store if isinstance(store, Store) else Store(store)
     check_plan(plan)
     began = time.perf_counter()
-    stages = 1 + len(BASELINES) + len(plan.rewind_points)
-    done, summary = 0, {"imp": [], "branches": [], "stability": []}
-
-    def stage(text: str) -> None:
-        nonlocal done
-        done += 1
-        log(f"[{done}/{stages}] {text} ({time.perf_counter() - began:.0f} s)")
-
+    summary = {"imp": [], "branches": [], "stability": []}
     seeded = [config.override({"seed": seed, "data_seed": None}) for seed in plan.seeds]
     seeds = "seed " + ",".join(map(str, plan.seeds)) if len(plan.seeds) == 1 else "seeds " + ",".join(map(str, plan.seeds))
-    summary["imp"] = [r.run_dir for r in run_imp_many(seeded, plan.levels, store, **options)]
-    stage(f"{seeds}: IMP to level {plan.levels}, rewind {config.rewind}")
-    for kind in BASELINES:
-        summary["branches"] += [r.run_dir for r in run_branch_many(kind, seeded, plan.levels, store, **options)]
-        stage(f"{seeds}: {kind}")
-    for point in plan.rewind_points:
-        rows = measure_stability_many([c.override({"rewind": point}) for c in seeded], plan.stability_level, store,
-                                      **options)
-        summary["stability"] += [row["copy_run"] for row in rows]
-        barriers = ", ".join(f"{100 * row['barrier_test']:.2f}%" for row in rows)
-        stage(f"{seeds}: stability at rewind {point}, level {plan.stability_level}: barrier {barriers}")
+    stages = plan.stages(config)
+    for number, stage in enumerate(stages, 1):
+        configs = [c.override({"rewind": stage.rewind}) for c in seeded]
+        if stage.what == "imp":
+            summary["imp"] += [r.run_dir for r in run_imp_many(configs, stage.level, store, **options)]
+            text = f"IMP to level {stage.level}, rewind {stage.rewind}"
+        elif stage.what == "stability":
+            rows = measure_stability_many(configs, stage.level, store, **options)
+            summary["stability"] += [row["copy_run"] for row in rows]
+            barriers = ", ".join(f"{100 * row['barrier_test']:.2f}%" for row in rows)
+            text = f"stability at rewind {stage.rewind}, level {stage.level}: barrier {barriers}"
+        else:
+            summary["branches"] += [r.run_dir for r in run_branch_many(stage.what, configs, stage.level, store, **options)]
+            text = f"{stage.what} off the rewind-{stage.rewind} chain"
+        log(f"[{number}/{len(stages)}] {seeds}: {text} ({time.perf_counter() - began:.0f} s)")
     summary["seconds"] = round(time.perf_counter() - began, 1)
     write_json(store.root / "_studies" / f"{config.hash()}.json",
                {"preset": config.preset, "plan": {"levels": plan.levels, "rewind_points": list(plan.rewind_points),
-                "stability_level": plan.stability_level, "seeds": list(plan.seeds)}, "config": config.to_dict(),
+                "stability_level": plan.stability_level, "seeds": list(plan.seeds),
+                "baseline_rewinds": list(plan.baseline_rewinds)}, "config": config.to_dict(),
                 **summary})
     return summary

@@ -1,0 +1,138 @@
+"""The claims check: paired intervals against hand computations, and verdicts on synthetic stores
+whose answers are known by construction."""
+import json
+import math
+
+import pytest
+
+from lth.claims import Claim, judge, paired_interval, t95, text_table, verdict
+from lth.cli import main
+from lth.report import CLAIMS_FILE, write_report
+from lth.store import Store, write_json
+from conftest import tiny_config
+
+SEEDS = [0, 1, 2, 3, 4]
+NOISE = [0.004, -0.003, 0.001, -0.002, 0.000]  # seed-to-seed noise, mean 0, spread 0.27 points
+SPREAD = [0.030, -0.025, 0.020, -0.030, 0.005]  # a large noise: mean 0, spread 2.6 points
+
+
+def test_paired_interval_matches_the_t_table_by_hand():
+    mean, low, high = paired_interval([1.0, 2.0, 3.0])  # sd 1, n 3, t(2) = 4.303
+    assert mean == 2.0
+    assert low == pytest.approx(2 - 4.303 / math.sqrt(3)) and high == pytest.approx(2 + 4.303 / math.sqrt(3))
+    assert t95(4) == 2.776 and t95(100) == 1.96
+    mean, low, high = paired_interval([0.5])
+    assert mean == 0.5 and math.isnan(low) and math.isnan(high)
+
+
+def test_verdicts_at_the_margin():
+    assert verdict(0.001, 0.02) == "holds"
+    assert verdict(-0.02, -0.001) == "contradicted"
+    assert verdict(-0.001, 0.02) == "within noise"
+    assert verdict(-0.001, 0.02, margin=-0.002) == "holds"  # matching: within 0.2 points counts
+    assert verdict(math.nan, math.nan) == "one seed"
+    assert judge("a > b", "", "", {0: 1.0}, {1: 0.0}) is None  # no seed in common: nothing to judge
+    claim = judge("a > b", "src", "here", {0: 0.70, 1: 0.71, 2: 0.73}, {0: 0.60, 1: 0.62, 2: 0.61, 9: 0.0})
+    assert claim.seeds == 3 and claim.difference == pytest.approx(0.10333, abs=1e-4) and claim.verdict == "holds"
+    assert Claim.from_json(json.loads(json.dumps(claim.to_json()))) == claim
+    assert "a > b" in text_table([claim]) and "+10.33 points" in text_table([claim])
+
+
+def _run(store: Store, seed: int, rewind: str, kind: str, accuracies: dict[int, float]) -> None:
+    config = tiny_config(seed=seed, rewind=rewind, kind=kind, preset="synthetic")
+    run = store.run(config).create()
+    start = 0 if rewind == "0it" or kind in ("reinit", "reset-init") else int(rewind.removesuffix("it"))
+    for level, accuracy in accuracies.items():
+        write_json(run.level_dir(level) / "summary.json",
+                   {"level": level, "kind": kind, "seed": seed, "weights_remaining": 0.8 ** level,
+                    "test_accuracy": accuracy, "test_loss": 1.0, "train_loss": 1.0, "start_iteration": start})
+    return run
+
+
+def _stability(store: Store, seed: int, rewind: str, barrier: float, accuracy: float) -> None:
+    copy = store.run(tiny_config(seed=seed, rewind=rewind, kind="data-order", data_seed=seed + 99,
+                                 preset="synthetic")).create()
+    curve = [{"alpha": a / 2, "test_error": 0.3, "train_error": 0.2} for a in range(3)]
+    write_json(copy.level_dir(2) / "stability_30pt_bn-recompute_5000.json",
+               {"level": 2, "rewind": rewind, "rewind_iteration": int(rewind.removesuffix("it")), "seed": seed,
+                "weights_remaining": 0.64, "test_accuracy": accuracy, "batch_norm": "none",
+                "run": "x", "copy_run": copy.hash, "curve": curve, "barrier_test": barrier, "barrier_train": barrier,
+                **{f"{what}_{m}": 1.0 for what in ("pruning", "data_order") for m in ("l2", "l2_normalized", "angle")}})
+
+
+@pytest.fixture
+def synthetic(tmp_path):
+    """Five seeds. Rewound tickets beat dense by 3 points and reinit by 2 (holds); random pruning equals
+    the ticket up to a large noise (within noise); tickets reset to 0 beat rewound ones by 2 points
+    (the rewinding claim is contradicted); the barrier falls from 10% to 1% (holds) while the accuracy
+    falls with it (the stabler ticket is the less accurate one: contradicted)."""
+    store = Store(tmp_path / "store")
+    for seed, noise, spread in zip(SEEDS, NOISE, SPREAD):
+        dense, ticket = 0.70 + noise, 0.73 - noise
+        _run(store, seed, "10it", "imp", {0: dense, 1: 0.72, 2: ticket})
+        _run(store, seed, "0it", "imp", {0: dense, 1: 0.73, 2: ticket + 0.02 + noise})
+        _run(store, seed, "10it", "reinit", {1: 0.70, 2: ticket - 0.02 + noise})
+        _run(store, seed, "10it", "random-prune", {1: 0.70, 2: ticket + spread})
+        _stability(store, seed, "0it", 0.10 + noise, ticket + 0.02 + noise)
+        _stability(store, seed, "10it", 0.01 - noise, ticket)
+    return store
+
+
+def test_synthetic_study_gets_the_verdicts_it_was_built_for(synthetic, tmp_path, capsys):
+    (report,) = write_report(synthetic.root, tmp_path / "report")
+    found = {c["claim"]: c for c in json.loads((report / CLAIMS_FILE).read_text())["claims"]}
+    assert found["ticket (rewind 10it) matches or beats dense"]["verdict"] == "holds"
+    assert found["ticket (rewind 10it) matches or beats dense"]["difference"] == pytest.approx(0.03)
+    assert found["ticket (rewind 10it) > random reinitialisation"]["verdict"] == "holds"
+    assert found["ticket (rewind 10it) > random pruning"]["verdict"] == "within noise"
+    assert found["ticket rewound to 10it > ticket reset to 0"]["verdict"] == "contradicted"
+    assert found["barrier falls from rewind 0it to 10it"]["verdict"] == "holds"
+    assert found["barrier falls from rewind 0it to 10it"]["difference"] == pytest.approx(0.09)
+    stabler = next(c for name, c in found.items() if name.startswith("stabler tickets"))
+    assert stabler["verdict"] == "contradicted" and stabler["seeds"] == 5
+    assert all(c["seeds"] == 5 for c in found.values())
+    # reset-init is not claimed at k = 0 (there it is the IMP run itself); k = 0 has no baselines here
+    assert not any("rewind 0it) >" in name for name in found)
+    markdown = (report / "report.md").read_text()
+    assert markdown.index("Claims of the papers") < markdown.index("accuracy_vs_weights.png")
+    assert "| ticket (rewind 10it) > random pruning | level 2 (64.0% weights), rewind 10it |" in markdown
+    assert "Warning" not in markdown
+    assert main(["report", str(synthetic.root), "--out", str(tmp_path / "r2"), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert len(out["claims"][0]["claims"]) == len(found)
+
+
+def test_fewer_than_three_seeds_warns_and_one_seed_has_no_verdict(tmp_path, capsys):
+    store = Store(tmp_path / "store")
+    for seed in (0, 1):
+        _run(store, seed, "10it", "imp", {0: 0.70, 1: 0.72 + 0.01 * seed})
+        _run(store, seed, "10it", "reinit", {1: 0.70})
+    assert main(["report", str(store.root), "--out", str(tmp_path / "two")]) == 0
+    printed = capsys.readouterr().out
+    assert "warning: only 2 seeds" in printed
+    claims = json.loads((tmp_path / "two" / CLAIMS_FILE).read_text())
+    assert claims["warnings"] and "only 2 seeds" in claims["warnings"][0]
+    # +2 and +3 points over dense: t(1) = 12.7 makes the interval [-3.9, +8.9] points
+    matching = next(c for c in claims["claims"] if "matches" in c["claim"])
+    assert matching["verdict"] == "within noise" and matching["low"] == pytest.approx(-0.0385, abs=1e-4)
+    store1 = Store(tmp_path / "one")
+    _run(store1, 0, "10it", "imp", {0: 0.70, 1: 0.72})
+    write_report(store1.root, tmp_path / "r1")
+    (claim,) = json.loads((tmp_path / "r1" / CLAIMS_FILE).read_text())["claims"]
+    assert claim["verdict"] == "one seed" and claim["low"] is None
+
+
+def test_stability_measured_with_other_settings_is_a_group_of_its_own(synthetic, tmp_path):
+    """Measurements with other interpolation points are shown apart and never averaged as seeds."""
+    copy = next(r for r in synthetic.runs() if r.config.kind == "data-order" and r.config.seed == 0
+                and r.config.rewind == "10it")
+    row = json.loads((copy.level_dir(2) / "stability_30pt_bn-recompute_5000.json").read_text())
+    write_json(copy.level_dir(2) / "stability_5pt_bn-recompute_5000.json", {**row, "barrier_test": 0.5})
+    (report,) = write_report(synthetic.root, tmp_path / "report")
+    markdown = (report / "report.md").read_text()
+    rows = [line for line in markdown.splitlines() if line.startswith("| 10it | 2 |")]
+    assert len(rows) == 2  # one row per settings group
+    assert any("| 5 | none | 30pt_bn-recompute_5000 |" in r for r in rows)  # five seeds at the default settings
+    assert any("50.00 ± 0.00" in r and "| 1 | none | 5pt_bn-recompute_5000 |" in r for r in rows)
+    found = {c["claim"]: c for c in json.loads((report / CLAIMS_FILE).read_text())["claims"]}
+    assert found["barrier falls from rewind 0it to 10it"]["difference"] == pytest.approx(0.09)
