@@ -13,7 +13,7 @@ from lth.reproduce import StudyPlan, reproduce
 from lth.store import Store
 from conftest import tiny_config
 
-PLAN = StudyPlan(levels=2, rewind_points=("0it", "10it"), stability_level=2, seeds=(0, 1))
+PLAN = StudyPlan(levels=2, rewind_points=("0it", "10it"), stability_level=2, seeds=(0, 1), baseline_rewinds=("0it",))
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +54,17 @@ def test_report_writes_every_figure_and_the_csv_equals_the_store(study):
     markdown = (report / "report.md").read_text()
     assert "Stability by rewind step" in markdown and config.hash() in markdown and "Missing" not in markdown
     html = (report / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == 4 and "<table>" in html
+    assert html.count("data:image/png;base64,") == 4 and "<table>" in html and "Claims of the papers" in html
+    # baselines off both chains; reset-init only where it differs from IMP (k > 0)
+    kinds = {(r.config.kind, r.config.rewind) for r in Store(store).runs()}
+    assert {("reinit", "0it"), ("random-prune", "0it"), ("reset-init", "10it")} <= kinds
+    assert ("reset-init", "0it") not in kinds
+    claims = {c["claim"]: c for c in json.loads((report / "claims.json").read_text())["claims"]}
+    assert {"ticket (rewind 0it) > random reinitialisation", "ticket (rewind 10it) > reset to init",
+            "ticket rewound to 10it > ticket reset to 0", "barrier falls from rewind 0it to 10it"} <= set(claims)
+    assert all(c["seeds"] == 2 for c in claims.values()) and "only 2 seeds" in markdown
+    with Image.open(report / "accuracy_vs_weights.png") as image:  # one panel per chain with baselines
+        assert image.size[0] > image.size[1] * 1.8
 
 
 def test_report_on_empty_and_partial_stores_says_what_is_missing(tmp_path, mnist1d, capsys):
