@@ -115,3 +115,33 @@ def test_console_script_exits_2_without_traceback(tmp_path):
     done = subprocess.run([sys.executable, "-m", "lth", "imp", "--preset", "nope", "--store", str(tmp_path)],
                           capture_output=True, text=True)
     assert done.returncode == 2 and "Traceback" not in done.stderr and "unknown preset" in done.stderr
+
+
+@pytest.mark.parametrize("args,message", [
+    (["stability", "--level", "99"], "level 66 would prune no weight: the prune fractions of the few weights left "
+                                     "round to zero in every layer; ask for at most 65 levels"),
+    (["imp", "--levels", "9", "--prune-fraction", "0.9"], "level 5 would leave layer 'fc1.weight' with no weights; "
+                                                          "ask for at most 4 levels"),
+    (["imp", "--levels", "9", "--prune-fraction", "0.9", "--executor", "local"], "level 5 would leave layer 'fc1.weight'"),
+])
+def test_levels_that_cannot_be_reached_stop_before_any_training(tmp_path, capsys, args, message):
+    # mnist1d_mlp, layer-wise: 20000 -> ... -> 2 weights in fc1 (20% of 2 rounds to 0), 5000 -> 4 in fc3
+    assert main([*args, "--store", str(tmp_path), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("lth: error: ") and message in err and "\n" not in err
+    assert not list(tmp_path.glob("*/level_0"))  # nothing trained
+
+
+def test_a_global_level_that_would_empty_a_layer_stops_naming_it(tmp_path, mnist1d):
+    from lth.errors import ConfigError
+    from lth.store import save_tensors
+
+    config = tiny_config(**{"prune.strategy": "global", "prune.layer_fractions": {}, "prune.fraction": 0.5})
+    dense = run_imp(config, 0, tmp_path, quiet=True, data=mnist1d)
+    final = os.path.join(dense.run_dir, "level_0", "final.safetensors")
+    weights = load_tensors(final)
+    weights["fc3.weight"] = torch.full_like(weights["fc3.weight"], 1e-9)  # the smallest 320 of 2624: all go
+    save_tensors(final, weights)
+    with pytest.raises(ConfigError, match=r"^level 1 would leave layer 'fc3.weight' with no weights; ask for at most 0"):
+        run_imp(config, 1, tmp_path, quiet=True, data=mnist1d)
+    assert not os.path.exists(os.path.join(dense.run_dir, "level_1", "start.safetensors"))

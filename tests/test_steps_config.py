@@ -2,6 +2,7 @@ import json
 
 import pytest
 
+from lth.cli import main
 from lth.config import ExperimentConfig
 from lth.errors import ConfigError, StepError
 from lth.steps import Step
@@ -61,3 +62,33 @@ def test_unknown_keys_in_a_config_file_are_rejected():
     raw["train"]["learning_rate"] = 0.1
     with pytest.raises(ConfigError, match="train.learning_rate"):
         ExperimentConfig.from_dict(raw)
+
+
+@pytest.mark.parametrize("assignment,message", [
+    ("data_seed=abc", "config value data_seed must be an integer or null, got 'abc'"),
+    ("seed=1.5", "bad value '1.5' for 'seed' (expected int)"),
+    ("train.lr=fast", "bad value 'fast' for 'train.lr' (expected float)"),
+    ("data.augment=maybe", "bad value 'maybe' for 'data.augment' (expected bool)"),
+    ("model.options=[1]", "config value model.options must be a mapping, got [1]"),
+    ("train.warmup=5", "bad step"),
+])
+def test_every_config_value_is_type_checked_before_work_starts(tmp_path, capsys, assignment, message):
+    assert main(["imp", "--levels", "0", "--set", assignment, "--store", str(tmp_path), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err and "Traceback" not in err
+    assert not any(tmp_path.iterdir())  # nothing was written
+
+
+def test_a_config_file_with_values_of_the_wrong_type_is_refused(tmp_path):
+    for section, key, value, message in [
+            ("train", "iterations", 60, "config value train.iterations must be a string, got 60"),
+            ("train", "batch_size", 50.0, "config value train.batch_size must be an integer, got 50.0"),
+            ("prune", "ignore", "output", "config value prune.ignore must be a list, got 'output'"),
+            ("prune", "layer_fractions", {"output": "0.1"}, "prune.layer_fractions must be a mapping of strings to numbers"),
+            ("train", "nesterov", 1, "config value train.nesterov must be true or false, got 1"),
+            (None, "seed", None, "config value seed must be an integer, got None")]:
+        raw = tiny_config().to_dict()
+        (raw[section] if section else raw)[key] = value
+        with pytest.raises(ConfigError) as error:
+            ExperimentConfig.from_dict(raw)
+        assert message in str(error.value)

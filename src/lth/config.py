@@ -5,9 +5,12 @@ in the store. Fields that do not change the result (a preset's label) are left o
 """
 from __future__ import annotations
 
+import collections.abc
 import dataclasses
 import hashlib
 import json
+import types
+import typing
 from dataclasses import dataclass, field, fields
 from typing import Any, Mapping
 
@@ -115,6 +118,7 @@ def config_hash(config: ExperimentConfig) -> str:
 
 
 def validate(config: ExperimentConfig) -> None:
+    _check_types(config, "")  # first: the checks below compare and parse the values
     t, p = config.train, config.prune
     if t.precision not in ("fp32", "bf16", "fp16"):
         raise ConfigError(f"unknown precision {t.precision!r}: use fp32, bf16 or fp16")
@@ -137,6 +141,55 @@ def validate(config: ExperimentConfig) -> None:
         raise ConfigError(f"unknown pruning strategy {p.strategy!r}: use 'layerwise' or 'global'")
     if p.strategy == "global" and p.layer_fractions:
         raise ConfigError("per-layer prune fractions only apply to layer-wise pruning; use `ignore` with global pruning")
+
+
+def _check_types(section: Any, where: str) -> None:
+    """Every field holds a value of its declared type (an int for a float is fine), e.g.
+    `--set data_seed=abc` is refused here instead of failing somewhere inside training."""
+    hints = typing.get_type_hints(type(section))
+    for f in fields(section):
+        value, key = getattr(section, f.name), where + f.name
+        if dataclasses.is_dataclass(value):
+            _check_types(value, key + ".")
+        elif not _has_type(value, hints[f.name]):
+            raise ConfigError(f"config value {key} must be {_type_name(hints[f.name])}, got {value!r}")
+
+
+def _has_type(value: Any, hint: Any) -> bool:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any:
+        return True
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    if hint is type(None):
+        return value is None
+    if origin in (typing.Union, types.UnionType):
+        return any(_has_type(value, arg) for arg in args)
+    if origin is tuple:
+        return isinstance(value, tuple) and all(_has_type(v, args[0]) for v in value)
+    if origin in (Mapping, collections.abc.Mapping):
+        return isinstance(value, Mapping) and all(_has_type(k, args[0]) and _has_type(v, args[1])
+                                                  for k, v in value.items())
+    raise TypeError(f"no type check for {hint}")  # a new field's type: add it here
+
+
+def _type_name(hint: Any) -> str:
+    names = {bool: "true or false", int: "an integer", float: "a number", str: "a string", type(None): "null"}
+    if hint in names:
+        return names[hint]
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(arg) for arg in args)
+    if origin is tuple:
+        return f"a list of {_type_name(args[0]).removeprefix('a ').removeprefix('an ')}s"
+    return f"a mapping of {_type_name(args[0]).removeprefix('a ')}s to {_type_name(args[1]).removeprefix('a ').removeprefix('an ')}s" \
+        if args[1] is not Any else f"a mapping of {_type_name(args[0]).removeprefix('a ')}s to values"
 
 
 def _check_fraction(what: str, value: float) -> None:
@@ -165,8 +218,12 @@ def _build(cls: type, raw: Mapping[str, Any], where: str) -> Any:
         if dataclasses.is_dataclass(default):
             kwargs[name] = _build(type(default), value, f"{where}{name}.")
         elif isinstance(default, tuple):
+            if not isinstance(value, (list, tuple)):  # (tuple("fc1") would be three layer names)
+                raise ConfigError(f"config value {where}{name} must be a list, got {value!r}")
             kwargs[name] = tuple(value)
         elif isinstance(default, Mapping):
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"config value {where}{name} must be a mapping, got {value!r}")
             kwargs[name] = dict(value)
         else:
             kwargs[name] = value

@@ -25,8 +25,8 @@ from .config import ExperimentConfig
 from .errors import ConfigError, StoreError, TrainingDiverged
 from .distributed import barrier, world_size
 from .experiment import Setup, module_config, prepare
-from .masks import Mask, layer_fractions, magnitude_prune
-from .models import MODELS
+from .masks import Mask, check_levels, empty_layer_error, layer_fractions, magnitude_prune
+from .models import MODELS, build_model
 from .replicas import group_size, replica_optimizer_state, replica_state, stack_masks, stack_models
 from .steps import to_iterations
 from .store import Run, Store, load_checked, load_tensors, save_checked, save_tensors, write_json, write_jsonl
@@ -77,8 +77,13 @@ def pruned_mask(run: Run, setup: Setup, level: int, model: nn.Module) -> Mask:
     """Magnitude-prune level-1's final weights of `run` (level >= 1)."""
     previous = run.level_dir(level - 1)
     prune = setup.config.prune
-    return magnitude_prune(Mask.load(previous / "mask.safetensors"), load_tensors(previous / "final.safetensors"),
-                           layer_fractions(model, prune), prune.strategy, prune.fraction)
+    fractions = layer_fractions(model, prune)
+    mask = magnitude_prune(Mask.load(previous / "mask.safetensors"), load_tensors(previous / "final.safetensors"),
+                           fractions, prune.strategy, prune.fraction)
+    empty = [name for name, (left, _) in mask.per_layer().items() if left == 0 and fractions[name] is not None]
+    if empty:  # (global pruning can empty a layer; check_levels rules it out for layer-wise in advance)
+        raise empty_layer_error(empty[0], level)
+    return mask
 
 
 def imp_plan(run: Run, setup: Setup, level: int, model: nn.Module) -> LevelPlan:
@@ -353,5 +358,19 @@ def run_imp_many(configs: list[ExperimentConfig], levels: int, store: Store | st
         raise ConfigError(f"--levels must be 0 or more, got {levels}")
     if any(c.kind != "imp" for c in configs):
         raise ConfigError("run_imp takes IMP configs, got kinds " + ", ".join(sorted({c.kind for c in configs})))
+    for c in {json.dumps([dataclasses.asdict(c.model), dataclasses.asdict(c.prune)], sort_keys=True): c
+              for c in configs}.values():  # before any training: can the levels be reached?
+        check_levels(options["model"] if options.get("model") is not None else shape_model(c), c.prune, levels)
     store = store if isinstance(store, Store) else Store(store)
     return run_chains([Chain(c, imp_plan) for c in configs], list(range(levels + 1)), store, **options)
+
+
+def shape_model(config: ExperimentConfig) -> nn.Module:
+    """The config's model on the meta device: shapes without memory or initialisation cost."""
+    try:
+        with torch.device("meta"):
+            return build_model(config.model.name, config.model.options, config.seed)
+    except ConfigError:
+        raise
+    except Exception:  # noqa: BLE001 - a user's factory that cannot build on the meta device: build it for real
+        return build_model(config.model.name, config.model.options, config.seed)

@@ -65,6 +65,10 @@ def _seed_label(config: ExperimentConfig) -> str:
 
 def imp_jobs(config: ExperimentConfig, levels: int) -> list[Job]:
     """Levels 0..`levels` of the IMP chain of `config`, each needing the one before."""
+    from .imp import shape_model
+    from .masks import check_levels
+
+    check_levels(shape_model(config), config.prune, levels)  # in the driver, before any job is submitted
     chain: list[Job] = []
     for level in range(levels + 1):
         chain.append(Job(f"{_seed_label(config)}: IMP level {level}", config, level,

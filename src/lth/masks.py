@@ -51,29 +51,60 @@ def layer_fractions(model: nn.Module, prune: PruneConfig) -> dict[str, float | N
     return fractions
 
 
+def planned_counts(model: nn.Module, prune: PruneConfig) -> Iterator[dict[str, int]]:
+    """The weights left per prunable layer after level 1, 2, ... (endless). Exact for layer-wise
+    pruning; for global pruning only the total is known in advance (the ranking decides which
+    layers lose them), so the removal is booked on the first pruned layer."""
+    fractions = layer_fractions(model, prune)
+    params = dict(model.named_parameters())
+    counts = {n: params[n].numel() for n in fractions}  # from shapes: works on the meta device
+    while True:
+        if prune.strategy == "global":
+            pool = sum(c for n, c in counts.items() if fractions[n] is not None)
+            first = next((n for n in counts if fractions[n] is not None), None)
+            if first is not None:
+                counts = {**counts, first: counts[first] - rounded(prune.fraction * pool)}
+        else:
+            counts = {n: c - rounded(fractions[n] * c) if fractions[n] is not None else c for n, c in counts.items()}
+        yield counts
+
+
 def levels_for_target(model: nn.Module, prune: PruneConfig, target: float, max_levels: int = 1000) -> int:
     """The fewest pruning levels after which at most `target` of the prunable weights remain."""
     if not 0.0 < target < 1.0:
         raise ConfigError(f"--target-weights must be in (0, 1), got {target}")
-    fractions = layer_fractions(model, prune)
-    counts = {n: t for n, (_, t) in Mask.ones(model).per_layer().items()}
-    total = sum(counts.values())
-    for level in range(1, max_levels + 1):
-        if prune.strategy == "global":
-            pool = sum(c for n, c in counts.items() if fractions[n] is not None)
-            removed = rounded(prune.fraction * pool)
-            if removed == 0:
-                break
-            # only the total matters here: move the removal to one pooled counter
-            first = next(n for n in counts if fractions[n] is not None)
-            counts = {**counts, first: counts[first] - removed}
-        else:
-            counts = {n: c - rounded(f * c) if f is not None else c for n, (c, f) in
-                      ((n, (counts[n], fractions[n])) for n in counts)}
-        if sum(counts.values()) / total <= target:
+    total = sum(p.numel() for n, p in model.named_parameters() if n in layer_kinds(model))
+    before = total
+    for level, counts in zip(range(1, max_levels + 1), planned_counts(model, prune)):
+        left = sum(counts.values())
+        if left / total <= target:
             return level
+        if left == before:
+            break
+        before = left
     raise ConfigError(f"{target:.4g} of the weights cannot be reached with this pruning config "
                       f"(ignored layers alone keep more, or the fraction rounds to nothing)")
+
+
+def check_levels(model: nn.Module, prune: PruneConfig, levels: int) -> None:
+    """Stop before any training if a level up to `levels` would prune no weight (the fractions round
+    to nothing) or leave a layer with no weights (layer-wise; for global pruning the layers are
+    checked when each level is pruned: empty_layer_error)."""
+    fractions = layer_fractions(model, prune)
+    before = {n: p.numel() for n, p in model.named_parameters() if n in fractions}
+    for level, counts in zip(range(1, levels + 1), planned_counts(model, prune)):
+        empty = [n for n, c in counts.items() if c <= 0 and fractions[n] is not None]
+        if empty and prune.strategy == "layerwise":
+            raise empty_layer_error(empty[0], level)
+        if counts == before:
+            raise ConfigError(f"level {level} would prune no weight: the prune fractions of the few weights left "
+                              f"round to zero in every layer; ask for at most {level - 1} levels")
+        before = counts
+
+
+def empty_layer_error(layer: str, level: int) -> ConfigError:
+    return ConfigError(f"level {level} would leave layer {layer!r} with no weights; ask for at most {level - 1} "
+                       "levels, a smaller prune fraction, or ignore that layer (prune.ignore)")
 
 
 def rounded(x: float) -> int:
