@@ -99,3 +99,36 @@ def test_a_second_process_on_the_same_run_waits_and_trains_nothing(tmp_path):
                              capture_output=True, text=True, timeout=300, env=ENV)
     assert first.wait(timeout=300) == 0
     assert patient.returncode == 0 and "trained 0 level(s)" in patient.stdout
+
+
+def test_probing_a_level_never_takes_its_lock(tmp_path, monkeypatch, capsys):
+    """`lth ls` and the executor driver ask whether a level is being trained; if the probe took the
+    level's lock, a `--no-wait` run starting at that moment would fail for nothing."""
+    import fcntl
+    import threading
+
+    import lth.store
+    from lth.cli import build_parser, config_from_args, main
+    from lth.store import Store
+
+    config = config_from_args(build_parser().parse_args(ARGS))
+    run, looker = Store(tmp_path).run(config).create(), Store(tmp_path).run(config)
+    assert not looker.level_locked(0)
+    with run.training([0], wait=False):  # a trainer: other processes' probes see it
+        assert looker.level_locked(0) and "locked/running" in looker.status()
+    assert not looker.level_locked(0) and looker.status() == "ok"
+
+    taken = []
+    real_acquire = lth.store.FileLock.acquire
+    monkeypatch.setattr(lth.store.FileLock, "acquire", lambda self, *a, **k: taken.append(self) or real_acquire(self, *a, **k))
+    assert main(["ls", "--store", str(tmp_path)]) == 0 and "ok" in capsys.readouterr().out
+    assert not looker.level_locked(0) and taken == []  # the probes took no lock
+
+    # a probe in progress (its shared flock on level_0.running) while a --no-wait run starts: it waits
+    # the probe out (a moment) instead of failing
+    probe = os.open(tmp_path / config.hash() / "level_0.running", os.O_RDONLY)
+    fcntl.flock(probe, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    threading.Timer(0.3, os.close, [probe]).start()
+    began = time.monotonic()
+    with run.training([0], wait=False):
+        assert time.monotonic() - began >= 0.25

@@ -14,6 +14,7 @@ the old file or the new one, never half of one.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import io
 import json
@@ -184,8 +185,22 @@ class Run:
                     raise StoreError(f"run {self.hash} is being trained by another process (pid {holder.get('pid', '?')} "
                                      f"on {holder.get('host', '?')}); rerun without --no-wait to wait for it") from None
                 held.callback(lock.release)
+                held.enter_context(self._running(level))
                 write_json(self.dir / f"level_{level}.owner.json", {"pid": os.getpid(), "host": socket.gethostname()})
             yield
+
+    @contextlib.contextmanager
+    def _running(self, level: int) -> Iterator[None]:
+        """While a level trains, its holder also keeps an exclusive flock on `level_<L>.running`, which
+        probes (level_locked) test with a shared one: a probe never touches the level's lock, so a
+        `--no-wait` run cannot fail because `lth ls` or an executor driver looked at that moment.
+        Probes hold their shared flock for microseconds; the holder waits them out (blocking)."""
+        fd = os.open(self.dir / f"level_{level}.running", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # (releases the flock)
 
     def owner(self, level: int) -> dict[str, Any]:
         path = self.dir / f"level_{level}.owner.json"
@@ -225,7 +240,7 @@ class Run:
             first = failures[0]
             log = f" (log: {first['log']})" if first.get("log") else ""
             return f"failed: level {first.get('level')}: {first.get('error', '')}{log}"
-        if any(self.level_locked(int(p.name.split(".")[0].removeprefix("level_"))) for p in self.dir.glob("level_*.lock")):
+        if any(self.level_locked(int(p.name.split(".")[0].removeprefix("level_"))) for p in self.dir.glob("level_*.running")):
             return "locked/running"
         # a level writes start.safetensors when it begins and summary.json when it ends; between them
         # nobody holds its lock only if its process died (with or without a resume file to go on from)
@@ -234,16 +249,20 @@ class Run:
         return f"interrupted in level {interrupted[0]} (rerun the command to resume)" if interrupted else "ok"
 
     def level_locked(self, level: int) -> bool:
-        """Whether some process holds this level's lock now (is training it)."""
-        lock = self.lock(level, timeout=0)
+        """Whether some process trains this level now, tested without taking its lock (see _running)."""
         try:
-            lock.acquire()
-        except Timeout:
+            fd = os.open(self.dir / f"level_{level}.running", os.O_RDONLY)
+        except OSError:  # never trained here, or unreadable: nobody we can see trains it
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            return False
+        except BlockingIOError:
             return True
         except OSError:
             return False
-        lock.release()
-        return False
+        finally:
+            os.close(fd)
 
     def levels_done(self) -> list[int]:
         """Finished levels (branches other than data-order start at level 1)."""
