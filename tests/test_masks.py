@@ -2,7 +2,7 @@ import torch
 from torch import nn
 
 from lth.config import PruneConfig
-from lth.masks import Mask, layer_fractions, layer_kinds, magnitude_prune, random_prune, rounded
+from lth.masks import Mask, layer_fractions, layer_kinds, magnitude_prune, random_prune
 
 
 class Net(nn.Module):
@@ -28,13 +28,14 @@ def test_layerwise_pruning_removes_exactly_the_rounded_fraction_per_layer_and_ne
     fractions = layer_fractions(net, PruneConfig(0.2, "layerwise", {"output": 0.1, "conv": 0.5}))
     assert fractions == {"conv.weight": 0.5, "fc1.weight": 0.2, "out.weight": 0.1}
     mask = Mask.ones(net)
-    expected = {n: t for n, (_, t) in mask.per_layer().items()}
+    # round(fraction x remaining) per level, halves up: conv 12 x 0.5 -> 6, 3, 1.5 -> 2 gone, 0.5 -> 1 gone
+    expected = {"conv.weight": [12, 6, 3, 1, 0, 0, 0, 0], "fc1.weight": [1200, 960, 768, 614, 491, 393, 314, 251],
+                "out.weight": [300, 270, 243, 219, 197, 177, 159, 143]}
     for level in range(1, 8):
         previous = mask
         mask = magnitude_prune(mask, _weights(net, level), fractions, "layerwise", 0.2)
-        for name, fraction in fractions.items():
-            expected[name] -= rounded(fraction * expected[name])
-            assert mask.per_layer()[name][0] == expected[name]
+        for name in fractions:
+            assert mask.per_layer()[name][0] == expected[name][level]
             assert not (mask[name] & ~previous[name]).any()  # pruned weights never come back
 
 
@@ -43,7 +44,7 @@ def test_layerwise_pruning_removes_the_smallest_magnitudes():
     weights = _weights(net)
     mask = magnitude_prune(Mask.ones(net), weights, {"fc1.weight": 0.25}, "layerwise", 0.25)
     kept, dropped = weights["fc1.weight"].abs()[mask["fc1.weight"]], weights["fc1.weight"].abs()[~mask["fc1.weight"]]
-    assert dropped.numel() == rounded(0.25 * 1200) and kept.min() >= dropped.max()
+    assert dropped.numel() == 300 and kept.min() >= dropped.max()
 
 
 def test_global_pruning_uses_one_threshold_and_skips_ignored_layers():
@@ -52,7 +53,7 @@ def test_global_pruning_uses_one_threshold_and_skips_ignored_layers():
     weights = _weights(net)
     mask = magnitude_prune(Mask.ones(net), weights, fractions, "global", 0.3)
     pool = ["conv.weight", "fc1.weight"]
-    assert sum(mask.per_layer()[n][0] for n in pool) == 12 + 1200 - rounded(0.3 * 1212)
+    assert sum(mask.per_layer()[n][0] for n in pool) == 848  # 1212 - round(363.6)
     assert bool(mask["out.weight"].all())
     kept = torch.cat([weights[n].abs()[mask[n]] for n in pool])
     dropped = torch.cat([weights[n].abs()[~mask[n]] for n in pool])
