@@ -99,3 +99,24 @@ def test_report_html_renders_in_headless_chromium(study, tmp_path):
         grey = image.convert("L")
         dark = sum(grey.histogram()[:128]) / (grey.width * grey.height)
     assert 0.005 < dark < 0.5  # not a blank (or black) page: text and figures are drawn
+
+
+def test_study_plan_stages_are_the_one_definition_of_a_study():
+    from lth.jobs import study_jobs
+    from lth.reproduce import Stage
+
+    config = tiny_config()  # rewind 10it
+    plan = StudyPlan(levels=3, rewind_points=("0it", "10it", "20it"), stability_level=2, seeds=(0, 1),
+                     baseline_rewinds=("0it",), baseline_levels=(1, 3))
+    assert plan.stages(config) == [
+        Stage("imp", "10it", 3), Stage("reset-init", "10it", 3, (1, 3)), Stage("reinit", "10it", 3, (1, 3)),
+        Stage("random-prune", "10it", 3, (1, 3)), Stage("imp", "0it", 3), Stage("reinit", "0it", 3, (1, 3)),
+        Stage("random-prune", "0it", 3, (1, 3)), Stage("stability", "0it", 2), Stage("stability", "10it", 2),
+        Stage("stability", "20it", 2)]
+    jobs = study_jobs(config, plan)
+    # per seed: 2 chains x 4 levels, 5 baselines x 2 levels, the 20it chain to level 2,
+    # 3 data-order copies and 3 measurements
+    assert len(jobs) == 2 * (8 + 10 + 3 + 3 + 3)
+
+    for bad in ("1,x", "99"):  # refused before any training
+        assert main(["reproduce", "--preset", "mnist1d_mlp", "--store", "/nonexistent/store", "--baseline-levels", bad]) == 2

@@ -171,15 +171,16 @@ def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
     return config.override(overrides) if overrides else config
 
 
-def _parse_seeds(text: str | None) -> list[int] | None:
+def _parse_seeds(text: str | None, flag: str = "--seeds") -> list[int] | None:
+    """Comma-separated distinct integers (seeds, levels)."""
     if text is None:
         return None
     try:
         seeds = [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
-        raise ConfigError(f"--seeds takes comma-separated integers, e.g. 0,1,2; got {text!r}") from None
+        raise ConfigError(f"{flag} takes comma-separated integers, e.g. 0,1,2; got {text!r}") from None
     if not seeds or len(set(seeds)) != len(seeds):
-        raise ConfigError(f"--seeds needs distinct integers, got {text!r}")
+        raise ConfigError(f"{flag} needs distinct integers, got {text!r}")
     return seeds
 
 
@@ -349,6 +350,8 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         plan = replace(plan, rewind_points=tuple(p.strip() for p in args.rewind_points.split(",") if p.strip()))
     if args.stability_level is not None:
         plan = replace(plan, stability_level=args.stability_level)
+    if args.baseline_levels is not None:
+        plan = replace(plan, baseline_levels=tuple(_parse_seeds(args.baseline_levels, "--baseline-levels") or ()))
     if args.baseline_rewinds is not None:
         plan = replace(plan, baseline_rewinds=tuple(p.strip() for p in args.baseline_rewinds.split(",") if p.strip()))
     seeds = _parse_seeds(args.seeds)
@@ -513,6 +516,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--baseline-rewinds", metavar="STEPS", help="rewind points whose IMP chains also get every "
                    "baseline, besides the preset's own rewind step, e.g. 0it to contrast resetting with rewinding "
                    "(default: the preset's study plan; '' for none)")
+    p.add_argument("--baseline-levels", metavar="L,L,...", help="train the baselines at these levels only, e.g. "
+                   "4,7,10 (default: the preset's study plan; most plans: every level)")
     p.add_argument("--seeds", metavar="S,S,...", help="seeds (default 0)")
     p.add_argument("--out", metavar="DIR", help="report directory (default <store>/report)")
     _add_config_flags(p)

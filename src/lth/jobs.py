@@ -105,7 +105,7 @@ def study_jobs(config: ExperimentConfig, plan, **measure) -> list[Job]:
             elif stage.what == "stability":
                 jobs += stability_jobs(staged, stage.level, **measure)
             else:
-                jobs += branch_jobs(stage.what, staged, stage.level)
+                jobs += branch_jobs(stage.what, staged, stage.level, list(stage.only) if stage.only else None)
     return unique(jobs)
 
 

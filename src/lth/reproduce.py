@@ -29,6 +29,7 @@ class Stage:
     what: str  # "imp", a baseline kind (branches.BASELINES) or "stability"
     rewind: str
     level: int  # the chain's deepest level, or the level whose ticket is measured
+    only: tuple[int, ...] | None = None  # a baseline at these levels only (None: every level)
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class StudyPlan:
     # Rewind points whose IMP chains also get the baselines at every level (besides the config's own
     # rewind step): [SCALE]'s contrast of resetting (k = 0) with rewinding (k > 0), side by side.
     baseline_rewinds: tuple[str, ...] = ()
+    baseline_levels: tuple[int, ...] = ()  # the levels that get baselines (empty: all of 1..levels)
 
     def stages(self, config: ExperimentConfig) -> list[Stage]:
         """The study as an ordered list of stages: the one definition that `reproduce()` runs inline and
@@ -48,7 +50,7 @@ class StudyPlan:
         for rewind in dict.fromkeys((config.rewind, *self.baseline_rewinds)):
             stages.append(Stage("imp", rewind, self.levels))
             # reset-init at k = 0 would be the IMP run itself, trained again: leave it out
-            stages += [Stage(kind, rewind, self.levels) for kind in BASELINES
+            stages += [Stage(kind, rewind, self.levels, self.baseline_levels or None) for kind in BASELINES
                        if not (kind == "reset-init" and Step.parse(rewind).amount == 0)]
         stages += [Stage("stability", point, self.stability_level) for point in self.rewind_points]
         return stages
@@ -78,6 +80,8 @@ def check_plan(plan: StudyPlan) -> None:
         raise ConfigError(f"stability level {plan.stability_level} must lie in 0..{plan.levels}")
     for point in (*plan.rewind_points, *plan.baseline_rewinds):
         Step.parse(point)
+    if any(not 1 <= level <= plan.levels for level in plan.baseline_levels):
+        raise ConfigError(f"baseline levels must lie in 1..{plan.levels}, got {','.join(map(str, plan.baseline_levels))}")
 
 
 def reproduce(config: ExperimentConfig, plan: StudyPlan, store: Store | str | Path = "lth_runs",
@@ -101,13 +105,14 @@ def reproduce(config: ExperimentConfig, plan: StudyPlan, store: Store | str | Pa
             barriers = ", ".join(f"{100 * row['barrier_test']:.2f}%" for row in rows)
             text = f"stability at rewind {stage.rewind}, level {stage.level}: barrier {barriers}"
         else:
-            summary["branches"] += [r.run_dir for r in run_branch_many(stage.what, configs, stage.level, store, **options)]
+            summary["branches"] += [r.run_dir for r in run_branch_many(stage.what, configs, stage.level, store,
+                                                                       only=stage.only, **options)]
             text = f"{stage.what} off the rewind-{stage.rewind} chain"
         log(f"[{number}/{len(stages)}] {seeds}: {text} ({time.perf_counter() - began:.0f} s)")
     summary["seconds"] = round(time.perf_counter() - began, 1)
     write_json(store.root / "_studies" / f"{config.hash()}.json",
                {"preset": config.preset, "plan": {"levels": plan.levels, "rewind_points": list(plan.rewind_points),
                 "stability_level": plan.stability_level, "seeds": list(plan.seeds),
-                "baseline_rewinds": list(plan.baseline_rewinds)}, "config": config.to_dict(),
+                "baseline_rewinds": list(plan.baseline_rewinds), "baseline_levels": list(plan.baseline_levels)}, "config": config.to_dict(),
                 **summary})
     return summary
