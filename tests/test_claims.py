@@ -38,8 +38,8 @@ def test_verdicts_at_the_margin():
     assert "a > b" in text_table([claim]) and "+10.33 points" in text_table([claim])
 
 
-def _run(store: Store, seed: int, rewind: str, kind: str, accuracies: dict[int, float]) -> None:
-    config = tiny_config(seed=seed, rewind=rewind, kind=kind, preset="synthetic")
+def _run(store: Store, seed: int, rewind: str, kind: str, accuracies: dict[int, float], lr: float = 0.05) -> None:
+    config = tiny_config(seed=seed, rewind=rewind, kind=kind, preset="synthetic").override({"train.lr": lr})
     run = store.run(config).create()
     start = 0 if rewind == "0it" or kind in ("reinit", "reset-init") else int(rewind.removesuffix("it"))
     for level, accuracy in accuracies.items():
@@ -136,3 +136,16 @@ def test_stability_measured_with_other_settings_is_a_group_of_its_own(synthetic,
     assert any("50.00 ± 0.00" in r and "| 1 | none | 5pt_bn-recompute_5000 |" in r for r in rows)
     found = {c["claim"]: c for c in json.loads((report / CLAIMS_FILE).read_text())["claims"]}
     assert found["barrier falls from rewind 0it to 10it"]["difference"] == pytest.approx(0.09)
+
+
+def test_a_store_with_two_studies_gets_an_index_with_both_claims_tables(synthetic, tmp_path):
+    for seed in SEEDS:  # a second study: another learning rate, where reinit beats the ticket
+        _run(synthetic, seed, "10it", "imp", {0: 0.70, 2: 0.70 + NOISE[seed]}, lr=0.5)
+        _run(synthetic, seed, "10it", "reinit", {2: 0.75}, lr=0.5)
+    reports = write_report(synthetic.root, tmp_path / "report")
+    assert len(reports) == 2 and all((r / CLAIMS_FILE).exists() for r in reports)
+    index = (tmp_path / "report" / "report.md").read_text()
+    assert "differ in: `train.lr`" in index and "(train.lr=0.05)" in index and "(train.lr=0.5)" in index
+    assert index.count("| claim | compared at |") == 2
+    assert "| ticket (rewind 10it) > random reinitialisation | level 2 (64.0% weights), rewind 10it | -5.00 points" in index
+    assert "<h2>synthetic (train.lr=0.5)</h2>" in (tmp_path / "report" / "report.html").read_text()

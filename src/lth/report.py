@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 
 from .aggregate import mean_std
 from .branches import BASELINES
-from .claims import HEADER as CLAIMS_HEADER, study_claims, warnings as claim_warnings
+from .claims import HEADER as CLAIMS_HEADER, Claim, study_claims, warnings as claim_warnings
 from .steps import Step
 from .store import Run, Store, atomic_write, read_json, write_json
 
@@ -170,7 +170,51 @@ def write_report(store_or_run: str | Path, out: str | Path | None = None) -> lis
     for study in studies:
         target = out if len(studies) == 1 else out / f"{study.preset}-{study_key(study.runs[0])}"
         written.append(_write_study(study, target))
+    if len(studies) > 1:
+        _write_index(studies, written, out)
     return written
+
+
+def _write_index(studies: list[Study], reports: list[Path], out: Path) -> None:
+    """report.md / report.html at the top of `out` for a store with several studies: what sets each
+    study apart (the config values that differ) and each one's claims, side by side."""
+    flat = [_flatten(s.runs[0].config.to_dict()) for s in studies]
+    differing = sorted(k for k in set().union(*flat) if k not in ("seed", "data_seed", "kind", "rewind", "preset")
+                       and len({json.dumps(f.get(k), sort_keys=True) for f in flat}) > 1)
+    lines = ["# lth report: several studies", "", f"This store holds {len(studies)} studies; each has its own report "
+             "(figures, tables, runs). They differ in: " + (", ".join(f"`{k}`" for k in differing) or "nothing hashed"),
+             ""]
+    parts = ["<!doctype html><html><head><meta charset='utf-8'><title>lth report: several studies</title><style>"
+             "body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse;"
+             "margin-bottom:1em}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}</style></head><body>",
+             "<h1>lth report: several studies</h1>"]
+    for study, report, values in zip(studies, reports, flat):
+        link = report.relative_to(out).as_posix()
+        setting = ", ".join(f"{k}={json.dumps(values.get(k))}" for k in differing)
+        title = f"{study.preset} ({setting})" if setting else study.preset
+        claims = json.loads((report / CLAIMS_FILE).read_text())
+        rows = [Claim.from_json(c).row() for c in claims["claims"]]
+        lines += [f"## {title}", "", f"[report]({link}/report.md) · [html]({link}/report.html)", ""]
+        parts += [f"<h2>{html.escape(title)}</h2><p><a href='{html.escape(link)}/report.html'>report</a></p>"]
+        if rows:
+            lines += ["| " + " | ".join(CLAIMS_HEADER) + " |", "|" + "---|" * len(CLAIMS_HEADER)]
+            lines += ["| " + " | ".join(row) + " |" for row in rows]
+            parts += _html_table("claims", (CLAIMS_HEADER, rows))
+        lines += [*[f"**Warning:** {w}" for w in claims["warnings"]], ""]
+    lines += [CLAIMS_LEGEND, ""]
+    parts += [f"<p>{html.escape(CLAIMS_LEGEND)}</p></body></html>"]
+    _write_text(out / "report.md", "\n".join(lines))
+    _write_text(out / "report.html", "\n".join(parts))
+
+
+def _flatten(raw: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat = {}
+    for key, value in raw.items():
+        if isinstance(value, dict) and key != "options" and key != "layer_fractions":
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 def _write_text(path: Path, text: str) -> None:
