@@ -160,7 +160,8 @@ def test_two_process_training_of_a_batch_norm_model_uses_per_process_statistics(
     def by_hand(processes: int) -> dict[str, torch.Tensor]:
         model = build_model(config.model.name, config.model.options, config.seed)
         optimizer = make_optimizer(model, config.train)
-        loader = mnist1d.train_loader(config.train.batch_size, config.order_seed, torch.device("cpu"))
+        loader = mnist1d.train_loader(config.train.batch_size, config.order_seed, torch.device("cpu"),
+                                      streams=config.train.streams)
         schedule = Schedule.from_config(config.train, loader.iterations_per_epoch)
         norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
         for iteration in range(20):

@@ -21,13 +21,11 @@ from .errors import ConfigError
 from .experiment import Setup, module_config
 from .imp import Chain, ImpResult, LevelPlan, load_optimizer_state, rewind_state, run_chains, run_imp_many
 from .masks import Mask, random_prune
-from .data.loader import derived_seed
+from .seeds import copy_data_seed, random_prune_seed, reinit_seed
 from .store import Run, Store, load_tensors
 
 BASELINES = ("reset-init", "reinit", "random-prune")  # the controls that make a ticket a ticket
 BRANCHES = (*BASELINES, "data-order")
-REINIT_SEED_OFFSET = 1_000  # reinit draws its weights with init seed + this
-DATA_ORDER_SEED_OFFSET = 10_007  # the data-order copy's data seed: the parent's + this
 
 
 def branch_config(config: ExperimentConfig, kind: str, data_seed: int | None = None) -> ExperimentConfig:
@@ -37,7 +35,7 @@ def branch_config(config: ExperimentConfig, kind: str, data_seed: int | None = N
         raise ConfigError(f"a branch hangs off an IMP config, got kind {config.kind!r}")
     changes = {"kind": kind}
     if kind == "data-order":
-        changes["data_seed"] = config.order_seed + DATA_ORDER_SEED_OFFSET if data_seed is None else data_seed
+        changes["data_seed"] = copy_data_seed(config.order_seed, config.train.streams) if data_seed is None else data_seed
     return config.override(changes)
 
 
@@ -48,11 +46,11 @@ def _planner(kind: str, parent: Run):
             init = load_tensors(parent.level_dir(0) / "start.safetensors", setup.device)
             return LevelPlan(ticket, init, 0)
         if kind == "reinit":
-            fresh = setup.new_model(seed=setup.config.seed + REINIT_SEED_OFFSET)
+            fresh = setup.new_model(seed=reinit_seed(setup.config.seed, setup.config.train.streams))
             return LevelPlan(ticket, fresh.state_dict(), 0)
         state, optimizer_state = rewind_state(parent, setup)
         if kind == "random-prune":
-            generator = torch.Generator().manual_seed(derived_seed(setup.config.seed, level))
+            generator = torch.Generator().manual_seed(random_prune_seed(setup.config.seed, level, setup.config.train.streams))
             return LevelPlan(random_prune(ticket, generator), state, setup.rewind, optimizer_state)
         if level == 0:  # the dense network continued from step k with another order: keep its optimizer
             opt = load_optimizer_state(parent.level_dir(0) / f"step_{setup.rewind}it_optimizer.pt",

@@ -44,6 +44,11 @@ class TrainConfig:
     lr_gamma: float = 0.1
     eval_every: str = "100it"
     precision: str = "fp32"  # "fp32", or "bf16"/"fp16" autocast (mixed precision; GPUs)
+    # Random streams (data order, augmentation, reinitialisation, random pruning, the data-order
+    # copy's seed): 2 gives each purpose its own independent stream (seeds.py); 1 is the scheme of
+    # lth 0.1, whose streams overlap (seed 1000's network was seed 0's reinitialisation). Stored
+    # configs without the field are 1, so old runs keep their addresses and bits.
+    streams: int = 2
 
 
 @dataclass(frozen=True)
@@ -81,14 +86,23 @@ class ExperimentConfig:
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> ExperimentConfig:
+        """A config from its JSON form; a field added later that `raw` does not name takes the value
+        configs had before it existed (ADDED_LATER), so a stored config means what it meant then."""
+        if isinstance(raw, Mapping):
+            raw = {k: dict(v) if isinstance(v, Mapping) else v for k, v in raw.items()}
+            for (section, name), before in ADDED_LATER.items():
+                node = raw.setdefault(section, {}) if section else raw
+                if isinstance(node, dict):
+                    node.setdefault(name, before)
         return _build(cls, raw, "")
 
     def canonical_json(self) -> str:
         hashed = self.to_dict()
         hashed.pop("preset")
-        for (section, name), default in ADDED_LATER.items():  # hashed only when set: old stores keep their addresses
-            if hashed[section][name] == default:
-                del hashed[section][name]
+        for (section, name), before in ADDED_LATER.items():  # hashed only when not as before: old stores keep their addresses
+            node = hashed[section] if section else hashed
+            if node[name] == before:
+                del node[name]
         return json.dumps(hashed, sort_keys=True, separators=(",", ":"))
 
     def hash(self) -> str:
@@ -110,7 +124,10 @@ class ExperimentConfig:
         return ExperimentConfig.from_dict(raw)
 
 
-ADDED_LATER = {("train", "precision"): "fp32"}  # fields added after 0.1.0, with their defaults
+# Fields added after 0.1.0 ((section, name); section "" is the top level), with the value every
+# config had before the field existed: left out of the hash at that value, and assumed where a
+# config (a run's config.json) does not name the field.
+ADDED_LATER = {("train", "precision"): "fp32", ("train", "streams"): 1}
 
 
 def config_hash(config: ExperimentConfig) -> str:
@@ -120,6 +137,8 @@ def config_hash(config: ExperimentConfig) -> str:
 def validate(config: ExperimentConfig) -> None:
     _check_types(config, "")  # first: the checks below compare and parse the values
     t, p = config.train, config.prune
+    if t.streams not in (1, 2):
+        raise ConfigError(f"train.streams must be 1 (the streams of lth 0.1) or 2, got {t.streams}")
     if t.precision not in ("fp32", "bf16", "fp16"):
         raise ConfigError(f"unknown precision {t.precision!r}: use fp32, bf16 or fp16")
     if t.optimizer not in ("sgd", "adam"):

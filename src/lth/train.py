@@ -11,6 +11,7 @@ reads them.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import math
 import time
 from dataclasses import dataclass, field
@@ -144,7 +145,9 @@ def train(model: nn.Module, data, config: TrainConfig, *, mask: Mask | None = No
     device = torch.device(device)
     seeds = [data_seed] if isinstance(data_seed, int) else list(data_seed)
     replicas = len(seeds)
-    loaders = [data.train_loader(config.batch_size, seed, device, augment) for seed in seeds]
+    # (a dataset of the user's own without `streams` draws its order as it likes)
+    streams = {"streams": config.streams} if "streams" in inspect.signature(data.train_loader).parameters else {}
+    loaders = [data.train_loader(config.batch_size, seed, device, augment, **streams) for seed in seeds]
     loader = loaders[0] if replicas == 1 else ReplicaBatches(loaders)
     if replicas > 1 and distributed.world_size() > 1:
         raise ConfigError("stacked replicas train in one process")

@@ -2,9 +2,9 @@
 
 The images do not fit in memory, so this dataset decodes them in DataLoader worker processes
 while offering the interface `train()` uses for in-memory data: `train_loader(...).batch(i)` is
-a pure function of (seed, i). Epoch e's order is the permutation seeded by derived_seed(seed, e)
+a pure function of (seed, i). Epoch e's order is the permutation seeded by order_seed(seed, e)
 (as in DeviceLoader), and the crop/flip of the image at position p of iteration i is seeded by
-(seed, i, p); so a run resumed at iteration i sees the same batches as one that got there.
+(augment_seed(seed, i), p); so a run resumed at iteration i sees the same batches as one that got there.
 Workers decode consecutive iterations ahead of the training loop and hand back uint8 batches;
 the normalisation to float happens on the device.
 """
@@ -20,7 +20,8 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ..errors import ConfigError, DataError
 from . import transforms
-from .loader import Batch, derived_seed
+from ..seeds import augment_seed, order_seed
+from .loader import Batch
 
 EXTENSIONS = (".jpeg", ".jpg", ".png")
 LAYOUT = "pass --data-root DIR containing train/<wnid>/*.JPEG and val/<wnid>/*.JPEG (one folder per class)"
@@ -64,9 +65,9 @@ class _Decoder(Dataset):
     (uint8 images, int64 labels, error message or "")."""
 
     def __init__(self, root: Path, paths: np.ndarray, labels: np.ndarray, seed: int | None,
-                 size: int, resize: int, scale: tuple[float, float], ratio: tuple[float, float]):
+                 size: int, resize: int, scale: tuple[float, float], ratio: tuple[float, float], streams: int = 2):
         self.root, self.paths, self.labels, self.seed = root, paths, labels, seed
-        self.size, self.resize, self.scale, self.ratio = size, resize, scale, ratio
+        self.size, self.resize, self.scale, self.ratio, self.streams = size, resize, scale, ratio, streams
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -84,7 +85,7 @@ class _Decoder(Dataset):
                 if self.seed is None:
                     images[position] = transforms.eval_transform(image, self.size, self.resize)
                 else:
-                    rng = np.random.default_rng([derived_seed(self.seed, iteration), position])
+                    rng = np.random.default_rng([augment_seed(self.seed, iteration, self.streams), position])
                     images[position] = transforms.train_transform(image, self.size, rng, self.scale, self.ratio)
             except Exception as exc:  # PIL raises OSError, ValueError, SyntaxError... for bad files
                 return images[:0], torch.from_numpy(self.labels[indices[:0]]), \
@@ -117,12 +118,13 @@ class StreamingLoader:
     """
 
     def __init__(self, folder: ImageFolderDataset, batch_size: int, seed: int, device: torch.device,
-                 augment: bool, num_workers: int):
+                 augment: bool, num_workers: int, streams: int = 2):
         if batch_size > folder.num_train:
             raise ConfigError(f"batch size {batch_size} is larger than the training set ({folder.num_train} examples)")
         self.folder, self.batch_size, self.seed, self.device = folder, batch_size, seed, torch.device(device)
         self.iterations_per_epoch = folder.num_train // batch_size
-        self.decoder = folder._decoder("train", seed if augment else None)
+        self.decoder = folder._decoder("train", seed if augment else None, streams)
+        self.streams = streams
         self.num_workers = num_workers
         self.normalize = transforms.Normalize(folder.mean, folder.std, self.device)
         self._epoch, self._order = -1, None
@@ -130,7 +132,7 @@ class StreamingLoader:
 
     def order(self, epoch: int) -> np.ndarray:
         if epoch != self._epoch:
-            generator = torch.Generator().manual_seed(derived_seed(self.seed, epoch))
+            generator = torch.Generator().manual_seed(order_seed(self.seed, epoch, self.streams))
             self._order = torch.randperm(self.folder.num_train, generator=generator).numpy()
             self._epoch = epoch
         return self._order
@@ -194,9 +196,10 @@ class ImageFolderDataset:
     def num_test(self) -> int:
         return len(self.val_labels)
 
-    def train_loader(self, batch_size: int, seed: int, device: torch.device, augment: bool = False) -> StreamingLoader:
+    def train_loader(self, batch_size: int, seed: int, device: torch.device, augment: bool = False,
+                     streams: int = 2) -> StreamingLoader:
         """augment=False feeds training the evaluation transform (resize + centre crop) instead."""
-        return StreamingLoader(self, batch_size, seed, device, augment, self.num_workers)
+        return StreamingLoader(self, batch_size, seed, device, augment, self.num_workers, streams)
 
     def test_batches(self, device: torch.device, batch_size: int = 256) -> Iterator[Batch]:
         return self._in_order("val", torch.device(device), batch_size)
@@ -210,9 +213,9 @@ class ImageFolderDataset:
         chosen = spread_sample(self.train_labels, examples)
         return self._in_order("train", torch.device(device), batch_size, chosen)
 
-    def _decoder(self, split: str, seed: int | None) -> _Decoder:
+    def _decoder(self, split: str, seed: int | None, streams: int = 2) -> _Decoder:
         paths, labels = (self.train_paths, self.train_labels) if split == "train" else (self.val_paths, self.val_labels)
-        return _Decoder(self.root / split, paths, labels, seed, self.size, self.resize, self.scale, self.ratio)
+        return _Decoder(self.root / split, paths, labels, seed, self.size, self.resize, self.scale, self.ratio, streams)
 
     def _dataloader(self, decoder: _Decoder, jobs: _Jobs, num_workers: int, device: torch.device) -> DataLoader:
         # batch_size=None: each job is already a whole batch, so one worker decodes one iteration

@@ -1,7 +1,8 @@
 """Device-resident data: the whole split lives on the device, batches are gathered by index.
 
 The batch of iteration i is a pure function of (data seed, i): epoch e's order is a permutation
-drawn from a generator seeded by (seed, e), and augmentation of iteration i is seeded by (seed, i).
+drawn from a generator seeded by (seed, e), and augmentation of iteration i is seeded by (seed, i),
+each from its own stream (seeds.py; `streams` = 1: the overlapping streams of lth 0.1).
 A run resumed at any iteration therefore sees exactly the batches an uninterrupted run sees.
 """
 from __future__ import annotations
@@ -13,15 +14,11 @@ import torch
 
 from ..distributed import local_slice, world_size
 from ..errors import ConfigError
+from ..seeds import augment_seed, order_seed
 
 Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 Batch = tuple[torch.Tensor, torch.Tensor]
 
-_SEED_STRIDE = 1_000_003  # keeps (seed, epoch) pairs from colliding for any realistic epoch count
-
-
-def derived_seed(seed: int, index: int) -> int:
-    return (seed * _SEED_STRIDE + index) % (2**63 - 1)
 
 
 @dataclass
@@ -40,10 +37,12 @@ class TensorDataset:
     def num_train(self) -> int:
         return len(self.y_train)
 
-    def train_loader(self, batch_size: int, seed: int, device: torch.device, augment: bool = False) -> DeviceLoader:
+    def train_loader(self, batch_size: int, seed: int, device: torch.device, augment: bool = False,
+                     streams: int = 2) -> DeviceLoader:
         if augment and self.augment is None:
             raise ConfigError(f"dataset {self.name!r} has no augmentation; set data.augment=false")
-        return DeviceLoader(self.x_train, self.y_train, batch_size, seed, device, self.augment if augment else None)
+        return DeviceLoader(self.x_train, self.y_train, batch_size, seed, device, self.augment if augment else None,
+                            streams)
 
     def test_batches(self, device: torch.device, batch_size: int = 2048) -> Iterator[Batch]:
         return _chunks(self.x_test, self.y_test, device, batch_size)
@@ -68,17 +67,18 @@ class DeviceLoader:
     """Training batches by iteration number; incomplete last batches of an epoch are dropped."""
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, seed: int,
-                 device: torch.device, augment: Augment | None = None):
+                 device: torch.device, augment: Augment | None = None, streams: int = 2):
         if batch_size > len(y):
             raise ConfigError(f"batch size {batch_size} is larger than the training set ({len(y)} examples)")
         self.x, self.y = x.to(device), y.to(device)
         self.batch_size, self.seed, self.device, self.augment = batch_size, seed, device, augment
+        self.streams = streams
         self.iterations_per_epoch = len(y) // batch_size
         self._epoch, self._order = -1, None
 
     def order(self, epoch: int) -> torch.Tensor:
         if epoch != self._epoch:
-            generator = torch.Generator().manual_seed(derived_seed(self.seed, epoch))
+            generator = torch.Generator().manual_seed(order_seed(self.seed, epoch, self.streams))
             self._order = torch.randperm(len(self.y), generator=generator).to(self.device)
             self._epoch = epoch
         return self._order
@@ -92,7 +92,7 @@ class DeviceLoader:
         index = self.indices(iteration)
         x, y = gather(self.x, index), gather(self.y, index)
         if self.augment is not None:
-            generator = torch.Generator(self.device).manual_seed(derived_seed(self.seed, iteration))
+            generator = torch.Generator(self.device).manual_seed(augment_seed(self.seed, iteration, self.streams))
             x = self.augment(x, generator)
         if world_size() > 1:  # this rank's share of the global batch, augmented exactly as in one process
             share = local_slice(self.batch_size)
