@@ -26,11 +26,23 @@ EXPECTED = {
                               drops=("30ep", "60ep", "80ep"), warmup="5ep", rewind="6ep"),
     "mnist1d_resnet": dict(model="mnist1d_resnet", optimizer="sgd", lr=0.1, batch=100, warmup="0it", rewind="0it"),
     "lenet300_mnist": dict(model="lenet300", optimizer="adam", lr=1.2e-3, batch=60, iterations="50000it", rewind="0it"),
+    "mnist1d_mlp": dict(model="mnist1d_mlp", optimizer="adam", lr=2e-2, batch=100, iterations="1500it", rewind="50it"),
+    "mnist1d_mlp_lth": dict(model="mnist1d_mlp", optimizer="adam", lr=1.2e-3, batch=100, iterations="1500it",
+                            rewind="0it"),
 }
 
 
 def test_every_preset_is_checked():
-    assert set(EXPECTED) | {"mnist1d_mlp"} == set(PRESETS)
+    assert set(EXPECTED) == set(PRESETS)
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_each_preset_study_plan_is_valid(name):
+    from lth.reproduce import check_plan, default_plan
+
+    plan = default_plan(get_preset(name))
+    check_plan(plan)
+    assert plan.stages(get_preset(name))[0].what == "imp"
 
 
 @pytest.mark.parametrize("name", PRESETS)

@@ -345,7 +345,8 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     plan = default_plan(config)
     if args.levels is not None:
-        plan = replace(plan, levels=args.levels, stability_level=min(plan.stability_level, args.levels))
+        plan = replace(plan, levels=args.levels, stability_level=min(plan.stability_level, args.levels),
+                       baseline_levels=tuple(level for level in plan.baseline_levels if level <= args.levels))
     if args.rewind_points:
         plan = replace(plan, rewind_points=tuple(p.strip() for p in args.rewind_points.split(",") if p.strip()))
     if args.stability_level is not None:

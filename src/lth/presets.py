@@ -36,6 +36,16 @@ _add("mnist1d_mlp", "MNIST-1D residual MLP, Adam 2e-2, 1500 it/level, layer-wise
      prune=PruneConfig(fraction=0.2, strategy="layerwise", layer_fractions={"output": 0.1}),
      rewind="50it")
 
+# The same MLP and data in [LTH]'s regime: Adam at [LTH]'s LeNet-300-100 rate 1.2e-3 (Fig. 2), reset to
+# initialisation (k = 0, the original LTH). Chosen from studies/regime_map.py: at this rate training is
+# stable from initialisation (barrier < 2%) and reset-to-init tickets beat random reinitialisation and
+# random pruning, like LeNet on MNIST in [LTH]/[LMC]; at [M1D]'s 2e-2 (mnist1d_mlp) it is not.
+_add("mnist1d_mlp_lth", "MNIST-1D residual MLP in [LTH]'s regime: Adam 1.2e-3 (LeNet's rate), 1500 it/level, layer-wise 20% (output 10%), reset to init [LTH Fig. 2; M1D]",
+     data=DataConfig("mnist1d"), model=ModelConfig("mnist1d_mlp"),
+     train=TrainConfig(optimizer="adam", lr=1.2e-3, batch_size=100, iterations="1500it", eval_every="100it"),
+     prune=PruneConfig(fraction=0.2, strategy="layerwise", layer_fractions={"output": 0.1}),
+     rewind="0it")
+
 # [LTH] Figure 2: LeNet-300-100 on MNIST, Adam 1.2e-3, batch 60, 50K iterations,
 # layer-wise pruning fc 20%, output 10% per round; reset to initialisation.
 _add("lenet300_mnist", "LeNet-300-100 on MNIST, Adam 1.2e-3, batch 60, 50K it, layer-wise 20%/10% [LTH Fig. 2]",

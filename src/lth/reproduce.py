@@ -56,15 +56,24 @@ class StudyPlan:
         return stages
 
 
-# Defaults sized so that `make run` (mnist1d_mlp) finishes in about 4 minutes on 2 CPU cores:
-# 8 levels reach 17% of the weights; rewind points follow PAPERS.md's MNIST-1D measurements (0/50/200).
+# Each preset's study. mnist1d_mlp (`make run`, ~5 min on 2 CPU cores, 3 seeds: the claims need
+# intervals): [SCALE]'s contrast of resetting (k = 0) with rewinding (k = 50, 3% of training), each
+# chain with its baselines at levels 4 and 8 (41% and 17% of the weights) and the stability of its
+# level-8 ticket. mnist1d_mlp_lth: [LTH]'s reset-to-init study, with the barrier at k = 0 and 50.
 PLANS: dict[str, StudyPlan] = {
-    "mnist1d_mlp": StudyPlan(levels=8, rewind_points=("0it", "50it", "200it"), stability_level=4),
+    "mnist1d_mlp": StudyPlan(levels=8, rewind_points=("0it", "50it"), stability_level=8, seeds=(0, 1, 2),
+                             baseline_rewinds=("0it",), baseline_levels=(4, 8)),
+    "mnist1d_mlp_lth": StudyPlan(levels=8, rewind_points=("0it", "50it"), stability_level=8, seeds=(0, 1, 2),
+                                 baseline_levels=(4, 8)),
     "mnist1d_resnet": StudyPlan(levels=5, rewind_points=("0it", "20it", "100it"), stability_level=3),
-    "resnet20_cifar10": StudyPlan(levels=8, rewind_points=("0it", "100it", "500it", "2000it"), stability_level=8),
-    "vgg19_cifar10": StudyPlan(levels=8, rewind_points=("0it", "100it", "1000it"), stability_level=8),
-    "vgg16_cifar10": StudyPlan(levels=8, rewind_points=("0it", "100it", "1000it"), stability_level=8),
-    "resnet50_imagenet": StudyPlan(levels=5, rewind_points=("0ep", "6ep"), stability_level=5),
+    "resnet20_cifar10": StudyPlan(levels=8, rewind_points=("0it", "100it", "500it", "2000it"), stability_level=8,
+                                  baseline_rewinds=("0it",)),
+    "vgg19_cifar10": StudyPlan(levels=8, rewind_points=("0it", "100it", "1000it"), stability_level=8,
+                               baseline_rewinds=("0it",)),
+    "vgg16_cifar10": StudyPlan(levels=8, rewind_points=("0it", "100it", "1000it"), stability_level=8,
+                               baseline_rewinds=("0it",)),
+    "resnet50_imagenet": StudyPlan(levels=5, rewind_points=("0ep", "6ep"), stability_level=5,
+                                   baseline_rewinds=("0ep",)),
 }
 
 
