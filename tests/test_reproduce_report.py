@@ -63,6 +63,7 @@ def test_report_writes_every_figure_and_the_csv_equals_the_store(study):
     assert {"ticket (rewind 0it) > random reinitialisation", "ticket (rewind 10it) > reset to init",
             "ticket rewound to 10it > ticket reset to 0", "barrier falls from rewind 0it to 10it"} <= set(claims)
     assert all(c["seeds"] == 2 for c in claims.values()) and "only 2 seeds" in markdown
+    assert "| executed on |" in markdown and " cpu 2thr fp32 K2 torch " in markdown  # seeds stacked by two
     with Image.open(report / "accuracy_vs_weights.png") as image:  # one panel per chain with baselines
         assert image.size[0] > image.size[1] * 1.8
 

@@ -275,10 +275,20 @@ def _stability_table(stability) -> tuple[list[str], list[list[str]]]:
 
 
 def _runs_table(study: Study) -> tuple[list[str], list[list[str]]]:
-    header = ["run (config hash)", "kind", "rewind", "seed", "data seed", "levels done"]
+    header = ["run (config hash)", "kind", "rewind", "seed", "data seed", "levels done", "executed on"]
     rows = [[r.hash, r.config.kind, r.config.rewind, str(r.config.seed), str(r.config.order_seed),
-             str(len(r.levels_done()))] for r in sorted(study.runs, key=lambda r: (r.config.kind, r.config.rewind, r.config.seed))]
+             str(len(r.levels_done())), _executed(r)]
+            for r in sorted(study.runs, key=lambda r: (r.config.kind, r.config.rewind, r.config.seed))]
     return header, rows
+
+
+def _executed(run: Run) -> str:
+    """How the run's levels were executed (README, "What changes the numbers"); levels that differ are
+    all listed."""
+    from .imp import describe_execution
+
+    found = {describe_execution(s["execution"]) for s in map(run.summary, run.levels_done()) if "execution" in s}
+    return " | ".join(sorted(found)) or "not recorded (stored by an earlier lth)"
 
 
 def _tables(study, methods, stability) -> dict[str, tuple[list[str], list[list[str]]]]:
