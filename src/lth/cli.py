@@ -509,8 +509,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_stability)
     p = sub.add_parser("reproduce", help="the paper's study in one command: IMP, baselines, stability sweep, report",
                        description="For each seed: IMP with the preset's rewind step, the baselines reset-init, reinit "
-                       "and random-prune at every level, and stability at each rewind point; then `lth report`. "
-                       "Everything already in the store is skipped.")
+                       "and random-prune (also off the chains of --baseline-rewinds, e.g. 0it beside the preset's k), "
+                       "and stability at each rewind point; then `lth report` and the papers' claims judged against "
+                       "the noise of the seeds (printed at the end). Everything already in the store is skipped.")
     p.add_argument("--levels", type=int, help="pruning levels (default: the preset's study plan)")
     p.add_argument("--rewind-points", metavar="STEPS", help="rewind points of the stability sweep, e.g. 0it,50it,200it")
     p.add_argument("--stability-level", type=int, help="the level whose ticket's stability is measured")
@@ -519,7 +520,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: the preset's study plan; '' for none)")
     p.add_argument("--baseline-levels", metavar="L,L,...", help="train the baselines at these levels only, e.g. "
                    "4,7,10 (default: the preset's study plan; most plans: every level)")
-    p.add_argument("--seeds", metavar="S,S,...", help="seeds (default 0)")
+    p.add_argument("--seeds", metavar="S,S,...", help="seeds (default: the preset's study plan, e.g. 0,1,2 for "
+                   "mnist1d_mlp; 0 for presets without one)")
     p.add_argument("--out", metavar="DIR", help="report directory (default <store>/report)")
     _add_config_flags(p)
     _add_run_flags(p)
