@@ -145,7 +145,7 @@ def study_claims(study) -> list[Claim]:
             claims.append(judge(f"ticket rewound to {k} > ticket reset to 0", "[SCALE] §3; [LMC] §4",
                                 _where(levels[common], common), _by_seed(levels[common]),
                                 _by_seed(chains[reset][common])))
-    rows = [r for r in study.stability_rows() if r["settings"] == study.main_settings()]
+    rows = [r for r in study.stability_rows if r["settings"] == study.main_settings]
     if rows:
         level = max(r["level"] for r in rows)
         at_level = sorted((r for r in rows if r["level"] == level), key=lambda r: r["rewind_iteration"])

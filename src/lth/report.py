@@ -3,6 +3,7 @@ report.html (self-contained) and four PNGs (matplotlib, Agg backend)."""
 from __future__ import annotations
 
 import base64
+import functools
 import csv
 import hashlib
 import html
@@ -102,6 +103,7 @@ class Study:
     def dense(self) -> list[float]:
         return [row["test_accuracy"] for row in self.levels("imp", self.main_rewind).get(0, [])]
 
+    @functools.cached_property
     def stability_rows(self) -> list[dict[str, Any]]:
         """One stability measurement per seed, rewind point, level and settings (interpolation points,
         batch-norm handling, train examples: the file name's part after "stability_")."""
@@ -112,17 +114,18 @@ class Study:
                     rows.append({**read_json(path), "settings": path.stem.removeprefix("stability_")})
         return rows
 
+    @functools.cached_property
     def main_settings(self) -> str | None:
         """The stability settings with the most measurements (claims are judged on those alone)."""
-        counts = Counter(row["settings"] for row in self.stability_rows())
+        counts = Counter(row["settings"] for row in self.stability_rows)
         return max(counts, key=lambda s: (counts[s], s == DEFAULT_STABILITY_SETTINGS)) if counts else None
 
     def stability(self) -> list[dict[str, Any]]:
         """Stability rows (one per settings, rewind point and level), aggregated over seeds: measurements
         made with different settings are never averaged together."""
         grouped: dict[tuple[str, int, int], list[dict[str, Any]]] = defaultdict(list)
-        for row in self.stability_rows():
-            grouped[(row["settings"] != self.main_settings(), row["settings"], row["rewind_iteration"],
+        for row in self.stability_rows:
+            grouped[(row["settings"] != self.main_settings, row["settings"], row["rewind_iteration"],
                      row["level"])].append(row)
         rows = []
         for (*_, level), found in sorted(grouped.items()):
@@ -230,7 +233,7 @@ def _write_study(study: Study, out: Path) -> Path:
     methods, stability = study.methods(), study.stability()
     figures = {"accuracy_vs_weights.png": _plot_accuracy(study, methods)}
     if stability:
-        main = [r for r in stability if r["settings"] == study.main_settings()]  # one settings group per figure
+        main = [r for r in stability if r["settings"] == study.main_settings]  # one settings group per figure
         figures["stability_vs_rewind.png"] = _plot_stability(study, main)
         figures["accuracy_vs_stability.png"] = _plot_accuracy_vs_stability(study, main)
         figures["interpolation.png"] = _plot_interpolation(study, main)
@@ -423,8 +426,9 @@ def _plot_accuracy(study: Study, methods: list[Curve]) -> bytes:
             low = [m - min(100 * r["test_accuracy"] for r in rows) for m, rows in zip(means, rows_by_level)]
             high = [max(100 * r["test_accuracy"] for r in rows) - m for m, rows in zip(means, rows_by_level)]
             style = REWIND_STYLES[rewinds.index(curve.rewind) % len(REWIND_STYLES)] if curve.kind == "imp" else "-"
-            label = curve.label if len(panels) > 1 or curve.kind == "imp" or "(rewind" in curve.label \
-                else f"{curve.label} (rewind {curve.rewind})" if curve.kind == "random-prune" else curve.label
+            # random pruning's weights depend on the rewind step: say which, unless the panel title does
+            label = f"{curve.label} (rewind {curve.rewind})" if len(panels) == 1 and curve.label == "random-prune" \
+                else curve.label
             ax.errorbar(xs, means, yerr=[low, high], color=COLORS[curve.kind], ls=style, marker="o", ms=3, capsize=2,
                         label=label)
         _percent_log_axis(ax, smallest)
