@@ -5,17 +5,25 @@ submits those whose needs are done (never one that is done, or that another proc
 now), and polls. Stop it at any time; run the same command again and it carries on from the store.
 A job the scheduler preempts or times out is requeued by submitit (the `checkpoint` hook below) and
 resumes from its last checkpoint in the store, ending bit-identical to an uninterrupted run.
+
+The driver's stdout is for results (`--json`): submitit's own logging goes to stderr. On a cluster
+without an accounting database (sacct fails), job states come from squeue (`_SlurmWatcher`).
 """
 from __future__ import annotations
 
+import logging
 import os
+import re
 import shutil
+import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 import submitit
+from submitit.slurm.slurm import SlurmInfoWatcher
 from tqdm.auto import tqdm
 
 from .errors import ConfigError
@@ -81,13 +89,87 @@ class StoreJob(submitit.helpers.Checkpointable):
         return self.job.key
 
 
-def make_executor(options: ExecutorOptions, folder: Path) -> submitit.Executor:
+class _SlurmWatcher(SlurmInfoWatcher):
+    """The states of submitted SLURM jobs, for `SlurmJob.done()` when a job ended without writing its
+    result (cancelled, killed for memory, node failure). submitit asks sacct, which needs SLURM's
+    accounting database: without one (many small clusters, every fresh one) it fails at every poll,
+    the state stays UNKNOWN and the driver would wait forever. Then squeue answers instead: it lists
+    finished jobs with their state for MinJobAge (5 min by default), and a job it no longer lists has
+    ended. Jobs that wrote their result are done without asking either (submitit reads the file)."""
+
+    FINISHED = "ENDED"  # a job squeue no longer lists
+
+    def __init__(self, delay_s: int, log: Callable[[str], None]) -> None:
+        super().__init__(delay_s=delay_s)
+        self.log = log
+        self.sacct: bool | None = None  # unknown until the first call; False: squeue from then on
+
+    def update(self) -> None:  # as submitit's, with squeue when sacct fails
+        ids = sorted({job_id.split("_")[0] for job_id in self._registered - self._finished})
+        if not ids:
+            return
+        self._num_calls += 1
+        self._info_dict.update(self._states(ids))
+        self._last_status_check = time.time()
+        for job_id in self._registered - self._finished:
+            if self.is_done(job_id, mode="cache"):
+                self._finished.add(job_id)
+
+    def _states(self, ids: list[str]) -> dict[str, dict[str, str]]:
+        if self.sacct is not False:
+            sacct = _call(self._make_command() or [])
+            if sacct is not None:
+                self.sacct = True
+                return self.read_info(sacct.stdout)
+            if self.sacct is None:
+                self.sacct = False
+                self.log("sacct does not answer (no accounting database?): job states come from squeue")
+        squeue = _call(["squeue", "--noheader", "--array", "--states=all", "--format=%i|%T", f"--jobs={','.join(ids)}"],
+                       ok=lambda result: "Invalid job id" in result.stderr)  # none of them is listed any more
+        if squeue is None:
+            return {}  # the controller did not answer: ask again at the next poll
+        states = {}
+        for line in squeue.stdout.splitlines():
+            job_id, _, state = line.strip().partition("|")
+            states[job_id] = {"JobID": job_id, "State": state}
+        for job_id in self._registered - self._finished:
+            if job_id.split("_")[0] in ids and job_id not in states:
+                states[job_id] = {"JobID": job_id, "State": self.FINISHED}
+        return states
+
+
+def _call(command: list[str], ok: Callable[[subprocess.CompletedProcess], bool] = lambda _: False
+          ) -> subprocess.CompletedProcess | None:
+    """Run a SLURM command quietly (its complaints would only fill the driver's stderr); None if it failed."""
+    if not command:
+        return None
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return result if result.returncode == 0 or ok(result) else None
+
+
+def _submitit_logs_to_stderr() -> None:
+    """submitit logs to stdout as well as stderr; in the driver, stdout is for results (`--json`)."""
+    logger = logging.getLogger("submitit")
+    for handler in list(logger.handlers):
+        if handler.name == "submitit_out" or getattr(handler, "stream", None) in (sys.stdout, sys.__stdout__):
+            logger.removeHandler(handler)
+
+
+def make_executor(options: ExecutorOptions, folder: Path,
+                  log: Callable[[str], None] = lambda text: print(text, file=sys.stderr)) -> submitit.Executor:
+    _submitit_logs_to_stderr()
     tasks = max(1, options.gpus_per_job)
     if options.kind == "local":
         executor = submitit.LocalExecutor(folder=folder, max_num_timeout=options.max_requeues)
         executor.update_parameters(timeout_min=options.timeout_min or 3 * 24 * 60, tasks_per_node=tasks,
                                    gpus_per_node=options.gpus_per_job)
         return executor
+    if not isinstance(submitit.SlurmJob.watcher, _SlurmWatcher):  # one watcher for all of submitit's SLURM jobs
+        submitit.SlurmJob.watcher = _SlurmWatcher(delay_s=60, log=log)
+    submitit.SlurmJob.watcher.log = log
     executor = submitit.SlurmExecutor(folder=folder, max_num_timeout=options.max_requeues)
     parameters: dict[str, Any] = {"job_name": "lth", "time": options.timeout_min or 240, "ntasks_per_node": tasks,
                                   "array_parallelism": options.slurm_array_parallelism,
@@ -118,6 +200,9 @@ def _error_line(submitted: submitit.Job) -> str:
         error = exc
     if error is None:
         return "the job finished without storing its result"
+    if type(error) is submitit.core.utils.UncompletedJobError:  # no result: cancelled, killed, node lost, ...
+        state = re.search(r"\(state: ([^)]*)\)", str(error))
+        return f"the job ended without storing its result (state {state[1] if state else 'unknown'})"
     parts = str(error).split("-" * 22)  # submitit frames the remote traceback with dashes
     lines = [line.strip() for line in (parts[1] if len(parts) > 2 else parts[0]).splitlines() if line.strip()]
     if not lines:
@@ -152,7 +237,7 @@ def run_jobs(jobs: list[Job], store: Store | str | Path, options: ExecutorOption
              executor: submitit.Executor | None = None) -> Outcome:
     """Run `jobs` (in an order where needs come first) until each is done, failed or blocked."""
     store = store if isinstance(store, Store) else Store(store)
-    executor = executor or make_executor(options, store.root / "_jobs")
+    executor = executor or make_executor(options, store.root / "_jobs", log)
     by_key = {job.key: job for job in jobs}
     outcome = Outcome()
     submitted: dict[str, submitit.Job] = {}
@@ -165,8 +250,10 @@ def run_jobs(jobs: list[Job], store: Store | str | Path, options: ExecutorOption
                 if handle.done():
                     del submitted[key]
                     gpu_slots.pop(key, None)
-                    if key not in done:
-                        job = by_key[key]
+                    job = by_key[key]
+                    if key not in done and job.done(store):  # it finished after `done` was read
+                        done.add(key)
+                    elif key not in done:
                         error, log_path = _error_line(handle), str(handle.paths.stderr)
                         outcome.failed[key] = {"label": job.label, "error": error, "log": log_path}
                         if job.measure is None:
