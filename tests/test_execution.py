@@ -9,6 +9,7 @@ import torch
 import lth
 from lth import run_imp
 from lth.cli import main
+from lth.imp import dense_config
 from conftest import tiny_config
 
 TRAIN_MODULE = sys.modules["lth.train"]  # (`lth.train` is the function)
@@ -35,11 +36,12 @@ def test_each_level_records_how_it_was_executed_and_ls_shows_it(tmp_path, mnist1
     assert len(err) == 1 and err[0].startswith(f"lth: warning: run {tiny_config().hash()} level 2 runs with other "
                                                "settings than level 1 (threads 2 -> 1)")
     assert main(["ls", "--store", str(tmp_path)]) == 0
-    line = capsys.readouterr().out.splitlines()[1]
+    [line] = [line for line in capsys.readouterr().out.splitlines() if line.startswith(tiny_config().hash())]
     assert line.endswith(f"ok; cpu 2thr fp32 torch {torch.__version__} lth {lth.__version__} | "
                          f"cpu 1thr fp32 torch {torch.__version__} lth {lth.__version__} (levels differ)")
     assert main(["ls", "--store", str(tmp_path), "--json"]) == 0
-    assert [e["threads"] for e in json.loads(capsys.readouterr().out)[0]["executions"]] == [2, 1]
+    [row] = [row for row in json.loads(capsys.readouterr().out) if row["run"] == tiny_config().hash()]
+    assert [e["threads"] for e in row["executions"]] == [2, 1]
 
 
 def test_a_level_resumed_with_other_settings_warns(tmp_path, mnist1d, capsys, monkeypatch, threads):
@@ -55,7 +57,7 @@ def test_a_level_resumed_with_other_settings_warns(tmp_path, mnist1d, capsys, mo
     monkeypatch.setattr(TRAIN_MODULE, "_record", interrupted_at_40)
     with pytest.raises(KeyboardInterrupt):
         run_imp(config, 0, tmp_path, quiet=True, data=mnist1d, checkpoint_every="20it")
-    level = tmp_path / config.hash() / "level_0"
+    level = tmp_path / dense_config(config).hash() / "level_0"  # (the dense run, which IMP's level 0 adopts)
     assert (level / "resume.pt").exists() and json.loads((level / "execution.json").read_text())["threads"] == 2
     monkeypatch.setattr(TRAIN_MODULE, "_record", real_record)
     torch.set_num_threads(1)

@@ -17,7 +17,7 @@ import torch
 from conftest import tiny_config
 from lth.cli import main
 from lth.executors import ExecutorOptions, StoreJob, make_executor, run_jobs, submit_ready
-from lth.imp import run_imp
+from lth.imp import dense_config, run_imp
 from lth.jobs import imp_jobs, study_jobs
 from lth.reproduce import StudyPlan, reproduce
 from lth.store import Store, load_tensors
@@ -53,18 +53,19 @@ def test_a_study_on_the_local_executor_stores_exactly_what_inline_stores(tmp_pat
     config = tiny_config()
     plan = StudyPlan(levels=2, rewind_points=("10it",), stability_level=1)
     jobs = study_jobs(config, plan)
-    assert len(jobs) == 11  # IMP 0-2, three baselines at 1-2, the data-order copy, the measurement
+    assert len(jobs) == 12  # the dense run, IMP 0-2, three baselines at 1-2, the data-order copy, the measurement
     outcome = run_jobs(jobs, tmp_path / "local", LOCAL, RUN, quiet=True, log=lambda _: None)
-    assert not outcome.failed and len(outcome.done) == 11
+    assert not outcome.failed and len(outcome.done) == 12
     with _threads(LOCAL.threads):  # one by one: stacked replicas agree with single runs only to ~1e-6
         reproduce(config, plan, tmp_path / "inline", log=lambda _: None, quiet=True, replicas="off", **RUN)
     local, inline = _stored(tmp_path / "local"), _stored(tmp_path / "inline")
-    assert len(local) == 31 and _same_tensors(local, inline)  # 10 files per IMP chain, 3 per other training
+    # the dense run's 4 files (with step_10it), IMP's 10 (level 0's linked to the dense run's), 3 per other training
+    assert len(local) == 35 and _same_tensors(local, inline)
     measured = [json.loads(p.read_text()) for p in sorted((tmp_path / "local").glob("*/level_1/stability_*.json"))]
     expected = [json.loads(p.read_text()) for p in sorted((tmp_path / "inline").glob("*/level_1/stability_*.json"))]
     assert len(measured) == 1 and measured == expected
     again = run_jobs(jobs, tmp_path / "local", LOCAL, RUN, quiet=True, log=lambda _: None)
-    assert again.submitted == 0 and len(again.done) == 11  # nothing in the store is submitted twice
+    assert again.submitted == 0 and len(again.done) == 12  # nothing in the store is submitted twice
 
 
 @pytest.mark.slow
@@ -82,11 +83,11 @@ def test_a_killed_driver_restarted_finishes_the_study_without_redoing_finished_r
     driver.kill()
     driver.wait()
     finished = {p: p.stat().st_mtime_ns for p in store.glob("*/level_*/summary.json")}
-    assert 2 <= len(finished) < 6
+    assert 2 <= len(finished) < 8
     restarted = subprocess.run(command, capture_output=True, text=True, timeout=300, env=ENV)
     assert restarted.returncode == 0, restarted.stderr
     assert "2 seeds, mean ± std" in restarted.stdout
-    assert len(list(store.glob("*/level_*/summary.json"))) == 6
+    assert len(list(store.glob("*/level_*/summary.json"))) == 8  # 2 dense runs, 2 chains of 3 levels
     assert all(p.stat().st_mtime_ns == mtime for p, mtime in finished.items())  # nothing finished was redone
     for seed in (0, 1):
         config = tiny_config(seed=seed)
@@ -101,13 +102,13 @@ def test_a_killed_driver_restarted_finishes_the_study_without_redoing_finished_r
 def test_a_failing_job_is_reported_with_its_log_while_the_others_complete(tmp_path, capsys):
     good = tiny_config()
     bad = tiny_config(**{"train.lr": 1e6, "rewind": "0it"})  # the loss becomes nan at once
-    jobs = imp_jobs(good, 1) + imp_jobs(bad, 1)
+    jobs = imp_jobs(good, 1) + imp_jobs(bad, 1)  # each: the dense run, IMP levels 0 and 1
     outcome = run_jobs(jobs, tmp_path, LOCAL, RUN, quiet=True, log=lambda _: None)
-    assert sorted(outcome.done) == sorted(job.key for job in jobs[:2])
-    failed = outcome.failed[jobs[2].key]
+    assert sorted(outcome.done) == sorted(job.key for job in jobs[:3])
+    failed = outcome.failed[jobs[3].key]  # the bad config's dense run
     assert "became nan" in failed["error"] or "became inf" in failed["error"]
     assert Path(failed["log"]).exists() and "TrainingDiverged" in Path(failed["log"]).read_text()
-    assert outcome.blocked == [jobs[3].key]  # level 1 of the failed chain never ran
+    assert outcome.blocked == [jobs[4].key, jobs[5].key]  # the failed chain never ran
     assert main(["ls", "--store", str(tmp_path)]) == 0
     listing = capsys.readouterr().out
     assert f"failed: level 0: the training loss became" in listing and f"(log: {failed['log']})" in listing
@@ -132,7 +133,7 @@ def test_a_preempted_job_is_requeued_and_resumes_to_the_same_bits(tmp_path):
     assert "this job is preempted" in log and "Requeued job" in log and job.done(store)
     with _threads(1):
         reference = run_imp(config, 0, tmp_path / "inline", quiet=True, **RUN)
-    name = f"{config.hash()}/level_0/final.safetensors"
+    name = f"{dense_config(config).hash()}/level_0/final.safetensors"
     assert _same_tensors({0: load_tensors(store.root / name)}, {0: load_tensors(Path(reference.run_dir).parent / name)})
 
 
@@ -148,7 +149,7 @@ def test_slurm_jobs_carry_the_requested_resources(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", f"{fake.parent}:{os.environ['PATH']}")
     options = ExecutorOptions("slurm", gpus_per_job=4, cpus_per_job=8, slurm_options={"account": "proj", "qos": "high"})
     store = Store(tmp_path / "store")
-    jobs = imp_jobs(tiny_config(), 0) + imp_jobs(tiny_config(seed=1), 0) + imp_jobs(tiny_config(seed=2), 0)
+    jobs = [imp_jobs(tiny_config(seed=seed), 0)[0] for seed in (0, 1, 2)]  # the dense runs: ready at once
     submitted = {}
     submit_ready(make_executor(options, store.root / "_jobs"), jobs, store, options, RUN, submitted, {})
     assert list(submitted) == [job.key for job in jobs]

@@ -6,6 +6,7 @@ import pytest
 from lth import run_imp
 from lth.cli import main
 from lth.errors import StoreError
+from lth.imp import dense_config
 from lth.store import load_checked, load_tensors, save_checked, save_tensors
 from conftest import tiny_config
 
@@ -99,7 +100,7 @@ def test_a_full_disk_during_a_checkpoint_keeps_the_previous_one_and_the_run_resu
     monkeypatch.setattr(lth.store.os, "fsync", fsync_then_fill_the_disk)
     with pytest.raises(StoreError, match="No space left on device.*previous version of the file is kept"):
         run_imp(config, 0, tmp_path / "store", quiet=True, data=mnist1d, checkpoint_every="40it")
-    level = tmp_path / "store" / config.hash() / "level_0"
+    level = tmp_path / "store" / dense_config(config).hash() / "level_0"  # (the dense run, which IMP's level 0 adopts)
     assert (level / "resume.pt").exists() and not list(level.glob("*.tmp"))
     monkeypatch.setattr(lth.store.os, "fsync", real_fsync)
     resumed = run_imp(config, 0, tmp_path / "store", quiet=True, data=mnist1d, checkpoint_every="40it")

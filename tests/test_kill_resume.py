@@ -26,7 +26,8 @@ def _lth(store: Path, *extra: str) -> subprocess.Popen:
 
 
 def _finals(store: Path) -> list[dict[str, torch.Tensor]]:
-    (run,) = [p for p in store.iterdir() if (p / "config.json").exists()]
+    (run,) = [p for p in store.iterdir() if (p / "config.json").exists()
+              and json.loads((p / "config.json").read_text())["kind"] == "imp"]  # (not the dense run it adopted)
     return [load_tensors(run / f"level_{level}" / "final.safetensors") for level in (0, 1)]
 
 
@@ -68,7 +69,7 @@ def test_a_sigkilled_stacked_group_resumes_to_the_same_bits(tmp_path):
     """Two seeds trained as stacked replicas keep one resume file for the group."""
     store = _killed_and_resumed(tmp_path, "resume_group_*.pt", "--seeds", "0,1")
     finals = sorted(p.relative_to(store) for p in store.glob("*/level_*/final.safetensors"))
-    assert len(finals) == 4 and not list(store.glob("*/level_*/resume*.pt"))
+    assert len(finals) == 6 and not list(store.glob("*/level_*/resume*.pt"))  # 2 dense runs, 2 IMP runs x 2 levels
     for name in finals:
         expected, got = load_tensors(tmp_path / "reference" / name), load_tensors(store / name)
         assert expected.keys() == got.keys() and all(torch.equal(expected[k], got[k]) for k in expected)

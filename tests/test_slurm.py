@@ -111,9 +111,9 @@ def _log_span(job_id: str, store: Path) -> tuple[datetime, datetime]:
 
 
 def test_a_study_killed_and_restarted_on_slurm_equals_inline_and_prints_one_json_object(slurm, tmp_path):
-    """IMP levels 0-2, the three baselines at level 1, the data-order copy and the stability
-    measurement, for 2 seeds (16 jobs, each waiting for what it needs); the driver is killed once
-    IMP level 0 is done and started again."""
+    """The dense run, IMP levels 0-2, the three baselines at level 1, the data-order copy and the
+    stability measurement, for 2 seeds (18 jobs, each waiting for what it needs); the driver is killed
+    once two levels are done and started again."""
     store = _store(tmp_path / "slurm", slurm)
     command = [*LTH, "reproduce", "--config", str(_config_file(tmp_path)), "--seeds", "0,1", "--levels", "2",
                "--rewind-points", "10it", "--stability-level", "1", "--baseline-levels", "1",
@@ -123,14 +123,14 @@ def test_a_study_killed_and_restarted_on_slurm_equals_inline_and_prints_one_json
     driver.kill()
     driver.communicate()
     finished, before = _summaries(store), _submitted(store)
-    assert 2 <= len(finished) < 16
+    assert 2 <= len(finished) < 18
 
     restarted = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT)
     assert restarted.returncode == 0, restarted.stderr
     result = json.loads(restarted.stdout)  # all of stdout is one JSON object: no scheduler chatter
     assert restarted.stdout.count("\n") == 1 and {"imp", "branches", "stability", "claims"} <= result.keys()
     assert "sacct" not in restarted.stdout and "submitit" not in restarted.stdout
-    assert "16 job(s) on the slurm executor" in restarted.stderr
+    assert "18 job(s) on the slurm executor" in restarted.stderr
 
     resubmitted = {job_id: key for job_id, key in _submitted(store).items() if job_id not in before}
     finished_keys = {str(path.parent.relative_to(store)) for path in finished}
@@ -186,7 +186,7 @@ def test_a_failing_slurm_job_blocks_its_dependants_and_a_rerun_after_the_fix_red
     for path, data in good.items():
         path.write_bytes(data[:-4] + bytes(b ^ 0xFF for b in data[-4:]))
     finished = _summaries(store)
-    chains = {seed: imp_jobs(tiny_config(seed=seed), 2) for seed in (0, 1)}
+    chains = {seed: imp_jobs(tiny_config(seed=seed), 2)[1:] for seed in (0, 1)}  # IMP levels 0-2 (after the dense run)
 
     failed = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT)
     assert failed.returncode == 2, failed.stderr

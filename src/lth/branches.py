@@ -1,6 +1,7 @@
 """Baselines and copies built on an IMP run, each trained by the one loop as its own stored run.
 
     reset-init    the ticket's masks, survivors reset to their initial values W0 ([LTH]), from step 0
+                  (with rewind 0 that is the IMP run itself: its levels are adopted, not retrained)
     reinit        the ticket's masks, survivors freshly initialised with another init seed, from step 0
     random-prune  a random mask with the ticket's per-layer counts, weights rewound to W_k, from step k
     data-order    the ticket itself (mask and W_k) retrained with another data order: the second
@@ -19,10 +20,10 @@ from torch import nn
 from .config import ExperimentConfig
 from .errors import ConfigError
 from .experiment import Setup, module_config
-from .imp import Chain, ImpResult, LevelPlan, load_optimizer_state, rewind_state, run_chains, run_imp_many
+from .imp import Adopted, Chain, ImpResult, LevelPlan, load_optimizer_state, rewind_state, run_chains, run_imp_many
 from .masks import Mask, random_prune
 from .seeds import copy_data_seed, random_prune_seed, reinit_seed
-from .store import Run, Store, load_tensors
+from .store import MASK_FILE, START_FILE, Run, Store, load_tensors, step_optimizer_file
 
 BASELINES = ("reset-init", "reinit", "random-prune")  # the controls that make a ticket a ticket
 BRANCHES = (*BASELINES, "data-order")
@@ -40,10 +41,12 @@ def branch_config(config: ExperimentConfig, kind: str, data_seed: int | None = N
 
 
 def _planner(kind: str, parent: Run):
-    def plan(run: Run, setup: Setup, level: int, model: nn.Module) -> LevelPlan:
-        ticket = Mask.load(parent.level_dir(level) / "mask.safetensors")
+    def plan(run: Run, setup: Setup, level: int, model: nn.Module) -> LevelPlan | Adopted:
+        if kind == "reset-init" and setup.rewind == 0:  # the ticket's own training: same mask, start, seeds
+            return Adopted(parent, level, changes={"kind": kind})
+        ticket = Mask.load(parent.level_dir(level) / MASK_FILE)
         if kind == "reset-init":
-            init = load_tensors(parent.level_dir(0) / "start.safetensors", setup.device)
+            init = load_tensors(parent.level_dir(0) / START_FILE, setup.device)
             return LevelPlan(ticket, init, 0)
         if kind == "reinit":
             fresh = setup.new_model(seed=reinit_seed(setup.config.seed, setup.config.train.streams))
@@ -53,7 +56,7 @@ def _planner(kind: str, parent: Run):
             generator = torch.Generator().manual_seed(random_prune_seed(setup.config.seed, level, setup.config.train.streams))
             return LevelPlan(random_prune(ticket, generator), state, setup.rewind, optimizer_state)
         if level == 0:  # the dense network continued from step k with another order: keep its optimizer
-            opt = load_optimizer_state(parent.level_dir(0) / f"step_{setup.rewind}it_optimizer.pt",
+            opt = load_optimizer_state(parent.level_dir(0) / step_optimizer_file(setup.rewind),
                                        setup.device) if setup.rewind > 0 else None
             return LevelPlan(ticket, state, setup.rewind, opt)
         return LevelPlan(ticket, state, setup.rewind, optimizer_state)

@@ -409,7 +409,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
-    from .imp import describe_execution
+    from .imp import DENSE, describe_execution
     from .store import Store
 
     rows = []
@@ -420,7 +420,8 @@ def cmd_ls(args: argparse.Namespace) -> int:
         for s in summaries:
             if "execution" in s and s["execution"] not in executions:
                 executions.append(s["execution"])
-        rows.append({"run": run.hash, "preset": run.config.preset, "kind": run.config.kind, "rewind": run.config.rewind,
+        rows.append({"run": run.hash, "preset": run.config.preset, "kind": run.config.kind,
+                     "rewind": None if run.config.kind == DENSE else run.config.rewind,  # (it saves every chain's)
                      "seed": run.config.seed, "data_seed": run.config.order_seed, "levels_done": len(done),
                      "best_accuracy": max((s["test_accuracy"] for s in summaries), default=None),
                      "min_weights": min((s["weights_remaining"] for s in summaries), default=None),
@@ -438,7 +439,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
         weights = f"{100 * r['min_weights']:.2f}" if r["min_weights"] is not None else "-"
         executed = " | ".join(describe_execution(e) for e in r["executions"]) or "-"
         mixed = " (levels differ)" if len(r["executions"]) > 1 else ""
-        print(f"{r['run']:<16}  {r['preset']:<17} {r['kind']:<12} {r['rewind']:>7} {r['seed']:>4} {r['levels_done']:>6} "
+        print(f"{r['run']:<16}  {r['preset']:<17} {r['kind']:<12} {r['rewind'] or '-':>7} {r['seed']:>4} {r['levels_done']:>6} "
               f"{best:>8} {weights:>9}  {r['status']}; {executed}{mixed}")
     return 0
 

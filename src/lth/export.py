@@ -17,7 +17,7 @@ from torch import nn
 
 from .errors import ConfigError, StoreError
 from .masks import Mask
-from .store import atomic_write, load_tensors, read_json
+from .store import FINAL_FILE, MASK_FILE, START_FILE, SUMMARY_FILE, atomic_write, load_tensors, read_json
 
 FORMATS = ("torch-prune", "safetensors")
 
@@ -41,14 +41,14 @@ def export_ticket(run_dir: str | Path, level: int, out: str | Path, fmt: str = "
     if weights not in ("final", "rewind"):
         raise ConfigError(f"--weights must be 'final' or 'rewind', got {weights!r}")
     level_dir = Path(run_dir) / f"level_{level}"
-    if not (level_dir / "summary.json").exists():
+    if not (level_dir / SUMMARY_FILE).exists():
         raise StoreError(f"level {level} of {run_dir} is not finished; run it first")
-    state = load_tensors(level_dir / ("final.safetensors" if weights == "final" else "start.safetensors"))
-    mask = Mask.load(level_dir / "mask.safetensors")
+    state = load_tensors(level_dir / (FINAL_FILE if weights == "final" else START_FILE))
+    mask = Mask.load(level_dir / MASK_FILE)
     out = Path(out)
     if fmt == "safetensors":
         tensors = {f"weights/{k}": v for k, v in state.items()} | {f"masks/{k}": v for k, v in mask.state_dict().items()}
-        summary = read_json(level_dir / "summary.json")
+        summary = read_json(level_dir / SUMMARY_FILE)
         data = st_save(tensors, metadata={"run": Path(run_dir).name, "level": str(level), "weights": weights,
                                           "weights_remaining": str(summary["weights_remaining"])})
     else:

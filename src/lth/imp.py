@@ -21,15 +21,17 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from .config import ExperimentConfig
-from .errors import ConfigError, StoreError, TrainingDiverged
+from .config import ExperimentConfig, PruneConfig
+from .errors import ConfigError, StepError, StoreError, TrainingDiverged
 from .distributed import barrier, world_size
 from .experiment import Setup, module_config, prepare
 from .masks import Mask, check_levels, empty_layer_error, layer_fractions, magnitude_prune
 from .models import MODELS, build_model
 from .replicas import group_size, replica_optimizer_state, replica_state, stack_masks, stack_models
-from .steps import to_iterations
-from .store import Run, Store, load_checked, load_tensors, save_checked, save_tensors, write_json, write_jsonl
+from .steps import Step, to_iterations
+from .store import (EXECUTION_FILE, FINAL_FILE, MASK_FILE, METRICS_FILE, START_FILE, SUMMARY_FILE, Run, Store,
+                    load_checked, load_tensors, read_json, save_checked, save_tensors, step_file, step_optimizer_file,
+                    write_json, write_jsonl)
 from .train import ResumeCadence, train
 
 
@@ -58,11 +60,11 @@ def rewind_state(run: Run, setup: Setup) -> tuple[dict[str, torch.Tensor], dict 
     """W_k and, if the config rewinds the optimizer, its state at k (from level 0 of `run`)."""
     k = setup.rewind
     if k == 0:
-        return load_tensors(run.level_dir(0) / "start.safetensors", setup.device), None
-    weights = load_tensors(run.level_dir(0) / f"step_{k}it.safetensors", setup.device)
+        return load_tensors(run.level_dir(0) / START_FILE, setup.device), None
+    weights = load_tensors(run.level_dir(0) / step_file(k), setup.device)
     if setup.config.rewind_optimizer == "reset":
         return weights, None
-    return weights, load_optimizer_state(run.level_dir(0) / f"step_{k}it_optimizer.pt", setup.device)
+    return weights, load_optimizer_state(run.level_dir(0) / step_optimizer_file(k), setup.device)
 
 
 def load_optimizer_state(path: Path, device: torch.device) -> dict:
@@ -78,7 +80,7 @@ def pruned_mask(run: Run, setup: Setup, level: int, model: nn.Module) -> Mask:
     previous = run.level_dir(level - 1)
     prune = setup.config.prune
     fractions = layer_fractions(model, prune)
-    mask = magnitude_prune(Mask.load(previous / "mask.safetensors"), load_tensors(previous / "final.safetensors"),
+    mask = magnitude_prune(Mask.load(previous / MASK_FILE), load_tensors(previous / FINAL_FILE),
                            fractions, prune.strategy, prune.fraction)
     empty = [name for name, (left, _) in mask.per_layer().items() if left == 0 and fractions[name] is not None]
     if empty:  # (global pruning can empty a layer; check_levels rules it out for layer-wise in advance)
@@ -86,10 +88,49 @@ def pruned_mask(run: Run, setup: Setup, level: int, model: nn.Module) -> Mask:
     return mask
 
 
-def imp_plan(run: Run, setup: Setup, level: int, model: nn.Module) -> LevelPlan:
-    if level == 0:
-        return LevelPlan(Mask.ones(model), model.state_dict(), 0,
-                         checkpoint_steps=(setup.rewind,) if setup.rewind > 0 else ())
+@dataclass(frozen=True)
+class Adopted:
+    """A level that another run already computed, bit for bit: this run's level becomes that one
+    (hard links to its files, Run.adopt_level) instead of being trained again."""
+
+    source: Run
+    level: int
+    files: tuple[str, ...] = (MASK_FILE, START_FILE, FINAL_FILE, METRICS_FILE, EXECUTION_FILE)
+    changes: dict[str, Any] = field(default_factory=dict)  # summary fields of this run (kind, rewind, ...)
+
+
+DENSE = "dense"  # the kind of a dense run: level 0 only, shared by every IMP chain that starts from it
+
+
+def dense_config(config: ExperimentConfig) -> ExperimentConfig:
+    """The dense run an IMP chain starts from, addressed by what determines its training -- model, data,
+    training config and seeds -- and not by the rewind step or the pruning settings: every chain,
+    branch and stability measurement of those shares one dense training."""
+    return dataclasses.replace(config, kind=DENSE, rewind="0it", rewind_optimizer="reset", prune=PruneConfig())
+
+
+def dense_planner(steps: tuple[str, ...]) -> Planner:
+    """Level 0 of a dense run: all weights, from the initialisation, saving the state at `steps`."""
+    def plan(run: Run, setup: Setup, level: int, model: nn.Module) -> LevelPlan:
+        saved = sorted({rewind_iterations(step, setup) for step in steps} - {0})
+        return LevelPlan(Mask.ones(model), model.state_dict(), 0, checkpoint_steps=tuple(saved))
+    return plan
+
+
+def rewind_iterations(step: str, setup: Setup) -> int:
+    k = to_iterations(step, setup.iterations_per_epoch)
+    if k >= setup.total:
+        raise StepError(f"rewind step {step} ({k} iterations) is not before the end of training "
+                        f"({setup.config.train.iterations} = {setup.total} iterations)")
+    return k
+
+
+def imp_plan(run: Run, setup: Setup, level: int, model: nn.Module) -> LevelPlan | Adopted:
+    if level == 0:  # the shared dense run (run_imp_many trained it, with this chain's rewind checkpoint)
+        k = setup.rewind
+        return Adopted(Run(run.dir.parent, dense_config(setup.config)), 0,
+                       Adopted.files + ((step_file(k), step_optimizer_file(k)) if k > 0 else ()),
+                       {"kind": setup.config.kind, "rewind": setup.config.rewind})
     state, optimizer_state = rewind_state(run, setup)
     return LevelPlan(pruned_mask(run, setup, level, model), state, setup.rewind, optimizer_state)
 
@@ -109,6 +150,11 @@ class Training:
     def directory(self) -> Path:
         return self.run.level_dir(self.level)
 
+    def start(self) -> None:
+        """Set the model to the plan's start: its weights, the pruned ones zeroed."""
+        self.model.load_state_dict(self.plan.state)
+        self.plan.mask.apply_(self.model)
+
 
 def train_level(run: Run, setup: Setup, level: int, model: nn.Module, plan: LevelPlan, quiet: bool,
                 resume_every: ResumeCadence | int = 0, extra: dict[str, Any] | None = None, compile: bool = False) -> dict[str, Any]:
@@ -121,53 +167,25 @@ def train_levels(trainings: list[Training], quiet: bool, resume_every: ResumeCad
     """Train one level of each of `trainings` -- one alone, several as stacked replicas (they share
     model, training config and start; see replicas.py) -- and write each one's files."""
     first, replicas = trainings[0], len(trainings)
-    config, plan = first.setup.config, first.plan
-    how = execution(first.setup.device, config.train.precision, replicas, compile)
+    how = execution(first.setup.device, first.setup.config.train.precision, replicas, compile)
     resuming = (first.directory / resume_name(trainings)).exists()
     for t in trainings:
         warn_if_executed_differently(t, how, resuming)
-        t.model.load_state_dict(t.plan.state)
-        t.plan.mask.apply_(t.model)
-        t.plan.mask.save(t.directory / "mask.safetensors")
-        save_tensors(t.directory / "start.safetensors", t.model.state_dict())
-        write_json(t.directory / "execution.json", how)
-
-    def save_checkpoint(iteration: int, m: nn.Module, optimizer: torch.optim.Optimizer) -> None:
-        state, optimizer_state = m.state_dict(), optimizer.state_dict()
-        for index, t in enumerate(trainings):
-            save_tensors(t.directory / f"step_{iteration}it.safetensors",
-                         state if replicas == 1 else replica_state(state, index))
-            buffer = io.BytesIO()
-            torch.save(optimizer_state if replicas == 1 else replica_optimizer_state(optimizer_state, index, replicas),
-                       buffer)
-            save_checked(t.directory / f"step_{iteration}it_optimizer.pt", buffer.getvalue())
-
+        t.start()
+        t.plan.mask.save(t.directory / MASK_FILE)
+        save_tensors(t.directory / START_FILE, t.model.state_dict())
+        write_json(t.directory / EXECUTION_FILE, how)
     began = time.perf_counter()
-    model = first.model if replicas == 1 else stack_models([t.model for t in trainings])
-    mask = plan.mask if replicas == 1 else stack_masks([t.plan.mask for t in trainings])
-    seeds = config.order_seed if replicas == 1 else [t.setup.config.order_seed for t in trainings]
-    left = f"{100 * plan.mask.fraction_remaining():.1f}% left" + (f", {replicas} replicas" if replicas > 1 else "")
-    results = train(model, first.setup.data, config.train, mask=mask, start=plan.start_iteration, data_seed=seeds,
-                    augment=config.data.augment, device=first.setup.device,
-                    checkpoints={k: save_checkpoint for k in plan.checkpoint_steps},
-                    optimizer_state=plan.optimizer_state,
-                    resume_path=first.directory / resume_name(trainings),
-                    resume_every=resume_every, quiet=quiet, compile=compile,
-                    description=f"{config.kind} level {first.level} ({left})")
+    results = train_group(trainings, quiet, resume_every, compile)
     seconds = (time.perf_counter() - began) / replicas  # each replica's share of the wall time
     for t in trainings:  # the level is done: a stacked group's state left by another grouping is stale
         for stale in t.directory.glob("resume_group_*.pt"):
             stale.unlink(missing_ok=True)
-    if replicas == 1:
-        results = [results]
-    else:
-        for index, t in enumerate(trainings):
-            t.model.load_state_dict(replica_state(model.state_dict(), index))
     summaries = []
     for t, result in zip(trainings, results):
         c = t.setup.config
-        save_tensors(t.directory / "final.safetensors", t.model.state_dict())
-        write_jsonl(t.directory / "metrics.jsonl", result.metrics)
+        save_tensors(t.directory / FINAL_FILE, t.model.state_dict())
+        write_jsonl(t.directory / METRICS_FILE, result.metrics)
         summary = {"level": t.level, "kind": c.kind, "weights_remaining": t.plan.mask.fraction_remaining(),
                    "weights_remaining_count": t.plan.mask.remaining(), "test_accuracy": result.final["test_accuracy"],
                    "test_loss": result.final["test_loss"], "train_loss": result.final["train_loss"],
@@ -175,11 +193,49 @@ def train_levels(trainings: list[Training], quiet: bool, resume_every: ResumeCad
                    "seconds": round(seconds, 3), "replicas": replicas, "rewind": c.rewind,
                    "rewind_optimizer": c.rewind_optimizer if t.plan.start_iteration > 0 else "fresh",
                    "seed": c.seed, "data_seed": c.order_seed, "processes": world_size(), "execution": how,
+                   # the runs trained with it as one stacked computation, in order (replay_rewind_point)
+                   **({"stack": [u.run.hash for u in trainings]} if replicas > 1 else {}),
                    **(t.extra or {})}
-        write_json(t.directory / "summary.json", summary)
+        write_json(t.directory / SUMMARY_FILE, summary)
         summaries.append(summary)
     barrier()  # under torchrun: every rank reads what rank 0 wrote only after this
     return summaries
+
+
+def train_group(trainings: list[Training], quiet: bool, resume_every: ResumeCadence | int = 0, compile: bool = False,
+                stop: int | None = None) -> list:
+    """Train `trainings` (one, or several stacked as replicas; their models set to their start) from
+    their plan to `stop` (default: the end); save the plan's checkpoints into each one's level folder;
+    leave each one's weights in its model. Returns one TrainResult per training."""
+    first, replicas = trainings[0], len(trainings)
+    config, plan = first.setup.config, first.plan
+
+    def save_checkpoint(iteration: int, m: nn.Module, optimizer: torch.optim.Optimizer) -> None:
+        state, optimizer_state = m.state_dict(), optimizer.state_dict()
+        for index, t in enumerate(trainings):
+            save_tensors(t.directory / step_file(iteration), state if replicas == 1 else replica_state(state, index))
+            buffer = io.BytesIO()
+            torch.save(optimizer_state if replicas == 1 else replica_optimizer_state(optimizer_state, index, replicas),
+                       buffer)
+            save_checked(t.directory / step_optimizer_file(iteration), buffer.getvalue())
+
+    model = first.model if replicas == 1 else stack_models([t.model for t in trainings])
+    mask = plan.mask if replicas == 1 else stack_masks([t.plan.mask for t in trainings])
+    seeds = config.order_seed if replicas == 1 else [t.setup.config.order_seed for t in trainings]
+    left = f"{100 * plan.mask.fraction_remaining():.1f}% left" + (f", {replicas} replicas" if replicas > 1 else "")
+    results = train(model, first.setup.data, config.train, mask=mask, start=plan.start_iteration, stop=stop,
+                    data_seed=seeds, augment=config.data.augment, device=first.setup.device,
+                    checkpoints={k: save_checkpoint for k in plan.checkpoint_steps},
+                    optimizer_state=plan.optimizer_state,
+                    resume_path=None if stop is not None else first.directory / resume_name(trainings),
+                    resume_every=resume_every, quiet=quiet, compile=compile,
+                    description=f"{config.kind} level {first.level} ({left})" if stop is None else
+                    f"{config.kind}: replaying to iteration {stop}")
+    if replicas == 1:
+        return [results]
+    for index, t in enumerate(trainings):
+        t.model.load_state_dict(replica_state(model.state_dict(), index))
+    return results
 
 
 def execution(device: torch.device, precision: str, replicas: int, compile: bool) -> dict[str, Any]:
@@ -207,11 +263,11 @@ def warn_if_executed_differently(t: Training, how: dict[str, Any], resuming: boo
     from .distributed import is_main
 
     earlier = []
-    if resuming and (t.directory / "execution.json").exists():
-        earlier.append((f"level {t.level} before it was interrupted", _read_quietly(t.directory / "execution.json")))
+    if resuming and (t.directory / EXECUTION_FILE).exists():
+        earlier.append((f"level {t.level} before it was interrupted", _read_quietly(t.directory / EXECUTION_FILE)))
     done = [level for level in t.run.levels_done() if level < t.level]
     if done:
-        earlier.append((f"level {done[-1]}", _read_quietly(t.run.level_dir(done[-1]) / "summary.json").get("execution")))
+        earlier.append((f"level {done[-1]}", _read_quietly(t.run.level_dir(done[-1]) / SUMMARY_FILE).get("execution")))
     for where, before in earlier:
         if not before or not is_main():
             continue
@@ -274,7 +330,14 @@ def resume_cadence(checkpoint_every: str, iterations_per_epoch: int) -> ResumeCa
     return ResumeCadence(iterations=to_iterations(checkpoint_every, iterations_per_epoch))
 
 
-Planner = Callable[[Run, Setup, int, nn.Module], LevelPlan]
+Planner = Callable[[Run, Setup, int, nn.Module], "LevelPlan | Adopted"]
+
+
+def adopt(run: Run, level: int, adopted: Adopted, extra: dict[str, Any] | None = None) -> None:
+    summary = {**adopted.source.summary(adopted.level), **adopted.changes, **(extra or {}),
+               "level": level, "adopted_from": f"{adopted.source.hash}/level_{adopted.level}"}
+    run.adopt_level(level, adopted.source, adopted.level, adopted.files, summary)
+    barrier()
 
 
 @dataclass
@@ -318,7 +381,10 @@ def run_chains(chains: list[Chain], levels: list[int], store: Store, *, data_roo
                 if not runs[i].level_done(level):  # (another process may have finished it while we waited)
                     new_model = setups[i].new_model()
                     plan = chains[i].planner(runs[i], setups[i], level, new_model)
-                    trainings.append(Training(runs[i], setups[i], level, new_model, plan, chains[i].extra))
+                    if isinstance(plan, Adopted):
+                        adopt(runs[i], level, plan, chains[i].extra)
+                    else:
+                        trainings.append(Training(runs[i], setups[i], level, new_model, plan, chains[i].extra))
             for group in replica_groups(trainings, replicas):
                 resume_every = resume_cadence(checkpoint_every, group[0].setup.iterations_per_epoch)
                 try:
@@ -362,7 +428,65 @@ def run_imp_many(configs: list[ExperimentConfig], levels: int, store: Store | st
               for c in configs}.values():  # before any training: can the levels be reached?
         check_levels(options["model"] if options.get("model") is not None else shape_model(c), c.prune, levels)
     store = store if isinstance(store, Store) else Store(store)
+    pending = [c for c in configs if not store.run(c).level_done(0)]
+    if pending:
+        run_dense_many(pending, store, **options)
     return run_chains([Chain(c, imp_plan) for c in configs], list(range(levels + 1)), store, **options)
+
+
+def run_dense_many(configs: list[ExperimentConfig], store: Store, rewinds: tuple[str, ...] = (),
+                   **options) -> list[Run]:
+    """Train (or read) the dense run of each IMP config (dense_config), saving its state at each
+    config's rewind step and at `rewinds`. A step asked for after a dense run finished costs a replay
+    of its first k iterations (replay_rewind_point), not a new dense run."""
+    steps = tuple(dict.fromkeys((*(c.rewind for c in configs), *rewinds)))
+    dense = list({d.hash(): d for d in map(dense_config, configs)}.values())
+    run_chains([Chain(d, dense_planner(steps)) for d in dense], [0], store, **options)
+    runs = [store.run(d) for d in dense]
+    setups: dict[str, Setup] = {}
+    for run in runs:
+        for step in steps:
+            if Step.parse(step).amount == 0 or (Step.parse(step).unit == "it" and
+                                               (run.level_dir(0) / step_file(Step.parse(step).amount)).exists()):
+                continue
+            if run.hash not in setups:
+                setups[run.hash] = _setup(run.config, store, setups, options)
+            k = rewind_iterations(step, setups[run.hash])
+            if not (run.level_dir(0) / step_file(k)).exists():
+                replay_rewind_point(run, k, store, setups, options)
+    return runs
+
+
+def replay_rewind_point(run: Run, k: int, store: Store, setups: dict[str, Setup], options: dict[str, Any]) -> None:
+    """Save a finished dense run's state after k iterations by training it again from its
+    initialisation to k. Its batches are a function of the seed and the iteration, so this is the
+    state the dense run passed through: bit for bit at the same thread count, as the replay stacks the
+    runs that were stacked with it (its summary's `stack`), in the same order."""
+    members = [run if h == run.hash else Run(store.root, ExperimentConfig.from_dict(read_json(store.root / h / "config.json")))
+               for h in run.summary(0).get("stack", [run.hash])]
+    trainings = []
+    for member in members:
+        if member.hash not in setups:
+            setups[member.hash] = _setup(member.config, store, setups, options)
+        setup = setups[member.hash]
+        model = setup.new_model()
+        plan = LevelPlan(Mask.ones(model), load_tensors(member.level_dir(0) / START_FILE, setup.device), 0,
+                         checkpoint_steps=(k,))
+        trainings.append(Training(member, setup, 0, model, plan))
+    for t in trainings:
+        t.start()
+    with contextlib.ExitStack() as locks:
+        for member in sorted(members, key=lambda m: m.hash):
+            locks.enter_context(member.training([0]))
+        if not all((m.level_dir(0) / step_file(k)).exists() for m in members):  # (or another process did it)
+            train_group(trainings, options.get("quiet", False), compile=options.get("compile", False), stop=k)
+    barrier()
+
+
+def _setup(config: ExperimentConfig, store: Store, setups: dict[str, Setup], options: dict[str, Any]) -> Setup:
+    shared = next((s.data for s in setups.values() if s.config.data == config.data), options.get("data"))
+    return prepare(config, options.get("data_root"), store.cache_dir, options.get("device", "auto"), shared,
+                   options.get("model"))
 
 
 def shape_model(config: ExperimentConfig) -> nn.Module:

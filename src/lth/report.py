@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 
 from .aggregate import mean_std
 from .branches import BASELINES
+from .imp import DENSE
 from .claims import HEADER as CLAIMS_HEADER, Claim, study_claims, warnings as claim_warnings
 from .steps import Step
 from .store import Run, Store, atomic_write, read_json, write_json
@@ -150,6 +151,8 @@ def find_studies(store_or_run: str | Path) -> list[Study]:
         runs = Store(path).runs()
     groups: dict[str, list[Run]] = defaultdict(list)
     for run in runs:
+        if run.config.kind == DENSE:  # (shared by the IMP runs; the report reads it as their level 0)
+            continue
         groups[study_key(run)].append(run)
     return [Study(group) for _, group in sorted(groups.items())]
 

@@ -15,7 +15,7 @@ from typing import Any, Callable
 from .branches import BASELINES, run_branch_many
 from .config import ExperimentConfig
 from .errors import ConfigError
-from .imp import run_imp_many
+from .imp import run_dense_many, run_imp_many
 from .stability import measure_stability_many
 from .steps import Step
 from .store import Store, write_json
@@ -103,6 +103,9 @@ def reproduce(config: ExperimentConfig, plan: StudyPlan, store: Store | str | Pa
     seeded = [config.override({"seed": seed, "data_seed": None}) for seed in plan.seeds]
     seeds = "seed " + ",".join(map(str, plan.seeds)) if len(plan.seeds) == 1 else "seeds " + ",".join(map(str, plan.seeds))
     stages = plan.stages(config)
+    # the dense runs first, saving every rewind point of the plan: each chain then adopts its level 0
+    run_dense_many(seeded, store, rewinds=tuple(stage.rewind for stage in stages), **options)
+    log(f"[0/{len(stages)}] {seeds}: the dense network ({time.perf_counter() - began:.0f} s)")
     for number, stage in enumerate(stages, 1):
         configs = [c.override({"rewind": stage.rewind}) for c in seeded]
         if stage.what == "imp":

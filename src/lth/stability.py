@@ -29,7 +29,7 @@ from .imp import run_imp
 from .masks import Mask
 from .models import MODELS
 from .steps import Step
-from .store import Store, load_tensors, read_json, write_json
+from .store import FINAL_FILE, MASK_FILE, Store, load_tensors, read_json, write_json
 from .replicas import stack_models, stackable
 from .train import evaluate, evaluate_replicas
 
@@ -179,10 +179,10 @@ def measure_stability(config: ExperimentConfig, level: int, store: Store | str |
     keep = {k: v for k, v in options.items() if k in ("data_root", "device", "data", "model")}
     setup = prepare(config, cache_dir=store.cache_dir, **keep)
     ticket_dir, copy_dir = Path(imp.run_dir) / f"level_{level}", Path(copy.run_dir) / f"level_{level}"
-    mask = Mask.load(ticket_dir / "mask.safetensors")
-    ticket = load_tensors(ticket_dir / "final.safetensors", setup.device)
-    other = load_tensors(copy_dir / "final.safetensors", setup.device)
-    dense = load_tensors(Path(imp.run_dir) / "level_0" / "final.safetensors", setup.device)
+    mask = Mask.load(ticket_dir / MASK_FILE)
+    ticket = load_tensors(ticket_dir / FINAL_FILE, setup.device)
+    other = load_tensors(copy_dir / FINAL_FILE, setup.device)
+    dense = load_tensors(Path(imp.run_dir) / "level_0" / FINAL_FILE, setup.device)
     model = setup.new_model()
     curve = interpolation_curve(model, setup, ticket, other, points, batch_norm, train_examples)
     pruning, data_order = distances(ticket, dense, mask), distances(ticket, other, mask)

@@ -8,7 +8,9 @@
     <store>/<hash>/level_<L>/summary.json         written last: the level is finished
     <store>/<hash>/level_0/step_<k>it.safetensors the rewind checkpoint (weights after k iterations)
 
-Every file is written atomically (temp file, fsync, rename), so a killed process leaves either
+A level that another run already computed (an IMP chain's level 0 is the dense run every chain of
+its model, data, training and seeds shares) is adopted: its files are hard links to the other
+run's, and its summary names the source. Every file is written atomically (temp file, fsync, rename), so a killed process leaves either
 the old file or the new one, never half of one.
 """
 from __future__ import annotations
@@ -19,6 +21,7 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import socket
 import tempfile
 from pathlib import Path
@@ -34,6 +37,24 @@ from .config import ExperimentConfig
 from .errors import ConfigError, StoreError
 
 DEFAULT_STORE = "lth_runs"
+
+# The files of a level (README, "Store layout"): named here only.
+MASK_FILE = "mask.safetensors"
+START_FILE = "start.safetensors"
+FINAL_FILE = "final.safetensors"
+METRICS_FILE = "metrics.jsonl"
+SUMMARY_FILE = "summary.json"  # written last: the level is finished
+EXECUTION_FILE = "execution.json"
+
+
+def step_file(iteration: int) -> str:
+    """The weights after `iteration` steps (a rewind checkpoint)."""
+    return f"step_{iteration}it.safetensors"
+
+
+def step_optimizer_file(iteration: int) -> str:
+    """The optimizer state after `iteration` steps (rewinding the optimizer; the data-order copy of level 0)."""
+    return f"step_{iteration}it_optimizer.pt"
 
 
 @contextlib.contextmanager
@@ -229,10 +250,33 @@ class Run:
         return self.dir / f"level_{level}"
 
     def level_done(self, level: int) -> bool:
-        return (self.level_dir(level) / "summary.json").exists()
+        return (self.level_dir(level) / SUMMARY_FILE).exists()
 
     def summary(self, level: int) -> dict[str, Any]:
-        return read_json(self.level_dir(level) / "summary.json")
+        return read_json(self.level_dir(level) / SUMMARY_FILE)
+
+    def adopt_level(self, level: int, source: Run, source_level: int, files: Iterable[str],
+                    summary: Mapping[str, Any]) -> None:
+        """Make `level` the finished level `source_level` of `source`: hard links to its `files` (the
+        same bytes, no copy; a copy where the file system cannot link), then `summary` (last)."""
+        from .distributed import is_main
+
+        if not is_main():
+            return
+        target = self.level_dir(level)
+        target.mkdir(parents=True, exist_ok=True)
+        for name in files:
+            temp = target / f".{name}.link.tmp"
+            temp.unlink(missing_ok=True)
+            try:
+                os.link(source.level_dir(source_level) / name, temp)
+            except FileNotFoundError:
+                raise StoreError(f"missing file {source.level_dir(source_level) / name}; rerun the command that "
+                                 "produces it") from None
+            except OSError:  # (no hard links here, e.g. some network file systems)
+                shutil.copyfile(source.level_dir(source_level) / name, temp)
+            os.replace(temp, target / name)
+        write_json(target / SUMMARY_FILE, dict(summary))
 
     def status(self) -> str:
         failures = self.failures()
@@ -244,8 +288,8 @@ class Run:
             return "locked/running"
         # a level writes start.safetensors when it begins and summary.json when it ends; between them
         # nobody holds its lock only if its process died (with or without a resume file to go on from)
-        interrupted = sorted(int(p.parent.name.removeprefix("level_")) for p in self.dir.glob("level_*/start.safetensors")
-                             if not (p.parent / "summary.json").exists())
+        interrupted = sorted(int(p.parent.name.removeprefix("level_")) for p in self.dir.glob(f"level_*/{START_FILE}")
+                             if not (p.parent / SUMMARY_FILE).exists())
         return f"interrupted in level {interrupted[0]} (rerun the command to resume)" if interrupted else "ok"
 
     def level_locked(self, level: int) -> bool:
@@ -266,7 +310,7 @@ class Run:
 
     def levels_done(self) -> list[int]:
         """Finished levels (branches other than data-order start at level 1)."""
-        return sorted(int(p.parent.name.removeprefix("level_")) for p in self.dir.glob("level_*/summary.json"))
+        return sorted(int(p.parent.name.removeprefix("level_")) for p in self.dir.glob(f"level_*/{SUMMARY_FILE}"))
 
 
 class Store:
@@ -290,5 +334,6 @@ class Store:
         return found
 
 
-__all__ = ["Store", "Run", "atomic_write", "save_tensors", "load_tensors", "write_json", "read_json",
+__all__ = ["Store", "Run", "atomic_write", "MASK_FILE", "START_FILE", "FINAL_FILE", "METRICS_FILE", "SUMMARY_FILE",
+           "EXECUTION_FILE", "step_file", "step_optimizer_file", "save_tensors", "load_tensors", "write_json", "read_json",
            "write_jsonl", "read_jsonl", "DEFAULT_STORE", "Timeout"]
