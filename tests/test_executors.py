@@ -17,7 +17,7 @@ import torch
 from conftest import tiny_config
 from lth.cli import main
 from lth.executors import ExecutorOptions, StoreJob, make_executor, run_jobs, submit_ready
-from lth.imp import dense_config, run_imp
+from lth.imp import dense_config, run_imp, run_imp_many
 from lth.jobs import imp_jobs, study_jobs
 from lth.reproduce import StudyPlan, reproduce
 from lth.store import Store, load_tensors
@@ -51,19 +51,24 @@ def _threads(count: int):
 @pytest.mark.slow
 def test_a_study_on_the_local_executor_stores_exactly_what_inline_stores(tmp_path):
     config = tiny_config()
-    plan = StudyPlan(levels=2, rewind_points=("10it",), stability_level=1)
+    plan = StudyPlan(levels=2, rewind_points=("10it",), stability_level=1, seeds=(0, 1))
     jobs = study_jobs(config, plan)
-    assert len(jobs) == 12  # the dense run, IMP 0-2, three baselines at 1-2, the data-order copy, the measurement
+    # the two seeds stacked, as inline stacks them: the dense run, IMP 0-2, three baselines at 1-2,
+    # the data-order copy, the measurement
+    assert len(jobs) == 12 and all(len(job.configs) == 2 for job in jobs)
     outcome = run_jobs(jobs, tmp_path / "local", LOCAL, RUN, quiet=True, log=lambda _: None)
     assert not outcome.failed and len(outcome.done) == 12
-    with _threads(LOCAL.threads):  # one by one: stacked replicas agree with single runs only to ~1e-6
-        reproduce(config, plan, tmp_path / "inline", log=lambda _: None, quiet=True, replicas="off", **RUN)
+    with _threads(LOCAL.threads):  # the jobs' thread count
+        reproduce(config, plan, tmp_path / "inline", log=lambda _: None, quiet=True, **RUN)
     local, inline = _stored(tmp_path / "local"), _stored(tmp_path / "inline")
-    # the dense run's 4 files (with step_10it), IMP's 10 (level 0's linked to the dense run's), 3 per other training
-    assert len(local) == 35 and _same_tensors(local, inline)
+    # per seed: the dense run's 4 files (with step_10it), IMP's 10 (level 0's linked to the dense run's),
+    # 3 per other training
+    assert len(local) == 2 * 35 and _same_tensors(local, inline)
+    summaries = [json.loads(p.read_text()) for p in sorted((tmp_path / "local").glob("*/level_2/summary.json"))]
+    assert summaries and all(s["replicas"] == 2 for s in summaries)  # trained stacked, not one by one
     measured = [json.loads(p.read_text()) for p in sorted((tmp_path / "local").glob("*/level_1/stability_*.json"))]
     expected = [json.loads(p.read_text()) for p in sorted((tmp_path / "inline").glob("*/level_1/stability_*.json"))]
-    assert len(measured) == 1 and measured == expected
+    assert len(measured) == 2 and measured == expected
     again = run_jobs(jobs, tmp_path / "local", LOCAL, RUN, quiet=True, log=lambda _: None)
     assert again.submitted == 0 and len(again.done) == 12  # nothing in the store is submitted twice
 
@@ -89,10 +94,10 @@ def test_a_killed_driver_restarted_finishes_the_study_without_redoing_finished_r
     assert "2 seeds, mean ± std" in restarted.stdout
     assert len(list(store.glob("*/level_*/summary.json"))) == 8  # 2 dense runs, 2 chains of 3 levels
     assert all(p.stat().st_mtime_ns == mtime for p, mtime in finished.items())  # nothing finished was redone
-    for seed in (0, 1):
+    with _threads(1):  # inline with the jobs' thread count: the two seeds stacked the same way
+        references = run_imp_many([tiny_config(seed=seed) for seed in (0, 1)], 2, tmp_path / "inline", quiet=True, **RUN)
+    for seed, reference in zip((0, 1), references):
         config = tiny_config(seed=seed)
-        with _threads(1):
-            reference = run_imp(config, 2, tmp_path / "inline", quiet=True, **RUN)
         for level in range(3):
             name = f"{config.hash()}/level_{level}/final.safetensors"
             assert _same_tensors({0: load_tensors(store / name)}, {0: load_tensors(Path(reference.run_dir).parent / name)})
@@ -102,7 +107,7 @@ def test_a_killed_driver_restarted_finishes_the_study_without_redoing_finished_r
 def test_a_failing_job_is_reported_with_its_log_while_the_others_complete(tmp_path, capsys):
     good = tiny_config()
     bad = tiny_config(**{"train.lr": 1e6, "rewind": "0it"})  # the loss becomes nan at once
-    jobs = imp_jobs(good, 1) + imp_jobs(bad, 1)  # each: the dense run, IMP levels 0 and 1
+    jobs = imp_jobs([good], 1) + imp_jobs([bad], 1)  # each: the dense run, IMP levels 0 and 1
     outcome = run_jobs(jobs, tmp_path, LOCAL, RUN, quiet=True, log=lambda _: None)
     assert sorted(outcome.done) == sorted(job.key for job in jobs[:3])
     failed = outcome.failed[jobs[3].key]  # the bad config's dense run
@@ -118,7 +123,7 @@ def test_a_failing_job_is_reported_with_its_log_while_the_others_complete(tmp_pa
 def test_a_preempted_job_is_requeued_and_resumes_to_the_same_bits(tmp_path):
     config = tiny_config(**{"train.iterations": "3000it"})
     store = Store(tmp_path / "store")
-    job = imp_jobs(config, 0)[0]
+    job = imp_jobs([config], 0)[0]
     executor = make_executor(ExecutorOptions("local", workers=1), store.root / "_jobs")
     handle = executor.submit(StoreJob(job, str(store.root), {**RUN, "quiet": True, "checkpoint_every": "100it"}, 1))
     deadline = time.time() + 120
@@ -149,7 +154,7 @@ def test_slurm_jobs_carry_the_requested_resources(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", f"{fake.parent}:{os.environ['PATH']}")
     options = ExecutorOptions("slurm", gpus_per_job=4, cpus_per_job=8, slurm_options={"account": "proj", "qos": "high"})
     store = Store(tmp_path / "store")
-    jobs = [imp_jobs(tiny_config(seed=seed), 0)[0] for seed in (0, 1, 2)]  # the dense runs: ready at once
+    jobs = [imp_jobs([tiny_config(seed=seed)], 0)[0] for seed in (0, 1, 2)]  # the dense runs: ready at once
     submitted = {}
     submit_ready(make_executor(options, store.root / "_jobs"), jobs, store, options, RUN, submitted, {})
     assert list(submitted) == [job.key for job in jobs]

@@ -115,11 +115,12 @@ def test_study_plan_stages_are_the_one_definition_of_a_study():
         Stage("random-prune", "0it", 3, (1, 3)), Stage("stability", "0it", 2), Stage("stability", "10it", 2),
         Stage("stability", "20it", 2)]
     jobs = study_jobs(config, plan)
-    # per seed: the dense run, 2 chains x 4 levels, 5 baselines x 2 levels, the 20it chain to level 2,
-    # 3 data-order copies and 3 measurements
-    assert len(jobs) == 2 * (1 + 8 + 10 + 3 + 3 + 3)
-    dense = [job for job in jobs if job.dense_steps is not None]
-    assert [job.dense_steps for job in dense] == [("10it", "0it", "20it")] * 2  # every rewind point, in one training
+    # both seeds in each job (stacked): the dense run, 2 chains x 4 levels, 5 baselines x 2 levels, the
+    # 20it chain to level 2, 3 data-order copies and 3 measurements
+    assert len(jobs) == 1 + 8 + 10 + 3 + 3 + 3 and all(len(job.configs) == 2 for job in jobs)
+    [dense] = [job for job in jobs if job.what == "dense"]
+    assert dense.dense_steps == ("10it", "0it", "20it")  # every rewind point, in one training
+    assert len(study_jobs(config, plan, replicas="off")) == 2 * len(jobs)  # one job per seed
 
     for bad in ("1,x", "99"):  # refused before any training
         assert main(["reproduce", "--preset", "mnist1d_mlp", "--store", "/nonexistent/store", "--baseline-levels", bad]) == 2

@@ -112,12 +112,12 @@ def _log_span(job_id: str, store: Path) -> tuple[datetime, datetime]:
 
 def test_a_study_killed_and_restarted_on_slurm_equals_inline_and_prints_one_json_object(slurm, tmp_path):
     """The dense run, IMP levels 0-2, the three baselines at level 1, the data-order copy and the
-    stability measurement, for 2 seeds (18 jobs, each waiting for what it needs); the driver is killed
-    once two levels are done and started again."""
+    stability measurement, for 2 seeds stacked as inline stacks them (9 jobs, each waiting for what it
+    needs); the driver is killed once two levels are done and started again."""
     store = _store(tmp_path / "slurm", slurm)
     command = [*LTH, "reproduce", "--config", str(_config_file(tmp_path)), "--seeds", "0,1", "--levels", "2",
                "--rewind-points", "10it", "--stability-level", "1", "--baseline-levels", "1",
-               "--baseline-rewinds", "", "--replicas", "off", "--store", str(store), "--json", *SLURM]
+               "--baseline-rewinds", "", "--store", str(store), "--json", *SLURM]
     driver = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     _wait_for(lambda: len(_summaries(store)) >= 2, TIMEOUT, "two levels were done", driver)
     driver.kill()
@@ -130,7 +130,7 @@ def test_a_study_killed_and_restarted_on_slurm_equals_inline_and_prints_one_json
     result = json.loads(restarted.stdout)  # all of stdout is one JSON object: no scheduler chatter
     assert restarted.stdout.count("\n") == 1 and {"imp", "branches", "stability", "claims"} <= result.keys()
     assert "sacct" not in restarted.stdout and "submitit" not in restarted.stdout
-    assert "18 job(s) on the slurm executor" in restarted.stderr
+    assert "9 job(s) on the slurm executor" in restarted.stderr
 
     resubmitted = {job_id: key for job_id, key in _submitted(store).items() if job_id not in before}
     finished_keys = {str(path.parent.relative_to(store)) for path in finished}
@@ -140,7 +140,7 @@ def test_a_study_killed_and_restarted_on_slurm_equals_inline_and_prints_one_json
     plan = StudyPlan(levels=2, rewind_points=("10it",), stability_level=1, seeds=(0, 1), baseline_rewinds=(),
                      baseline_levels=(1,))
     with _threads(1):  # the jobs' thread count (--cpus-per-job 1): CPU kernels split sums by thread
-        reproduce(tiny_config(), plan, _store(tmp_path / "inline", slurm), log=lambda _: None, quiet=True, replicas="off", **RUN)
+        reproduce(tiny_config(), plan, _store(tmp_path / "inline", slurm), log=lambda _: None, quiet=True, **RUN)
     on_slurm, inline = _stored(store), _stored(tmp_path / "inline")
     assert len(on_slurm) > 40 and _same_tensors(on_slurm, inline)
     measured = [json.loads(p.read_text()) for p in sorted(store.glob("*/level_1/stability_*.json"))]
@@ -177,7 +177,7 @@ def test_a_failing_slurm_job_blocks_its_dependants_and_a_rerun_after_the_fix_red
     partition = _default_partition()
     command = [*LTH, "imp", "--config", str(_config_file(tmp_path)), "--seeds", "0,1", "--levels", "2",
                "--store", str(store), "--quiet", "--slurm-array-parallelism", "1", "--slurm-partition", partition,
-               "--timeout-min", "30", *SLURM]
+               "--timeout-min", "30", "--replicas", "off", *SLURM]  # (off: one job per seed)
     for seed in (0, 1):
         run_imp(tiny_config(seed=seed), 0, store, quiet=True, **RUN)
     seed0 = {p.stat().st_ino: p for p in store.glob("*/level_0/final.safetensors")  # one path per file:
@@ -186,7 +186,7 @@ def test_a_failing_slurm_job_blocks_its_dependants_and_a_rerun_after_the_fix_red
     for path, data in good.items():
         path.write_bytes(data[:-4] + bytes(b ^ 0xFF for b in data[-4:]))
     finished = _summaries(store)
-    chains = {seed: imp_jobs(tiny_config(seed=seed), 2)[1:] for seed in (0, 1)}  # IMP levels 0-2 (after the dense run)
+    chains = {seed: imp_jobs([tiny_config(seed=seed)], 2)[1:] for seed in (0, 1)}  # IMP levels 0-2 (after the dense run)
 
     failed = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT)
     assert failed.returncode == 2, failed.stderr

@@ -7,6 +7,15 @@
     data-order    the ticket itself (mask and W_k) retrained with another data order: the second
                   copy for stability to data order and linear mode connectivity (levels from 0)
 
+Pruning at initialization ([PaI]: Frankle, Dziugaite, Roy & Carbin 2021), one shot from W_k (the
+initialisation at k = 0) to the ticket's count of weights, then trained from step k like
+random-prune (init_pruning.py has the criteria, their scopes and sources):
+
+    magnitude-init, snip, grasp, synflow          the method's mask
+    <method>+shuffle                              its mask shuffled within each layer (same counts)
+    <method>+reinit                               its mask on freshly initialised weights (reinit's seed)
+    <method>+invert                               the weights the method would prune first kept instead
+
 A branch's config is its parent's with `kind` set (and, for data-order, another data seed), so it
 is content-addressed like everything else and never trained twice.
 """
@@ -26,7 +35,16 @@ from .seeds import copy_data_seed, random_prune_seed, reinit_seed
 from .store import MASK_FILE, START_FILE, Run, Store, load_tensors, step_optimizer_file
 
 BASELINES = ("reset-init", "reinit", "random-prune")  # the controls that make a ticket a ticket
-BRANCHES = (*BASELINES, "data-order")
+PRUNING_AT_INIT = {"magnitude-init": "magnitude", "snip": "snip", "grasp": "grasp", "synflow": "synflow"}  # kind: method
+SANITY_CHECKS = ("shuffle", "reinit", "invert")  # [PaI] §5: what the methods find is per-layer sparsity
+BRANCHES = (*BASELINES, "data-order", *PRUNING_AT_INIT,
+            *(f"{kind}+{check}" for kind in PRUNING_AT_INIT for check in SANITY_CHECKS))
+
+
+def pruning_at_init(kind: str) -> tuple[str, str | None] | None:
+    """(method, sanity check or None) of a pruning-at-init branch kind, None for the other kinds."""
+    base, _, check = kind.partition("+")
+    return (PRUNING_AT_INIT[base], check or None) if base in PRUNING_AT_INIT else None
 
 
 def branch_config(config: ExperimentConfig, kind: str, data_seed: int | None = None) -> ExperimentConfig:
@@ -42,6 +60,8 @@ def branch_config(config: ExperimentConfig, kind: str, data_seed: int | None = N
 
 def _planner(kind: str, parent: Run):
     def plan(run: Run, setup: Setup, level: int, model: nn.Module) -> LevelPlan | Adopted:
+        if pruning_at_init(kind):
+            return _pruned_at_init(kind, parent, setup, level, model)
         if kind == "reset-init" and setup.rewind == 0:  # the ticket's own training: same mask, start, seeds
             return Adopted(parent, level, changes={"kind": kind})
         ticket = Mask.load(parent.level_dir(level) / MASK_FILE)
@@ -63,6 +83,39 @@ def _planner(kind: str, parent: Run):
     return plan
 
 
+def _pruned_at_init(kind: str, parent: Run, setup: Setup, level: int, model: nn.Module) -> LevelPlan:
+    """The level-`level` network of a pruning-at-init branch: `model` set to W_k, scored by the method
+    down to exactly the ticket's count of weights (so its x value is the ticket's), trained from k."""
+    from .init_pruning import prune_at_init, pruned_layers
+    from .seeds import stream_seed
+
+    method, check = pruning_at_init(kind)
+    config = setup.config
+    ticket = Mask.load(parent.level_dir(level) / MASK_FILE)
+    state, _ = rewind_state(parent, setup)
+    model.load_state_dict(state)
+    # SNIP and GraSP score on the first batch the dense network trained on (any dataset has one)
+    loader = setup.data.train_loader(config.train.batch_size, config.order_seed, setup.device, False, config.train.streams)
+    generator = torch.Generator().manual_seed(stream_seed("pai-shuffle", config.seed, level))
+    counts = [ticket.per_layer()[name] for name in pruned_layers(model, config.prune.ignore)]  # (kept, size)
+    fraction = sum(kept for kept, _ in counts) / sum(size for _, size in counts)  # of the layers it prunes
+    mask = prune_at_init(method, model, fraction, loader.batch(0), generator,
+                         invert=check == "invert", shuffle=check == "shuffle", ignore=config.prune.ignore)
+    if check == "reinit":
+        state = setup.new_model(seed=reinit_seed(config.seed, config.train.streams)).state_dict()
+    return LevelPlan(mask, state, setup.rewind)  # a fresh optimizer at k, as random-prune
+
+
+def branch_levels(kind: str, levels: int, only: list[int] | None = None) -> list[int]:
+    """The levels a branch trains on a chain to `levels`: `only`, or all of them -- from 0 for the
+    data-order copy (the dense network continued), from 1 for the baselines (level 0 is dense)."""
+    first = 0 if kind == "data-order" else 1
+    wanted = list(range(first, levels + 1)) if only is None else sorted(set(only))
+    if any(not first <= level <= levels for level in wanted):
+        raise ConfigError(f"branch {kind} levels must lie in {first}..{levels}, got {wanted}")
+    return wanted
+
+
 def run_branch(kind: str, config: ExperimentConfig, levels: int, store: Store | str | Path = "lth_runs",
                data_seed: int | None = None, only: list[int] | None = None, **options) -> ImpResult:
     """Run the IMP chain of `config` to `levels` (or read it), then the branch `kind` at each level
@@ -79,16 +132,13 @@ def run_branch_many(kind: str, configs: list[ExperimentConfig], levels: int, sto
     store = store if isinstance(store, Store) else Store(store)
     if options.get("model") is not None:
         configs = [module_config(c, options["model"]) for c in configs]
+    wanted = branch_levels(kind, levels, only)
     parents = run_imp_many(configs, levels, store, **options)
     branches = [branch_config(c, kind, data_seed) for c in configs]
-    first = 0 if kind == "data-order" else 1
-    wanted = list(range(first, levels + 1)) if only is None else sorted(set(only))
-    if any(not first <= level <= levels for level in wanted):
-        raise ConfigError(f"branch {kind} levels must lie in {first}..{levels}, got {wanted}")
     chains = [Chain(b, _planner(kind, store.run(c)), {"parent": Path(p.run_dir).name})
               for b, c, p in zip(branches, configs, parents)]
     results = run_chains(chains, wanted, store, **options)
-    if first == 1 and only is None:
+    if kind != "data-order" and only is None:
         for result, parent in zip(results, parents):
             result.levels = [parent.levels[0], *result.levels]
     return results

@@ -119,7 +119,7 @@ def study_claims(study) -> list[Claim]:
 
     Per rewind point k with an IMP chain, at the chain's deepest level: the ticket matches the dense
     network, and beats each baseline trained off that chain (reset-init only where k > 0: at k = 0 it
-    is the IMP run itself). Across rewind points: a ticket rewound to k > 0 beats the ticket reset to
+    is the IMP run itself) and each pruning-at-init method trained off it. Across rewind points: a ticket rewound to k > 0 beats the ticket reset to
     0 (at the deepest level both chains reach); the barrier falls from the earliest to the latest k;
     stabler tickets are more accurate (slope of accuracy on barrier across k, per seed)."""
     claims: list[Claim | None] = []
@@ -136,6 +136,7 @@ def study_claims(study) -> list[Claim]:
             rows = study.levels(kind, k).get(deepest)
             if rows and not (kind == "reset-init" and study.iterations(k) == 0):
                 claims.append(judge(f"ticket (rewind {k}) > {name}", source, where, ticket, _by_seed(rows)))
+        claims += _pruning_at_init_claims(study, k, levels)
     reset = next((k for k in chains if study.iterations(k) == 0), None)
     for k, levels in chains.items():
         if reset is None or k == reset:
@@ -166,6 +167,26 @@ def study_claims(study) -> list[Claim]:
             claims.append(judge("stabler tickets are more accurate (−Δacc/Δbarrier > 0)", "[SCALE] §4", where
                                 + f", over rewind {', '.join(names[p] for p in points)}", slopes, unit="per unit"))
     return [c for c in claims if c is not None]
+
+
+def _pruning_at_init_claims(study, k: str, chain: Mapping[int, Sequence[Mapping[str, Any]]]) -> list[Claim | None]:
+    """[PaI]: at the sparsest level each method reaches, IMP's ticket beats the method, and shuffling
+    the method's mask within each layer does not hurt it (it matches the unshuffled mask)."""
+    from .branches import PRUNING_AT_INIT
+
+    claims: list[Claim | None] = []
+    for kind in PRUNING_AT_INIT:
+        found = study.levels(kind, k)
+        if not found or max(found) not in chain:
+            continue
+        level = max(found)
+        method, where = _by_seed(found[level]), _where(found[level], level, f"rewind {k}")
+        claims.append(judge(f"ticket (rewind {k}) > {kind}", "[PaI] §4", where, _by_seed(chain[level]), method))
+        shuffled = study.levels(f"{kind}+shuffle", k).get(level)
+        if shuffled:
+            claims.append(judge(f"{kind} shuffled within layers matches {kind}", "[PaI] §5", where,
+                                _by_seed(shuffled), method, margin=-MATCHING_MARGIN))
+    return claims
 
 
 BASELINE_CLAIMS = (("reinit", "random reinitialisation", "[LTH] §2, §5; [SCALE] §3"),

@@ -45,26 +45,25 @@ def _replicas(text: str) -> str | int:
 
 
 def _add_config_flags(p: argparse.ArgumentParser) -> None:
+    """--preset, --config, one flag per config option that names one (config.option), and --set."""
+    from .config import options, scalar_type
+
     g = p.add_argument_group("experiment")
     g.add_argument("--preset", help="named preset with the papers' hyperparameters (see `lth presets`)")
     g.add_argument("--config", metavar="FILE", help="a JSON config (as in a run's config.json) instead of a preset")
-    g.add_argument("--model", help="registry name or package.module:factory returning an nn.Module")
-    g.add_argument("--dataset", help="dataset name: mnist1d, mnist, cifar10, cifar100, imagenet")
-    g.add_argument("--seed", type=int, help="initialisation seed (default 0)")
-    g.add_argument("--data-seed", type=int, help="data-order seed (default: the init seed)")
-    g.add_argument("--rewind", metavar="STEP", help="rewind step, e.g. 0it (reset to init), 500it, 6ep")
-    g.add_argument("--rewind-optimizer", choices=["reset", "rewind"],
-                   help="at the rewind step, start a fresh optimizer (reset, the papers' default) or restore its state")
-    g.add_argument("--prune-fraction", type=_fraction, metavar="F", help="fraction of remaining weights pruned per level")
-    g.add_argument("--prune-strategy", choices=["layerwise", "global"])
-    g.add_argument("--iterations", metavar="STEP", help="training length, e.g. 1500it or 160ep")
-    g.add_argument("--lr", type=float, help="base learning rate")
-    g.add_argument("--batch-size", type=int)
-    g.add_argument("--optimizer", choices=["sgd", "adam"])
-    g.add_argument("--precision", choices=["fp32", "bf16", "fp16"],
-                   help="fp32 (default), or mixed precision: bf16/fp16 autocast of the forward pass (GPUs)")
+    for key, f in options():
+        meta = f.metadata
+        if meta.get("flag"):
+            g.add_argument(meta["flag"], dest=_dest(key), type=scalar_type(f), choices=meta["choices"],
+                           metavar=meta["metavar"] or (None if meta["choices"] else key.split(".")[-1].upper()),
+                           help=f"{meta['help']} ({key})")
     g.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override any config field, e.g. --set train.warmup=1000it (repeatable)")
+                   help="override any config field, e.g. --set train.warmup=1000it (repeatable; "
+                   "`lth presets --keys` lists them)")
+
+
+def _dest(key: str) -> str:
+    return "config_" + key.replace(".", "_")
 
 
 def _add_run_flags(p: argparse.ArgumentParser) -> None:
@@ -140,12 +139,6 @@ def _key_values(items: list[str]) -> dict[str, str]:
     return pairs
 
 
-FLAG_FIELDS = {"model": "model.name", "dataset": "data.dataset", "seed": "seed", "data_seed": "data_seed",
-               "rewind": "rewind", "rewind_optimizer": "rewind_optimizer", "prune_fraction": "prune.fraction", "prune_strategy": "prune.strategy",
-               "iterations": "train.iterations", "lr": "train.lr", "batch_size": "train.batch_size",
-               "optimizer": "train.optimizer", "precision": "train.precision"}
-
-
 def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
     from .presets import get_preset
 
@@ -159,8 +152,10 @@ def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
         config = ExperimentConfig.from_dict(raw)
     else:
         config = get_preset(args.preset or "mnist1d_mlp")
-    overrides: dict[str, Any] = {key: getattr(args, flag) for flag, key in FLAG_FIELDS.items()
-                                 if getattr(args, flag, None) is not None}
+    from .config import options
+
+    overrides: dict[str, Any] = {key: getattr(args, _dest(key)) for key, f in options()
+                                 if f.metadata.get("flag") and getattr(args, _dest(key), None) is not None}
     for item in args.set:
         key, sep, value = item.partition("=")
         if not sep:
@@ -189,7 +184,7 @@ def seed_configs(config: ExperimentConfig, args: argparse.Namespace) -> list[Exp
     seeds = _parse_seeds(getattr(args, "seeds", None))
     if seeds is None:
         return [config]
-    if args.seed is not None or args.data_seed is not None:
+    if getattr(args, _dest("seed")) is not None or getattr(args, _dest("data_seed")) is not None:
         raise ConfigError("--seeds sets both seeds of each run; drop --seed/--data-seed")
     return [config.override({"seed": s, "data_seed": None}) for s in seeds]
 
@@ -226,6 +221,18 @@ def _print_levels(levels: list[dict[str, Any]], title: str) -> None:
 def cmd_presets(args: argparse.Namespace) -> int:
     from .presets import PRESETS, get_preset, preset_rows
 
+    if args.keys:  # every config option, from its one definition (config.option)
+        from .config import describe_type, options
+
+        keys = [{"key": key, "type": describe_type(f), "flag": f.metadata.get("flag"), "help": f.metadata["help"]}
+                for key, f in options()]
+        if args.json:
+            print(json.dumps(keys, indent=2))
+            return 0
+        for row in keys:
+            flag = f" ({row['flag']})" if row["flag"] else ""
+            print(f"{row['key']:<22} {row['type']:<32} {row['help']}{flag}")
+        return 0
     if args.name:
         print(json.dumps(get_preset(args.name).to_dict(), indent=2))
         return 0
@@ -265,7 +272,7 @@ def cmd_imp(args: argparse.Namespace) -> int:
 
     config = config_from_args(args)
     levels = 0 if args.command == "train" else resolve_levels(config, args)
-    fan_out(args, config, lambda: [job for c in seed_configs(config, args) for job in imp_jobs(c, levels)])
+    fan_out(args, config, lambda: imp_jobs(seed_configs(config, args), levels, args.replicas))
     results = run_imp_many(seed_configs(config, args), levels, args.store, **_run_options(args))
     _report_levels(args, config, results, "IMP" if levels else "dense")
     return 0
@@ -273,12 +280,11 @@ def cmd_imp(args: argparse.Namespace) -> int:
 
 def cmd_branch(args: argparse.Namespace) -> int:
     from .branches import run_branch_many
-    from .jobs import branch_jobs, unique
+    from .jobs import branch_jobs
 
     config = config_from_args(args)
     levels = resolve_levels(config, args)
-    fan_out(args, config, lambda: unique([job for c in seed_configs(config, args)
-                                          for job in branch_jobs(args.kind, c, levels)]))
+    fan_out(args, config, lambda: branch_jobs(args.kind, seed_configs(config, args), levels, replicas=args.replicas))
     results = run_branch_many(args.kind, seed_configs(config, args), levels, args.store, **_run_options(args))
     _report_levels(args, config, results, f"branch {args.kind} of")
     return 0
@@ -295,9 +301,9 @@ def cmd_stability(args: argparse.Namespace) -> int:
     points = [p.strip() for p in (args.rewind_points or config.rewind).split(",") if p.strip()]
     for point in points:
         Step.parse(point)
-    fan_out(args, config, lambda: unique([job for c in seed_configs(config, args) for point in points
-                                          for job in stability_jobs(c.override({"rewind": point}), args.level,
-                                                                    args.interpolation_points, args.batch_norm)]))
+    fan_out(args, config, lambda: unique([job for point in points for job in stability_jobs(
+        [c.override({"rewind": point}) for c in seed_configs(config, args)], args.level, args.interpolation_points,
+        args.batch_norm, replicas=args.replicas)]))
     per_seed = stability_sweep_many(seed_configs(config, args), args.level, points, args.store,
                                     points=args.interpolation_points, batch_norm=args.batch_norm, **_run_options(args))
     metrics = ["test_accuracy", "pruning_l2", "pruning_l2_normalized", "pruning_angle", "data_order_l2",
@@ -363,7 +369,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         f"{plan.stability_level} at rewind {','.join(plan.rewind_points)}; seeds {','.join(map(str, plan.seeds))}")
     check_plan(plan)
     began = time.perf_counter()
-    fan_out(args, config, lambda: study_jobs(config, plan))
+    fan_out(args, config, lambda: study_jobs(config, plan, args.replicas))
     summary = reproduce(config, plan, args.store, log=log, **_run_options(args))
     summary["seconds"] = round(time.perf_counter() - began, 1)
     reports = write_report(args.store, args.out)
@@ -452,6 +458,8 @@ def _add_level_flags(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .branches import BRANCHES
+
     parser = _Parser(prog="lth", description="Lottery tickets at scale: iterative magnitude pruning with rewinding, "
                      "baselines and stability analysis. Start with `lth presets`, then `lth imp --preset mnist1d_mlp`.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -459,6 +467,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("presets", help="list the presets, or print one's full config",
                        description="List presets (model, dataset, parameter count, training length), or print one's config.")
     p.add_argument("name", nargs="?", help="print this preset's full config as JSON")
+    p.add_argument("--keys", action="store_true", help="list every config key (for --set KEY=VALUE): its type, "
+                   "meaning and flag")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_presets)
 
@@ -478,12 +488,19 @@ def build_parser() -> argparse.ArgumentParser:
     _add_executor_flags(p)
     p.set_defaults(func=cmd_imp)
 
-    p = sub.add_parser("branch", help="baselines on an IMP run: reset-init, reinit, random-prune, data-order",
+    p = sub.add_parser("branch", help="baselines on an IMP run: reset-init, reinit, random-prune, data-order, "
+                       "pruning at init (snip, grasp, synflow, magnitude-init)",
                        description="Train a baseline at every level of the IMP run of the same config (running the IMP "
                        "levels first if missing). reset-init: ticket mask, initial weights, from step 0. reinit: ticket "
                        "mask, fresh random weights, from step 0. random-prune: random mask with the ticket's per-layer "
-                       "counts, rewound weights. data-order: the ticket retrained with another data order.")
-    p.add_argument("kind", choices=["reset-init", "reinit", "random-prune", "data-order"])
+                       "counts, rewound weights. data-order: the ticket retrained with another data order. "
+                       "Pruning at initialization [PaI], one shot from the rewound weights W_k to the ticket's count of "
+                       "weights, trained from step k: magnitude-init (|w|), snip (|w dL/dw| on the first training "
+                       "batch), grasp (keeps the lowest -w Hg; logits / 200), synflow (100 data-free rounds); all rank "
+                       "globally over the prunable layers (less prune.ignore), as their papers do. Sanity checks: "
+                       "METHOD+shuffle (mask shuffled within each layer), METHOD+reinit (fresh weights), METHOD+invert "
+                       "(keep what the method prunes first).")
+    p.add_argument("kind", choices=BRANCHES, metavar="KIND", help=f"one of: {', '.join(BRANCHES)}")
     _add_level_flags(p)
     _add_config_flags(p)
     _add_run_flags(p)

@@ -18,47 +18,63 @@ from .errors import ConfigError
 from .steps import Step
 
 
+def option(default: Any = dataclasses.MISSING, *, help: str, flag: str | None = None,
+           choices: tuple[Any, ...] | None = None, metavar: str | None = None, what: str | None = None,
+           factory: Any = dataclasses.MISSING) -> Any:
+    """A config field with its one definition: `help`, the CLI `flag` that sets it (if any), the
+    `choices` that validation enforces, and `what` to call it in errors. `--set KEY=VALUE`, the
+    generated flags, `lth presets --keys` and the README's flag list (tests/test_options.py) read it."""
+    metadata = {"help": help, "flag": flag, "choices": choices, "metavar": metavar, "what": what}
+    if factory is not dataclasses.MISSING:
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
 @dataclass(frozen=True)
 class DataConfig:
-    dataset: str = "mnist1d"
-    augment: bool = False  # on-device augmentation (random crop + flip) for image datasets
+    dataset: str = option("mnist1d", flag="--dataset", help="dataset name: mnist1d, mnist, cifar10, cifar100, imagenet")
+    augment: bool = option(False, help="on-device augmentation (random crop + flip) for image datasets")
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    name: str = "mnist1d_mlp"  # a registry name or "package.module:factory"
-    options: Mapping[str, Any] = field(default_factory=dict)  # keyword arguments of the constructor
+    name: str = option("mnist1d_mlp", flag="--model", metavar="NAME",
+                       help="registry name or package.module:factory returning an nn.Module")
+    options: Mapping[str, Any] = option(factory=dict, help="keyword arguments of the model's constructor")
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    optimizer: str = "adam"  # "sgd" or "adam"
-    lr: float = 1e-3
-    momentum: float = 0.0
-    weight_decay: float = 0.0
-    nesterov: bool = False
-    batch_size: int = 100
-    iterations: str = "1500it"  # length of training, a Step
-    warmup: str = "0it"  # linear warm-up from 0 to lr over this many steps
-    lr_drops: tuple[str, ...] = ()  # steps at which lr is multiplied by lr_gamma
-    lr_gamma: float = 0.1
-    eval_every: str = "100it"
-    precision: str = "fp32"  # "fp32", or "bf16"/"fp16" autocast (mixed precision; GPUs)
+    optimizer: str = option("adam", flag="--optimizer", choices=("sgd", "adam"), what="optimizer", help="optimizer")
+    lr: float = option(1e-3, flag="--lr", help="base learning rate")
+    momentum: float = option(0.0, help="SGD momentum")
+    weight_decay: float = option(0.0, help="L2 weight decay")
+    nesterov: bool = option(False, help="Nesterov momentum (SGD)")
+    batch_size: int = option(100, flag="--batch-size", help="examples per iteration")
+    iterations: str = option("1500it", flag="--iterations", metavar="STEP", help="training length, e.g. 1500it or 160ep")
+    warmup: str = option("0it", metavar="STEP", help="linear learning-rate warm-up from 0 over this many steps")
+    lr_drops: tuple[str, ...] = option((), help="steps at which the learning rate is multiplied by lr_gamma")
+    lr_gamma: float = option(0.1, help="the factor of each learning-rate drop")
+    eval_every: str = option("100it", metavar="STEP", help="evaluate on the test set this often")
+    precision: str = option("fp32", flag="--precision", choices=("fp32", "bf16", "fp16"), what="precision",
+                            help="fp32 (default), or mixed precision: bf16/fp16 autocast of the forward pass (GPUs)")
     # Random streams (data order, augmentation, reinitialisation, random pruning, the data-order
     # copy's seed): 2 gives each purpose its own independent stream (seeds.py); 1 is the scheme of
     # lth 0.1, whose streams overlap (seed 1000's network was seed 0's reinitialisation). Stored
     # configs without the field are 1, so old runs keep their addresses and bits.
-    streams: int = 2
+    streams: int = option(2, help="random streams: 2, one independent stream per purpose; 1, lth 0.1's overlapping ones")
 
 
 @dataclass(frozen=True)
 class PruneConfig:
-    fraction: float = 0.2  # of the remaining weights, per level
-    strategy: str = "layerwise"  # "layerwise" or "global"
+    fraction: float = option(0.2, flag="--prune-fraction", metavar="F", help="fraction of remaining weights pruned per level")
+    strategy: str = option("layerwise", flag="--prune-strategy", choices=("layerwise", "global"), what="pruning strategy",
+                           help="prune each layer by its fraction, or rank all layers together")
     # Per-layer fractions (layer-wise only). Keys: a parameter name, "output" (the last prunable
     # layer), "conv" or "linear" (all such layers); an exact name beats "output" beats a type.
-    layer_fractions: Mapping[str, float] = field(default_factory=dict)
-    ignore: tuple[str, ...] = ()  # layers never pruned, same key syntax
+    layer_fractions: Mapping[str, float] = option(factory=dict, help="per-layer fractions (layer-wise): a parameter "
+                                                  "name, output, conv or linear -> fraction")
+    ignore: tuple[str, ...] = option((), help="layers never pruned, same keys as layer_fractions")
 
 
 @dataclass(frozen=True)
@@ -67,12 +83,15 @@ class ExperimentConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     prune: PruneConfig = field(default_factory=PruneConfig)
-    rewind: str = "0it"  # the step survivors are reset to; "0it" is the original LTH
-    rewind_optimizer: str = "reset"  # "reset": fresh optimizer at the rewind step (the papers); "rewind": its state at k
-    seed: int = 0  # initialisation seed
-    data_seed: int | None = None  # data-order seed; None uses `seed`
-    kind: str = "imp"  # "imp" or a baseline branch name
-    preset: str = ""  # label only, not hashed
+    rewind: str = option("0it", flag="--rewind", metavar="STEP",
+                         help="rewind step, e.g. 0it (reset to init, the original LTH), 500it, 6ep")
+    rewind_optimizer: str = option("reset", flag="--rewind-optimizer", choices=("reset", "rewind"),
+                                   help="at the rewind step, start a fresh optimizer (reset, the papers' default) "
+                                   "or restore its state")
+    seed: int = option(0, flag="--seed", help="initialisation seed (default 0)")
+    data_seed: int | None = option(None, flag="--data-seed", help="data-order seed (default: the init seed)")
+    kind: str = option("imp", help="imp, dense, or a branch kind (lth branch --help)")
+    preset: str = option("", help="the preset's name: a label, not hashed")
 
     def __post_init__(self) -> None:
         validate(self)
@@ -116,10 +135,10 @@ class ExperimentConfig:
             node = raw
             for part in parents:
                 if not isinstance(node.get(part), dict) or part not in node:
-                    raise ConfigError(f"unknown config key {key!r}; see `lth presets NAME` for the keys")
+                    raise ConfigError(f"unknown config key {key!r}; `lth presets --keys` lists them")
                 node = node[part]
             if leaf not in node:
-                raise ConfigError(f"unknown config key {key!r}; see `lth presets NAME` for the keys")
+                raise ConfigError(f"unknown config key {key!r}; `lth presets --keys` lists them")
             node[leaf] = _coerce(key, value, node[leaf])
         return ExperimentConfig.from_dict(raw)
 
@@ -139,10 +158,11 @@ def validate(config: ExperimentConfig) -> None:
     t, p = config.train, config.prune
     if t.streams not in (1, 2):
         raise ConfigError(f"train.streams must be 1 (the streams of lth 0.1) or 2, got {t.streams}")
-    if t.precision not in ("fp32", "bf16", "fp16"):
-        raise ConfigError(f"unknown precision {t.precision!r}: use fp32, bf16 or fp16")
-    if t.optimizer not in ("sgd", "adam"):
-        raise ConfigError(f"unknown optimizer {t.optimizer!r}: use 'sgd' or 'adam'")
+    for key, f in options():
+        choices = f.metadata["choices"]
+        value = value_of(config, key)
+        if choices and value not in choices:
+            raise ConfigError(f"unknown {f.metadata['what'] or key} {value!r}: use {', '.join(map(str, choices))}")
     if not t.lr > 0:
         raise ConfigError(f"learning rate must be positive, got {t.lr}")
     if t.batch_size < 1:
@@ -154,12 +174,47 @@ def validate(config: ExperimentConfig) -> None:
     _check_fraction("prune fraction", p.fraction)
     for name, value in p.layer_fractions.items():
         _check_fraction(f"prune fraction of {name!r}", value)
-    if config.rewind_optimizer not in ("reset", "rewind"):
-        raise ConfigError(f"rewind_optimizer must be 'reset' or 'rewind', got {config.rewind_optimizer!r}")
-    if p.strategy not in ("layerwise", "global"):
-        raise ConfigError(f"unknown pruning strategy {p.strategy!r}: use 'layerwise' or 'global'")
     if p.strategy == "global" and p.layer_fractions:
         raise ConfigError("per-layer prune fractions only apply to layer-wise pruning; use `ignore` with global pruning")
+
+
+def options(cls: type = ExperimentConfig, prefix: str = "") -> list[tuple[str, dataclasses.Field]]:
+    """Every config field as (dotted key, field), in declaration order: the one list of options."""
+    found = []
+    for f in fields(cls):
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        if dataclasses.is_dataclass(default):
+            found += options(type(default), f"{prefix}{f.name}.")
+        else:
+            found.append((prefix + f.name, f))
+    return found
+
+
+def value_of(config: Any, key: str) -> Any:
+    for part in key.split("."):
+        config = getattr(config, part)
+    return config
+
+
+def describe_type(f: dataclasses.Field) -> str:
+    """What a field takes, for `lth presets --keys` and errors."""
+    if f.metadata.get("choices"):
+        return " | ".join(map(str, f.metadata["choices"]))
+    if f.metadata.get("metavar") == "STEP":
+        return "a step: <n>it or <n>ep"
+    return _type_name(typing.get_type_hints(_owner(f))[f.name])
+
+
+def scalar_type(f: dataclasses.Field) -> type:
+    """int, float or str: what a command-line value of the field is parsed as (None left out)."""
+    hint = typing.get_type_hints(_owner(f))[f.name]
+    base = [t for t in typing.get_args(hint) if t is not type(None)] or [hint]
+    return base[0] if base[0] in (int, float) else str
+
+
+def _owner(f: dataclasses.Field) -> type:
+    return next(cls for cls in (DataConfig, ModelConfig, TrainConfig, PruneConfig, ExperimentConfig)
+                if f in fields(cls))
 
 
 def _check_types(section: Any, where: str) -> None:

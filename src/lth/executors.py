@@ -27,7 +27,7 @@ from submitit.slurm.slurm import SlurmInfoWatcher
 from tqdm.auto import tqdm
 
 from .errors import ConfigError
-from .jobs import Job
+from .jobs import STABILITY, Job
 from .store import Store
 
 EXECUTORS = ("inline", "local", "slurm")
@@ -256,8 +256,9 @@ def run_jobs(jobs: list[Job], store: Store | str | Path, options: ExecutorOption
                     elif key not in done:
                         error, log_path = _error_line(handle), str(handle.paths.stderr)
                         outcome.failed[key] = {"label": job.label, "error": error, "log": log_path}
-                        if job.measure is None:
-                            store.run(job.run_config).mark_failed(job.level, error, log_path)
+                        if job.what != STABILITY:
+                            for run in job.runs(store):
+                                run.mark_failed(job.level, error, log_path)
                         log(f"job failed: {job.label}: {error} (log: {log_path})")
             blocked = set()
             for job in jobs:  # needs come first, so one pass carries a failure down the graph

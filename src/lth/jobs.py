@@ -1,130 +1,178 @@
-"""A study as a graph of store-sized jobs, for fanning it out with an executor (see executors.py).
+"""A study as a graph of store-sized jobs: the one plan that every executor runs, inline included.
 
-A job is one unit of the store: one level of one run (the dense network, an IMP level, a baseline at
-one level, the data-order copy of a ticket) or the stability measurement of one ticket. Each job names
-the jobs it needs (IMP level 0 needs the dense run, which every chain of its seeds shares; level L
-needs level L-1; a baseline or data-order copy at level L needs the IMP chain up
-to L, which holds the mask and the rewind checkpoint; a measurement needs the ticket and its copy)
-and knows from the store alone whether it is done. Running a job calls the same library function
-as `inline` does, so the stored results are the same.
+A job is one unit of the store for a group of seeds: one level of their runs (the dense network, an
+IMP level, a baseline at one level, the data-order copy of a ticket) or the stability measurement
+of their tickets. The seeds of a group train as stacked replicas of one computation, exactly as the
+library's `run_*_many` calls stack them (the group is what `replicas.group_size` allows; `--replicas
+off` makes one job per seed), so an inline run and an executor's jobs compute the same bits at the
+same thread count. Each job names the jobs it needs (IMP level 0 needs the dense run, which every
+chain of its seeds shares; level L needs level L-1; a baseline or data-order copy at level L needs
+the IMP chain up to L, which holds the mask and the rewind checkpoint; a measurement needs the
+ticket and its copy) and knows from the store alone whether it is done. Running a job calls the
+library function that trains or measures it.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterable
 
-from .branches import branch_config, run_branch
+from .branches import branch_config, branch_levels, run_branch_many
 from .config import ExperimentConfig
-from .imp import dense_config, run_dense_many, run_imp
-from .store import Store
+from .imp import DENSE, dense_config, run_dense_many, run_imp_many
+from .store import Run, Store
+
+IMP, STABILITY = "imp", "stability"
 
 
 @dataclass(frozen=True)
 class Job:
-    label: str  # for people: "seed 0 reinit level 3"
-    config: ExperimentConfig  # the IMP config
+    label: str  # for people: "seeds 0,1,2 rewind 50it: reinit level 3"
+    configs: tuple[ExperimentConfig, ...]  # the IMP configs of the seeds it computes together
     level: int
-    branch: str | None = None  # train this branch of the IMP run (branches.BRANCHES) instead of the run itself
+    what: str = IMP  # DENSE, IMP, a branch kind (branches.BRANCHES) or STABILITY
     needs: tuple[str, ...] = ()  # keys of the jobs that must be done first
-    measure: dict[str, Any] | None = field(default=None, hash=False)  # stability options: measure, not train
-    dense_steps: tuple[str, ...] | None = None  # the dense run of `config`, saving its state at these steps
+    dense_steps: tuple[str, ...] = ()  # DENSE: the rewind steps whose state the dense run saves
+    measure: dict[str, Any] | None = field(default=None, hash=False)  # STABILITY: the measurement's options
 
     @property
-    def run_config(self) -> ExperimentConfig:
-        """The config of the run this job writes into."""
-        if self.dense_steps is not None:
-            return dense_config(self.config)
-        return branch_config(self.config, self.branch) if self.branch else self.config
+    def run_configs(self) -> list[ExperimentConfig]:
+        """The configs of the runs this job writes into (for a measurement: the data-order copies)."""
+        if self.what == DENSE:
+            return [dense_config(c) for c in self.configs]
+        if self.what == IMP:
+            return list(self.configs)
+        return [branch_config(c, "data-order" if self.what == STABILITY else self.what) for c in self.configs]
 
     @property
     def key(self) -> str:
-        return f"{self.run_config.hash()}/level_{self.level}{'/stability' if self.measure is not None else ''}"
+        first, more = self.run_configs[0].hash(), len(self.configs) - 1
+        return f"{first}/level_{self.level}" + (f"+{more}" if more else "") + ("/stability" if self.what == STABILITY else "")
+
+    def runs(self, store: Store) -> list[Run]:
+        return [store.run(c) for c in self.run_configs]
 
     def done(self, store: Store) -> bool:
-        if self.measure is None:
-            return store.run(self.run_config).level_done(self.level)
+        if self.what != STABILITY:
+            return all(run.level_done(self.level) for run in self.runs(store))
         from .stability import measurement_path
 
-        copy = store.run(branch_config(self.config, "data-order"))
-        return measurement_path(copy.dir, self.level, **self.measure).exists()
+        return all(measurement_path(run.dir, self.level, **self.measure).exists() for run in self.runs(store))
 
     def running_elsewhere(self, store: Store) -> bool:
         """Some process (a job of an earlier driver, a user's own command) trains this level now."""
-        return self.measure is None and store.run(self.run_config).level_locked(self.level)
+        return self.what != STABILITY and any(run.level_locked(self.level) for run in self.runs(store))
 
     def execute(self, store: Store, **options) -> None:
-        if self.measure is not None:
-            from .stability import measure_stability
+        configs = list(self.configs)
+        if self.what == DENSE:
+            run_dense_many(configs, store, rewinds=self.dense_steps, **options)
+        elif self.what == IMP:
+            run_imp_many(configs, self.level, store, **options)
+        elif self.what == STABILITY:
+            from .stability import measure_stability_many
 
-            measure_stability(self.config, self.level, store, **self.measure, **options)
-        elif self.dense_steps is not None:
-            run_dense_many([self.config], store, rewinds=self.dense_steps, **options)
-        elif self.branch is None:
-            run_imp(self.config, self.level, store, **options)
+            measure_stability_many(configs, self.level, store, **self.measure, **options)
         else:
-            run_branch(self.branch, self.config, self.level, store, only=[self.level], **options)
+            run_branch_many(self.what, configs, self.level, store, only=[self.level], **options)
 
 
-def _seed_label(config: ExperimentConfig) -> str:
-    return f"seed {config.seed} rewind {config.rewind}"
+def seed_groups(configs: list[ExperimentConfig], replicas: str | int = "auto") -> list[tuple[ExperimentConfig, ...]]:
+    """The seeds' configs in the groups that train as one stacked computation (imp.replica_groups
+    splits a level's trainings the same way: in order, `replicas.group_size` at a time)."""
+    from .imp import shape_model
+    from .models import MODELS
+    from .replicas import group_size
+
+    size = group_size(replicas, shape_model(configs[0]), configs[0].model.name in MODELS)
+    return [tuple(configs[i:i + size]) for i in range(0, len(configs), size)]
 
 
-def dense_job(config: ExperimentConfig, rewinds: tuple[str, ...] = ()) -> Job:
-    """The dense run that IMP chains of `config`'s seeds start from, saving its state at `config`'s
+def _ids(configs: Iterable[ExperimentConfig]) -> tuple[str, ...]:
+    return tuple(c.hash() for c in configs)
+
+
+def _label(configs: Iterable[ExperimentConfig], rewind: bool = True) -> str:
+    configs = list(configs)
+    seeds = ",".join(str(c.seed) for c in configs)
+    return f"seed{'s' if len(configs) > 1 else ''} {seeds}" + (f" rewind {configs[0].rewind}" if rewind else "")
+
+
+def dense_job(group: tuple[ExperimentConfig, ...], rewinds: Iterable[str] = ()) -> Job:
+    """The dense runs that the IMP chains of `group` start from, saving their state at the group's
     rewind step and at `rewinds` (a study names all of its rewind points, so one training saves them)."""
-    steps = tuple(dict.fromkeys((config.rewind, *rewinds)))
-    return Job(f"seed {config.seed}: dense network", config, 0, dense_steps=steps)
+    steps = tuple(dict.fromkeys((group[0].rewind, *rewinds)))
+    return Job(f"{_label(group, rewind=False)}: dense network", group, 0, DENSE, dense_steps=steps)
 
 
-def imp_jobs(config: ExperimentConfig, levels: int) -> list[Job]:
-    """The dense run, then levels 0..`levels` of the IMP chain of `config`, each needing the one before
-    (level 0 adopts the dense run's files; a rewind step the dense run did not save is replayed then)."""
+def imp_jobs(configs: list[ExperimentConfig], levels: int, replicas: str | int = "auto") -> list[Job]:
+    """Per seed group: the dense run, then IMP levels 0..`levels`, each needing the one before (level 0
+    adopts the dense run's files; a rewind step the dense run did not save is replayed then)."""
     from .imp import shape_model
     from .masks import check_levels
 
-    check_levels(shape_model(config), config.prune, levels)  # in the driver, before any job is submitted
-    chain: list[Job] = [dense_job(config)]
-    for level in range(levels + 1):
-        chain.append(Job(f"{_seed_label(config)}: IMP level {level}", config, level, needs=(chain[-1].key,)))
-    return chain
-
-
-def branch_jobs(kind: str, config: ExperimentConfig, levels: int, only: list[int] | None = None) -> list[Job]:
-    """The IMP chain of `config` to `levels`, then the branch `kind` at each level (or at `only`)."""
-    chain = imp_jobs(config, levels)
-    imp_level = chain[1:]  # (after the dense run)
-    first = 0 if kind == "data-order" else 1
-    wanted = range(first, levels + 1) if only is None else only
-    return chain + [Job(f"{_seed_label(config)}: {kind} level {level}", config, level, kind,
-                        needs=(imp_level[level].key,)) for level in wanted]
-
-
-def stability_jobs(config: ExperimentConfig, level: int, points: int = 30, batch_norm: str = "recompute",
-                   train_examples: int = 5000) -> list[Job]:
-    """The level-`level` ticket of `config`, its data-order copy, and their measurement."""
-    trainings = branch_jobs("data-order", config, level, only=[level])
-    measure = {"points": points, "batch_norm": batch_norm, "train_examples": train_examples}
-    return trainings + [Job(f"{_seed_label(config)}: stability of level {level}", config, level,
-                            needs=(trainings[level + 1].key, trainings[-1].key), measure=measure)]
-
-
-def study_jobs(config: ExperimentConfig, plan, **measure) -> list[Job]:
-    """Every job of `lth reproduce`: the stages of its plan (reproduce.StudyPlan.stages) for each seed."""
+    check_levels(shape_model(configs[0]), configs[0].prune, levels)  # in the driver, before any job is submitted
     jobs: list[Job] = []
+    for group in seed_groups(configs, replicas):
+        chain = [dense_job(group)]
+        for level in range(levels + 1):
+            chain.append(Job(f"{_label(group)}: IMP level {level}", group, level, needs=(chain[-1].key,)))
+        jobs += chain
+    return jobs
+
+
+def branch_jobs(kind: str, configs: list[ExperimentConfig], levels: int, only: list[int] | None = None,
+                replicas: str | int = "auto") -> list[Job]:
+    """The IMP chains of `configs` to `levels`, then the branch `kind` at each level (or at `only`)."""
+    jobs = imp_jobs(configs, levels, replicas)
+    imp_level = {(_ids(job.configs), job.level): job for job in jobs if job.what == IMP}
+    for group in seed_groups(configs, replicas):
+        jobs += [Job(f"{_label(group)}: {kind} level {level}", group, level, kind,
+                     needs=(imp_level[_ids(group), level].key,)) for level in branch_levels(kind, levels, only)]
+    return jobs
+
+
+def stability_jobs(configs: list[ExperimentConfig], level: int, points: int = 30, batch_norm: str = "recompute",
+                   train_examples: int = 5000, replicas: str | int = "auto") -> list[Job]:
+    """The level-`level` tickets of `configs`, their data-order copies, and their measurement."""
+    jobs = branch_jobs("data-order", configs, level, [level], replicas)
+    measure = {"points": points, "batch_norm": batch_norm, "train_examples": train_examples}
+    by_key = {(job.what, _ids(job.configs), job.level): job for job in jobs}
+    for group in seed_groups(configs, replicas):
+        needs = (by_key[IMP, _ids(group), level].key, by_key["data-order", _ids(group), level].key)
+        jobs.append(Job(f"{_label(group)}: stability of level {level}", group, level, STABILITY, needs, measure=measure))
+    return jobs
+
+
+def stage_jobs(stage, configs: list[ExperimentConfig], replicas: str | int = "auto", **measure) -> list[Job]:
+    """The jobs of one stage of a study (reproduce.Stage) for the seeds' `configs`."""
+    staged = [c.override({"rewind": stage.rewind}) for c in configs]
+    if stage.what == IMP:
+        return imp_jobs(staged, stage.level, replicas)
+    if stage.what == STABILITY:
+        return stability_jobs(staged, stage.level, replicas=replicas, **measure)
+    return branch_jobs(stage.what, staged, stage.level, list(stage.only) if stage.only else None, replicas)
+
+
+def study_jobs(config: ExperimentConfig, plan, replicas: str | int = "auto", **measure) -> list[Job]:
+    """Every job of `lth reproduce`: each seed group's dense run first, saving every rewind point of
+    the plan, then the stages of its plan (reproduce.StudyPlan.stages)."""
+    seeded = [config.override({"seed": seed, "data_seed": None}) for seed in plan.seeds]
     stages = plan.stages(config)
-    for seed in plan.seeds:  # each seed's dense run first, saving every rewind point of the plan
-        seeded = config.override({"seed": seed, "data_seed": None})
-        jobs.append(dense_job(seeded, tuple(stage.rewind for stage in stages)))
-    for seed in plan.seeds:
-        for stage in stages:
-            staged = config.override({"seed": seed, "data_seed": None, "rewind": stage.rewind})
-            if stage.what == "imp":
-                jobs += imp_jobs(staged, stage.level)
-            elif stage.what == "stability":
-                jobs += stability_jobs(staged, stage.level, **measure)
-            else:
-                jobs += branch_jobs(stage.what, staged, stage.level, list(stage.only) if stage.only else None)
+    jobs = [dense_job(group, [stage.rewind for stage in stages]) for group in seed_groups(seeded, replicas)]
+    for stage in stages:
+        jobs += stage_jobs(stage, seeded, replicas, **measure)
     return unique(jobs)
+
+
+def run_inline(jobs: list[Job], store: Store, **options) -> int:
+    """The inline executor: run the jobs not yet done, in order (needs come first), in this process.
+    Returns how many ran."""
+    ran = 0
+    for job in unique(jobs):
+        if not job.done(store):
+            job.execute(store, **options)
+            ran += 1
+    return ran
 
 
 def unique(jobs: list[Job]) -> list[Job]:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from .aggregate import mean_std
-from .branches import BASELINES
+from .branches import BASELINES, BRANCHES, pruning_at_init
 from .imp import DENSE
 from .claims import HEADER as CLAIMS_HEADER, Claim, study_claims, warnings as claim_warnings
 from .steps import Step
@@ -24,7 +24,9 @@ from .store import Run, Store, atomic_write, read_json, write_json
 # One colour per method, the same in every figure.
 COLORS = {"imp": "#1f77b4", "reset-init": "#d62728", "reinit": "#2ca02c", "random-prune": "#9467bd",
           "dense": "#7f7f7f", "pruning": "#ff7f0e", "data-order": "#1f77b4", "barrier": "#d62728",
-          "barrier-train": "#8c564b"}
+          "barrier-train": "#8c564b",
+          # pruning at initialization; its sanity checks (METHOD+check) share the method's colour, dashed
+          "magnitude-init": "#bcbd22", "snip": "#17becf", "grasp": "#e377c2", "synflow": "#8c564b"}
 REWIND_STYLES = ["-", "--", ":", "-."]
 STABILITY_METRICS = ("test_accuracy", "pruning_l2", "pruning_l2_normalized", "pruning_angle", "data_order_l2",
                      "data_order_l2_normalized", "data_order_angle", "barrier_test", "barrier_train")
@@ -94,7 +96,7 @@ class Study:
         """Every accuracy-vs-level curve: IMP at each rewind step, then each baseline off each chain."""
         rewinds = self.rewinds()
         curves = [Curve(f"imp rewind {k}", "imp", k, self.levels("imp", k)) for k in rewinds]
-        for kind in BASELINES:
+        for kind in (*BASELINES, *(k for k in BRANCHES if pruning_at_init(k))):
             for k in rewinds:
                 found = self.levels(kind, k)
                 if found:
@@ -432,7 +434,8 @@ def _plot_accuracy(study: Study, methods: list[Curve]) -> bytes:
             # random pruning's weights depend on the rewind step: say which, unless the panel title does
             label = f"{curve.label} (rewind {curve.rewind})" if len(panels) == 1 and curve.label == "random-prune" \
                 else curve.label
-            ax.errorbar(xs, means, yerr=[low, high], color=COLORS[curve.kind], ls=style, marker="o", ms=3, capsize=2,
+            ax.errorbar(xs, means, yerr=[low, high], color=COLORS[curve.kind.partition("+")[0]],
+                        ls="--" if "+" in curve.kind else style, marker="o", ms=3, capsize=2,
                         label=label)
         _percent_log_axis(ax, smallest)
         ax.set_xlabel("weights remaining (%, log scale)")

@@ -12,13 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from .branches import BASELINES, run_branch_many
+from .branches import BASELINES
 from .config import ExperimentConfig
 from .errors import ConfigError
-from .imp import run_dense_many, run_imp_many
-from .stability import measure_stability_many
+from .imp import DENSE
 from .steps import Step
-from .store import Store, write_json
+from .store import Store, read_json, write_json
 
 
 
@@ -95,30 +94,35 @@ def check_plan(plan: StudyPlan) -> None:
 
 def reproduce(config: ExperimentConfig, plan: StudyPlan, store: Store | str | Path = "lth_runs",
               log: Callable[[str], None] = print, **options) -> dict[str, Any]:
-    """Run the whole study; return where each part is stored."""
+    """Run the whole study inline -- the jobs of `jobs.study_jobs`, the graph every executor runs --
+    and return where each part is stored."""
+    from .jobs import STABILITY, run_inline, stage_jobs, study_jobs
+
     store = store if isinstance(store, Store) else Store(store)
     check_plan(plan)
     began = time.perf_counter()
     summary = {"imp": [], "branches": [], "stability": []}
     seeded = [config.override({"seed": seed, "data_seed": None}) for seed in plan.seeds]
     seeds = "seed " + ",".join(map(str, plan.seeds)) if len(plan.seeds) == 1 else "seeds " + ",".join(map(str, plan.seeds))
+    replicas = options.get("replicas", "auto")
+    jobs = study_jobs(config, plan, replicas)
     stages = plan.stages(config)
-    # the dense runs first, saving every rewind point of the plan: each chain then adopts its level 0
-    run_dense_many(seeded, store, rewinds=tuple(stage.rewind for stage in stages), **options)
+    run_inline([job for job in jobs if job.what == DENSE], store, **options)  # (every rewind point in one training)
     log(f"[0/{len(stages)}] {seeds}: the dense network ({time.perf_counter() - began:.0f} s)")
     for number, stage in enumerate(stages, 1):
-        configs = [c.override({"rewind": stage.rewind}) for c in seeded]
+        ran = stage_jobs(stage, seeded, replicas)
+        run_inline(ran, store, **options)
+        runs = list(dict.fromkeys(str(run.dir) for job in ran if job.what == stage.what for run in job.runs(store)))
         if stage.what == "imp":
-            summary["imp"] += [r.run_dir for r in run_imp_many(configs, stage.level, store, **options)]
+            summary["imp"] += runs
             text = f"IMP to level {stage.level}, rewind {stage.rewind}"
-        elif stage.what == "stability":
-            rows = measure_stability_many(configs, stage.level, store, **options)
-            summary["stability"] += [row["copy_run"] for row in rows]
+        elif stage.what == STABILITY:
+            rows = [read_json(path) for path in _measurements(ran, store)]
+            summary["stability"] += [Path(run).name for run in runs]  # the data-order copies, which hold the rows
             barriers = ", ".join(f"{100 * row['barrier_test']:.2f}%" for row in rows)
             text = f"stability at rewind {stage.rewind}, level {stage.level}: barrier {barriers}"
         else:
-            summary["branches"] += [r.run_dir for r in run_branch_many(stage.what, configs, stage.level, store,
-                                                                       only=stage.only, **options)]
+            summary["branches"] += runs
             text = f"{stage.what} off the rewind-{stage.rewind} chain"
         log(f"[{number}/{len(stages)}] {seeds}: {text} ({time.perf_counter() - began:.0f} s)")
     summary["seconds"] = round(time.perf_counter() - began, 1)
@@ -128,3 +132,11 @@ def reproduce(config: ExperimentConfig, plan: StudyPlan, store: Store | str | Pa
                 "baseline_rewinds": list(plan.baseline_rewinds), "baseline_levels": list(plan.baseline_levels)}, "config": config.to_dict(),
                 **summary})
     return summary
+
+
+def _measurements(jobs, store: Store) -> list[Path]:
+    from .jobs import STABILITY
+    from .stability import measurement_path
+
+    return [measurement_path(run.dir, job.level, **job.measure) for job in jobs if job.what == STABILITY
+            for run in job.runs(store)]

@@ -1,0 +1,61 @@
+"""Each config option is defined once (config.option): its flag, --set coercion, validation,
+`lth presets --keys` and the README's flag list all come from that definition."""
+import json
+from pathlib import Path
+
+import pytest
+
+from lth.cli import main
+from lth.config import options, scalar_type
+
+README = (Path(__file__).parent.parent / "README.md").read_text()
+FLAGS = {key: f.metadata["flag"] for key, f in options() if f.metadata["flag"]}
+BAD_VALUES = {int: "abc", float: "abc", bool: "maybe"}
+
+
+def _exit_code(argv: list[str]) -> int:
+    try:
+        return main(argv)
+    except SystemExit as exit:  # argparse's own checks
+        return exit.code
+
+
+def test_every_flag_is_generated_and_listed_in_the_readme(capsys):
+    assert set(FLAGS.values()) >= {"--lr", "--seed", "--rewind", "--prune-fraction", "--optimizer", "--precision"}
+    with pytest.raises(SystemExit):
+        main(["imp", "--help"])
+    help_text = capsys.readouterr().out
+    commands = README[README.index("## Commands"):README.index("| command |")]
+    for key, flag in FLAGS.items():
+        assert flag in help_text and f"({key})" in " ".join(help_text.split()), flag
+        assert f"`{flag}" in commands, f"README's flag list lacks {flag}"
+
+
+def test_presets_keys_lists_every_option_with_its_type(capsys):
+    assert main(["presets", "--keys", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [row["key"] for row in listed] == [key for key, _ in options()]
+    by_key = {row["key"]: row for row in listed}
+    assert by_key["train.optimizer"]["type"] == "sgd | adam" and by_key["train.lr"]["flag"] == "--lr"
+    assert by_key["rewind"]["type"] == "a step: <n>it or <n>ep"
+    assert all(row["help"] for row in listed)
+
+
+@pytest.mark.parametrize("key, f", [(key, f) for key, f in options() if key not in ("kind", "preset")],
+                         ids=[key for key, _ in options() if key not in ("kind", "preset")])
+def test_a_bad_value_for_any_option_exits_2_with_one_line(key, f, tmp_path, capsys):
+    if f.metadata["choices"]:
+        bad = "bogus"
+    elif f.metadata["metavar"] == "STEP":
+        bad = "5parsecs"
+    elif scalar_type(f) is not str or isinstance(f.default, bool):
+        bad = BAD_VALUES[bool if isinstance(f.default, bool) else scalar_type(f)]
+    elif key in ("data.dataset", "model.name"):
+        bad = "no_such_thing"
+    else:  # mappings and lists: a value of the wrong shape
+        bad = '{"x": "y"}' if key.endswith(("options", "layer_fractions")) and key != "model.options" else '"x"'
+    code = _exit_code(["imp", "--levels", "0", "--iterations", "1it", "--store", str(tmp_path / "s"),
+                       "--set", f"{key}={bad}", "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith("lth"), (key, err)
+    assert not (tmp_path / "s").exists() or not any((tmp_path / "s").glob("*/level_0/summary.json"))
