@@ -145,15 +145,7 @@ def train(model: nn.Module, data, config: TrainConfig, *, mask: Mask | None = No
     device = torch.device(device)
     seeds = [data_seed] if isinstance(data_seed, int) else list(data_seed)
     replicas = len(seeds)
-    # (a dataset of the user's own without `streams` draws its order as it likes)
-    streams = {"streams": config.streams} if "streams" in inspect.signature(data.train_loader).parameters else {}
-    loaders = [data.train_loader(config.batch_size, seed, device, augment, **streams) for seed in seeds]
-    loader = loaders[0] if replicas == 1 else ReplicaBatches(loaders)
-    if replicas > 1 and distributed.world_size() > 1:
-        raise ConfigError("stacked replicas train in one process")
-    if replicas > 1 and config.precision == "fp16":  # (imp.replica_groups never stacks fp16 runs)
-        raise ConfigError("fp16 cannot train stacked replicas: they would share one gradient scaler, and an "
-                          "overflow in one replica would skip the step of all; train them one by one")
+    loader = _loader(data, config, seeds, device, augment)
     ipe = loader.iterations_per_epoch
     schedule = Schedule.from_config(config, ipe)
     start = to_iterations(start, ipe) if isinstance(start, str) else int(start)
@@ -183,21 +175,10 @@ def train(model: nn.Module, data, config: TrainConfig, *, mask: Mask | None = No
             torch._foreach_mul_(pairs[0], pairs[1])
 
     results = [TrainResult() for _ in seeds]
-    result = results[0]
-    per_replica = () if replicas == 1 else (replicas,)
-    loss_sum = torch.zeros(per_replica, device=device)
-    correct = torch.zeros(per_replica, dtype=torch.long, device=device)
-    seen, interval_start, iteration = 0, start, start
+    interval = _Interval.empty(replicas, start, device)
+    iteration = start
     if resume_path is not None and Path(resume_path).exists():
-        state = _load_resume(resume_path, device)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        if "scaler" in state:
-            scaler.load_state_dict(state["scaler"])
-        loss_sum, correct = state["loss_sum"], state["correct"]
-        seen, interval_start, iteration = state["seen"], state["interval_start"], state["iteration"]
-        for r, metrics in zip(results, state["metrics"] if replicas > 1 else [state["metrics"]]):
-            r.metrics = metrics
+        iteration, interval = _resume(resume_path, device, model, optimizer, scaler, results)
 
     # The model's own randomness (dropout, a user's torch.rand) draws from the global generators,
     # seeded at each step by (data seeds, iteration): reproducible, and a resumed run draws what an
@@ -210,20 +191,17 @@ def train(model: nn.Module, data, config: TrainConfig, *, mask: Mask | None = No
     while True:
         if iteration in checkpoints:
             checkpoints[iteration](iteration, model, optimizer)
-        if iteration > start and (iteration % schedule.eval_every == 0 or iteration == stop) and iteration > interval_start:
-            records = _record(model, data, device, iteration, loss_sum, correct, seen, interval_start, replicas)
+        if iteration > start and (iteration % schedule.eval_every == 0 or iteration == stop) and iteration > interval.start:
+            records = _record(model, data, device, iteration, interval.loss_sum, interval.correct, interval.seen,
+                              interval.start, replicas)
             for r, record in zip(results, records):
                 r.metrics.append(record)
-            record = records[0]
-            bar.set_postfix(loss=f"{record['train_loss']:.3f}", test_acc=f"{record['test_accuracy']:.3f}")
-            loss_sum.zero_()
-            correct.zero_()
-            seen, interval_start = 0, iteration
+            bar.set_postfix(loss=f"{records[0]['train_loss']:.3f}", test_acc=f"{records[0]['test_accuracy']:.3f}")
+            interval.reset(iteration)
         if iteration >= stop:
             break
         if saves and iteration > start and cadence.due(iteration, time.monotonic() - last_save):
-            _save_resume(resume_path, model, optimizer, scaler, iteration, loss_sum, correct, seen, interval_start,
-                         result.metrics if replicas == 1 else [r.metrics for r in results])
+            _save_resume(resume_path, model, optimizer, scaler, iteration, interval, results)
             last_save = time.monotonic()
 
         x, y = loader.batch(iteration)
@@ -238,11 +216,7 @@ def train(model: nn.Module, data, config: TrainConfig, *, mask: Mask | None = No
             x = x.contiguous(memory_format=torch.channels_last)
         with precision:
             out = forward(x)
-            if replicas == 1:
-                loss = losses = F.cross_entropy(out, y)
-            else:  # the sum of per-replica means: each replica gets exactly its own gradient
-                losses = F.cross_entropy(out, y, reduction="none").view(replicas, -1).mean(1)
-                loss = losses.sum()
+            loss, losses = _loss(out, y, replicas)
         optimizer.zero_grad(set_to_none=True)
         if scaler.is_enabled():
             scaler.scale(loss).backward()
@@ -254,10 +228,7 @@ def train(model: nn.Module, data, config: TrainConfig, *, mask: Mask | None = No
         if pairs:
             with torch.no_grad():
                 torch._foreach_mul_(pairs[0], pairs[1])
-        loss_sum += losses.detach()
-        hits = out.detach().argmax(1).eq_(y)  # (in place: one allocation fewer per step)
-        correct += hits.sum() if replicas == 1 else hits.view(replicas, -1).sum(1)
-        seen += len(y) // replicas
+        interval.add(losses, out, y, replicas)
         iteration += 1
         bar.update(1)
     bar.close()
@@ -265,7 +236,56 @@ def train(model: nn.Module, data, config: TrainConfig, *, mask: Mask | None = No
         generator.set_state(state)
     if resume_path is not None:
         Path(resume_path).unlink(missing_ok=True)
-    return result if replicas == 1 else results
+    return results[0] if replicas == 1 else results
+
+
+def _loader(data, config: TrainConfig, seeds: list[int], device: torch.device, augment: bool):
+    """The batches of each data seed; for several (stacked replicas), all of them at once."""
+    if len(seeds) > 1 and distributed.world_size() > 1:
+        raise ConfigError("stacked replicas train in one process")
+    if len(seeds) > 1 and config.precision == "fp16":  # (imp.replica_groups never stacks fp16 runs)
+        raise ConfigError("fp16 cannot train stacked replicas: they would share one gradient scaler, and an "
+                          "overflow in one replica would skip the step of all; train them one by one")
+    # (a dataset of the user's own without `streams` draws its order as it likes)
+    streams = {"streams": config.streams} if "streams" in inspect.signature(data.train_loader).parameters else {}
+    loaders = [data.train_loader(config.batch_size, seed, device, augment, **streams) for seed in seeds]
+    return loaders[0] if len(loaders) == 1 else ReplicaBatches(loaders)
+
+
+def _loss(out: torch.Tensor, y: torch.Tensor, replicas: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(the loss to differentiate, the per-replica losses to record). Stacked: the sum of the
+    replicas' mean losses, so each replica gets exactly its own gradient."""
+    if replicas == 1:
+        loss = F.cross_entropy(out, y)
+        return loss, loss
+    losses = F.cross_entropy(out, y, reduction="none").view(replicas, -1).mean(1)
+    return losses.sum(), losses
+
+
+@dataclass
+class _Interval:
+    """The training loss and accuracy summed on the device since the last evaluation (per replica)."""
+
+    loss_sum: torch.Tensor
+    correct: torch.Tensor
+    seen: int
+    start: int
+
+    @classmethod
+    def empty(cls, replicas: int, start: int, device: torch.device) -> _Interval:
+        shape = () if replicas == 1 else (replicas,)
+        return cls(torch.zeros(shape, device=device), torch.zeros(shape, dtype=torch.long, device=device), 0, start)
+
+    def add(self, losses: torch.Tensor, out: torch.Tensor, y: torch.Tensor, replicas: int) -> None:
+        self.loss_sum += losses.detach()
+        hits = out.detach().argmax(1).eq_(y)  # (in place: one allocation fewer per step)
+        self.correct += hits.sum() if replicas == 1 else hits.view(replicas, -1).sum(1)
+        self.seen += len(y) // replicas
+
+    def reset(self, iteration: int) -> None:
+        self.loss_sum.zero_()
+        self.correct.zero_()
+        self.seen, self.start = 0, iteration
 
 
 def _global_generators(device: torch.device) -> list[torch.Generator]:
@@ -326,19 +346,33 @@ def evaluate_replicas(model: nn.Module, batches, replicas: int) -> list[tuple[fl
     return [(l / count, c / count) for l, c in zip(loss_sum.tolist(), correct.tolist())]
 
 
-def _save_resume(path, model, optimizer, scaler, iteration, loss_sum, correct, seen, interval_start, metrics) -> None:
+def _save_resume(path, model, optimizer, scaler, iteration: int, interval: _Interval, results: list[TrainResult]) -> None:
+    """The full training state (of every replica) at `iteration`; _resume reads it back."""
     import io
 
     from .store import save_checked
 
     buffer = io.BytesIO()
+    metrics = results[0].metrics if len(results) == 1 else [r.metrics for r in results]
     state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "iteration": iteration,
-             "loss_sum": loss_sum, "correct": correct, "seen": seen, "interval_start": interval_start,
-             "metrics": metrics}
+             "loss_sum": interval.loss_sum, "correct": interval.correct, "seen": interval.seen,
+             "interval_start": interval.start, "metrics": metrics}
     if scaler.is_enabled():
         state["scaler"] = scaler.state_dict()
     torch.save(state, buffer)
     save_checked(path, buffer.getvalue())
+
+
+def _resume(path, device, model, optimizer, scaler, results: list[TrainResult]) -> tuple[int, _Interval]:
+    """Load a resume file into the model, optimizer, scaler and results; the iteration and interval."""
+    state = _load_resume(path, device)
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    if "scaler" in state:
+        scaler.load_state_dict(state["scaler"])
+    for result, metrics in zip(results, state["metrics"] if len(results) > 1 else [state["metrics"]]):
+        result.metrics = metrics
+    return state["iteration"], _Interval(state["loss_sum"], state["correct"], state["seen"], state["interval_start"])
 
 
 def _load_resume(path, device) -> dict:
