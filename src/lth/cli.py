@@ -166,6 +166,16 @@ def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
     return config.override(overrides) if overrides else config
 
 
+def _steps(text: str) -> tuple[str, ...]:
+    """Comma-separated steps (--rewind-points, --baseline-rewinds), each checked: `0it,50it,2ep`."""
+    from .steps import Step
+
+    steps = tuple(part.strip() for part in text.split(",") if part.strip())
+    for step in steps:
+        Step.parse(step)
+    return steps
+
+
 def _parse_seeds(text: str | None, flag: str = "--seeds") -> list[int] | None:
     """Comma-separated distinct integers (seeds, levels)."""
     if text is None:
@@ -295,12 +305,9 @@ def cmd_stability(args: argparse.Namespace) -> int:
     from .stability import find_rewind, stability_sweep_many
 
     from .jobs import stability_jobs, unique
-    from .steps import Step
 
     config = config_from_args(args)
-    points = [p.strip() for p in (args.rewind_points or config.rewind).split(",") if p.strip()]
-    for point in points:
-        Step.parse(point)
+    points = list(_steps(args.rewind_points or config.rewind))
     fan_out(args, config, lambda: unique([job for point in points for job in stability_jobs(
         [c.override({"rewind": point}) for c in seed_configs(config, args)], args.level, args.interpolation_points,
         args.batch_norm, replicas=args.replicas)]))
@@ -354,13 +361,13 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         plan = replace(plan, levels=args.levels, stability_level=min(plan.stability_level, args.levels),
                        baseline_levels=tuple(level for level in plan.baseline_levels if level <= args.levels))
     if args.rewind_points:
-        plan = replace(plan, rewind_points=tuple(p.strip() for p in args.rewind_points.split(",") if p.strip()))
+        plan = replace(plan, rewind_points=_steps(args.rewind_points))
     if args.stability_level is not None:
         plan = replace(plan, stability_level=args.stability_level)
     if args.baseline_levels is not None:
         plan = replace(plan, baseline_levels=tuple(_parse_seeds(args.baseline_levels, "--baseline-levels") or ()))
     if args.baseline_rewinds is not None:
-        plan = replace(plan, baseline_rewinds=tuple(p.strip() for p in args.baseline_rewinds.split(",") if p.strip()))
+        plan = replace(plan, baseline_rewinds=_steps(args.baseline_rewinds))
     seeds = _parse_seeds(args.seeds)
     if seeds:
         plan = replace(plan, seeds=tuple(seeds))
