@@ -17,7 +17,7 @@ from torch import nn
 
 from .errors import ConfigError, StoreError
 from .masks import Mask
-from .store import FINAL_FILE, MASK_FILE, START_FILE, SUMMARY_FILE, atomic_write, load_tensors, read_json
+from .store import CONFIG_FILE, FINAL_FILE, MASK_FILE, START_FILE, SUMMARY_FILE, atomic_write, load_tensors, read_json
 
 FORMATS = ("torch-prune", "safetensors")
 
@@ -25,9 +25,9 @@ FORMATS = ("torch-prune", "safetensors")
 def find_run(store: str | Path, run: str) -> Path:
     """A run directory from a path, or a hash (or unique prefix of one) in `store`."""
     path = Path(run)
-    if (path / "config.json").exists():
+    if (path / CONFIG_FILE).exists():
         return path
-    matches = [p.parent for p in Path(store).glob(f"{run}*/config.json")]
+    matches = [p.parent for p in Path(store).glob(f"{run}*/{CONFIG_FILE}")]
     if len(matches) != 1:
         found = "no run" if not matches else f"{len(matches)} runs"
         raise ConfigError(f"{found} match {run!r} in store {store}; `lth ls --store {store}` lists them")

@@ -16,7 +16,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import torch
 from torch import nn
@@ -30,7 +30,7 @@ from .models import MODELS, build_model
 from .replicas import group_size, replica_optimizer_state, replica_state, stack_masks, stack_models
 from .steps import Step, to_iterations
 from .store import (EXECUTION_FILE, FINAL_FILE, MASK_FILE, METRICS_FILE, START_FILE, SUMMARY_FILE, Run, Store,
-                    load_checked, load_tensors, read_json, save_checked, save_tensors, step_file, step_optimizer_file,
+                    load_checked, load_tensors, save_checked, save_tensors, step_file, step_optimizer_file,
                     write_json, write_jsonl)
 from .train import ResumeCadence, train
 
@@ -368,9 +368,9 @@ def run_chains(chains: list[Chain], levels: list[int], store: Store, *, data_roo
     results = [ImpResult(str(run.dir)) for run in runs]
     pending = [i for i, run in enumerate(runs) if not all(run.level_done(level) for level in levels)]
     setups: dict[int, Setup] = {}
-    for i in pending:  # bad data fails here, before the store changes; runs on one dataset load it once
-        shared = next((s.data for s in setups.values() if s.config.data == chains[i].config.data), data)
-        setups[i] = prepare(chains[i].config, data_root, store.cache_dir, device, shared, model)
+    for i in pending:  # bad data fails here, before the store changes
+        setups[i] = _setup(chains[i].config, store, setups.values(), data_root=data_root, device=device, data=data,
+                           model=model)
     with contextlib.ExitStack() as locks:
         for i in sorted(pending, key=lambda i: runs[i].hash):  # one global order: no deadlock between callers
             runs[i].create()
@@ -445,13 +445,12 @@ def run_dense_many(configs: list[ExperimentConfig], store: Store, rewinds: tuple
     runs = [store.run(d) for d in dense]
     setups: dict[str, Setup] = {}
     for run in runs:
-        for step in steps:
-            if Step.parse(step).amount == 0 or (Step.parse(step).unit == "it" and
-                                               (run.level_dir(0) / step_file(Step.parse(step).amount)).exists()):
-                continue
+        for step in map(Step.parse, steps):
+            if step.amount == 0 or (step.unit == "it" and (run.level_dir(0) / step_file(step.amount)).exists()):
+                continue  # (an epoch step needs the data's epoch length to name its file)
             if run.hash not in setups:
-                setups[run.hash] = _setup(run.config, store, setups, options)
-            k = rewind_iterations(step, setups[run.hash])
+                setups[run.hash] = _setup(run.config, store, setups.values(), **options)
+            k = rewind_iterations(str(step), setups[run.hash])
             if not (run.level_dir(0) / step_file(k)).exists():
                 replay_rewind_point(run, k, store, setups, options)
     return runs
@@ -462,12 +461,11 @@ def replay_rewind_point(run: Run, k: int, store: Store, setups: dict[str, Setup]
     initialisation to k. Its batches are a function of the seed and the iteration, so this is the
     state the dense run passed through: bit for bit at the same thread count, as the replay stacks the
     runs that were stacked with it (its summary's `stack`), in the same order."""
-    members = [run if h == run.hash else Run(store.root, ExperimentConfig.from_dict(read_json(store.root / h / "config.json")))
-               for h in run.summary(0).get("stack", [run.hash])]
+    members = [run if h == run.hash else store.stored_run(h) for h in run.summary(0).get("stack", [run.hash])]
     trainings = []
     for member in members:
         if member.hash not in setups:
-            setups[member.hash] = _setup(member.config, store, setups, options)
+            setups[member.hash] = _setup(member.config, store, setups.values(), **options)
         setup = setups[member.hash]
         model = setup.new_model()
         plan = LevelPlan(Mask.ones(model), load_tensors(member.level_dir(0) / START_FILE, setup.device), 0,
@@ -483,10 +481,11 @@ def replay_rewind_point(run: Run, k: int, store: Store, setups: dict[str, Setup]
     barrier()
 
 
-def _setup(config: ExperimentConfig, store: Store, setups: dict[str, Setup], options: dict[str, Any]) -> Setup:
-    shared = next((s.data for s in setups.values() if s.config.data == config.data), options.get("data"))
-    return prepare(config, options.get("data_root"), store.cache_dir, options.get("device", "auto"), shared,
-                   options.get("model"))
+def _setup(config: ExperimentConfig, store: Store, known: Iterable[Setup], data_root=None, device: str = "auto",
+           data=None, model: nn.Module | None = None, **_) -> Setup:
+    """prepare() the config, reusing the dataset of a known setup on the same data (loaded once)."""
+    shared = next((s.data for s in known if s.config.data == config.data), data)
+    return prepare(config, data_root, store.cache_dir, device, shared, model)
 
 
 def shape_model(config: ExperimentConfig) -> nn.Module:

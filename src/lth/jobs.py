@@ -14,6 +14,7 @@ library function that trains or measures it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Iterable
 
 from .branches import branch_config, branch_levels, run_branch_many
@@ -51,12 +52,16 @@ class Job:
     def runs(self, store: Store) -> list[Run]:
         return [store.run(c) for c in self.run_configs]
 
+    def measurements(self, store: Store) -> list[Path]:
+        """STABILITY: the files its measurements are stored in (in the data-order copies' runs)."""
+        from .stability import measurement_path
+
+        return [measurement_path(run.dir, self.level, **self.measure) for run in self.runs(store)]
+
     def done(self, store: Store) -> bool:
         if self.what != STABILITY:
             return all(run.level_done(self.level) for run in self.runs(store))
-        from .stability import measurement_path
-
-        return all(measurement_path(run.dir, self.level, **self.measure).exists() for run in self.runs(store))
+        return all(path.exists() for path in self.measurements(store))
 
     def running_elsewhere(self, store: Store) -> bool:
         """Some process (a job of an earlier driver, a user's own command) trains this level now."""
@@ -153,14 +158,18 @@ def stage_jobs(stage, configs: list[ExperimentConfig], replicas: str | int = "au
     return branch_jobs(stage.what, staged, stage.level, list(stage.only) if stage.only else None, replicas)
 
 
+def study_dense_jobs(config: ExperimentConfig, plan, replicas: str | int = "auto") -> list[Job]:
+    """The dense runs of a study, one per seed group, each saving every rewind point of the plan."""
+    steps = [stage.rewind for stage in plan.stages(config)]
+    return [dense_job(group, steps) for group in seed_groups(plan.seeded(config), replicas)]
+
+
 def study_jobs(config: ExperimentConfig, plan, replicas: str | int = "auto", **measure) -> list[Job]:
-    """Every job of `lth reproduce`: each seed group's dense run first, saving every rewind point of
-    the plan, then the stages of its plan (reproduce.StudyPlan.stages)."""
-    seeded = [config.override({"seed": seed, "data_seed": None}) for seed in plan.seeds]
-    stages = plan.stages(config)
-    jobs = [dense_job(group, [stage.rewind for stage in stages]) for group in seed_groups(seeded, replicas)]
-    for stage in stages:
-        jobs += stage_jobs(stage, seeded, replicas, **measure)
+    """Every job of `lth reproduce`: the dense runs first (study_dense_jobs), then the stages of its
+    plan (reproduce.StudyPlan.stages)."""
+    jobs = study_dense_jobs(config, plan, replicas)
+    for stage in plan.stages(config):
+        jobs += stage_jobs(stage, plan.seeded(config), replicas, **measure)
     return unique(jobs)
 
 

@@ -19,7 +19,7 @@ from .branches import BASELINES, BRANCHES, pruning_at_init
 from .imp import DENSE
 from .claims import HEADER as CLAIMS_HEADER, Claim, study_claims, warnings as claim_warnings
 from .steps import Step
-from .store import Run, Store, atomic_write, read_json, write_json
+from .store import CONFIG_FILE, Run, Store, atomic_write, read_json, write_json
 
 # One colour per method, the same in every figure.
 COLORS = {"imp": "#1f77b4", "reset-init": "#d62728", "reinit": "#2ca02c", "random-prune": "#9467bd",
@@ -145,7 +145,7 @@ class Study:
 
 def find_studies(store_or_run: str | Path) -> list[Study]:
     path = Path(store_or_run)
-    if (path / "config.json").exists():  # a run directory: its study lives in the parent store
+    if (path / CONFIG_FILE).exists():  # a run directory: its study lives in the parent store
         store = Store(path.parent)
         key = study_key(Run(store.root, next(r.config for r in store.runs() if r.dir == path)))
         runs = [r for r in store.runs() if study_key(r) == key]
@@ -167,7 +167,7 @@ def write_report(store_or_run: str | Path, out: str | Path | None = None) -> lis
         from .errors import ConfigError
 
         raise ConfigError(f"no store or run at {path}; run `lth reproduce` or `lth imp` first")
-    out = Path(out) if out else (path if not (path / "config.json").exists() else path.parent) / "report"
+    out = Path(out) if out else (path if not (path / CONFIG_FILE).exists() else path.parent) / "report"
     studies = [s for s in find_studies(path) if any(r.levels_done() for r in s.runs)]
     if not studies:
         out.mkdir(parents=True, exist_ok=True)

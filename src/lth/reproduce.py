@@ -15,7 +15,6 @@ from typing import Any, Callable
 from .branches import BASELINES
 from .config import ExperimentConfig
 from .errors import ConfigError
-from .imp import DENSE
 from .steps import Step
 from .store import Store, read_json, write_json
 
@@ -41,6 +40,10 @@ class StudyPlan:
     # rewind step): [SCALE]'s contrast of resetting (k = 0) with rewinding (k > 0), side by side.
     baseline_rewinds: tuple[str, ...] = ()
     baseline_levels: tuple[int, ...] = ()  # the levels that get baselines (empty: all of 1..levels)
+
+    def seeded(self, config: ExperimentConfig) -> list[ExperimentConfig]:
+        """`config` for each seed of the plan (init and data-order seed = the seed)."""
+        return [config.override({"seed": seed, "data_seed": None}) for seed in self.seeds]
 
     def stages(self, config: ExperimentConfig) -> list[Stage]:
         """The study as an ordered list of stages: the one definition that `reproduce()` runs inline and
@@ -97,28 +100,27 @@ def reproduce(config: ExperimentConfig, plan: StudyPlan, store: Store | str | Pa
               log: Callable[[str], None] = print, **options) -> dict[str, Any]:
     """Run the whole study inline -- the jobs of `jobs.study_jobs`, the graph every executor runs --
     and return where each part is stored."""
-    from .jobs import STABILITY, run_inline, stage_jobs, study_jobs
+    from .jobs import IMP, STABILITY, run_inline, stage_jobs, study_dense_jobs
 
     store = store if isinstance(store, Store) else Store(store)
     check_plan(plan)
     began = time.perf_counter()
     summary = {"imp": [], "branches": [], "stability": []}
-    seeded = [config.override({"seed": seed, "data_seed": None}) for seed in plan.seeds]
+    seeded = plan.seeded(config)
     seeds = "seed " + ",".join(map(str, plan.seeds)) if len(plan.seeds) == 1 else "seeds " + ",".join(map(str, plan.seeds))
     replicas = options.get("replicas", "auto")
-    jobs = study_jobs(config, plan, replicas)
     stages = plan.stages(config)
-    run_inline([job for job in jobs if job.what == DENSE], store, **options)  # (every rewind point in one training)
+    run_inline(study_dense_jobs(config, plan, replicas), store, **options)  # (every rewind point in one training)
     log(f"[0/{len(stages)}] {seeds}: the dense network ({time.perf_counter() - began:.0f} s)")
     for number, stage in enumerate(stages, 1):
         ran = stage_jobs(stage, seeded, replicas)
         run_inline(ran, store, **options)
         runs = list(dict.fromkeys(str(run.dir) for job in ran if job.what == stage.what for run in job.runs(store)))
-        if stage.what == "imp":
+        if stage.what == IMP:
             summary["imp"] += runs
             text = f"IMP to level {stage.level}, rewind {stage.rewind}"
         elif stage.what == STABILITY:
-            rows = [read_json(path) for path in _measurements(ran, store)]
+            rows = [read_json(path) for job in ran if job.what == STABILITY for path in job.measurements(store)]
             summary["stability"] += [Path(run).name for run in runs]  # the data-order copies, which hold the rows
             barriers = ", ".join(f"{100 * row['barrier_test']:.2f}%" for row in rows)
             text = f"stability at rewind {stage.rewind}, level {stage.level}: barrier {barriers}"
@@ -134,10 +136,3 @@ def reproduce(config: ExperimentConfig, plan: StudyPlan, store: Store | str | Pa
                 **summary})
     return summary
 
-
-def _measurements(jobs, store: Store) -> list[Path]:
-    from .jobs import STABILITY
-    from .stability import measurement_path
-
-    return [measurement_path(run.dir, job.level, **job.measure) for job in jobs if job.what == STABILITY
-            for run in job.runs(store)]

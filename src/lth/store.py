@@ -38,7 +38,8 @@ from .errors import ConfigError, StoreError
 
 DEFAULT_STORE = "lth_runs"
 
-# The files of a level (README, "Store layout"): named here only.
+# The files of a run and of its levels (README, "Store layout"): named here only.
+CONFIG_FILE = "config.json"
 MASK_FILE = "mask.safetensors"
 START_FILE = "start.safetensors"
 FINAL_FILE = "final.safetensors"
@@ -176,8 +177,8 @@ class Run:
             self.dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StoreError(f"cannot create run directory {self.dir}: {exc.strerror}; pass a writable --store") from None
-        if not (self.dir / "config.json").exists():
-            write_json(self.dir / "config.json", self.config.to_dict())
+        if not (self.dir / CONFIG_FILE).exists():
+            write_json(self.dir / CONFIG_FILE, self.config.to_dict())
         return self
 
     def lock(self, level: int, timeout: float = -1) -> FileLock:
@@ -324,16 +325,20 @@ class Store:
     def cache_dir(self) -> Path:
         return self.root / "_cache"
 
+    def stored_run(self, run_hash: str) -> Run:
+        """The run stored under `run_hash`, from its config.json."""
+        return Run(self.root, ExperimentConfig.from_dict(read_json(self.root / run_hash / CONFIG_FILE)))
+
     def runs(self) -> list[Run]:
         found = []
-        for config_path in sorted(self.root.glob("*/config.json")):
+        for config_path in sorted(self.root.glob(f"*/{CONFIG_FILE}")):
             try:
-                found.append(Run(self.root, ExperimentConfig.from_dict(read_json(config_path))))
+                found.append(self.stored_run(config_path.parent.name))
             except (StoreError, ConfigError):
                 continue  # a foreign or damaged directory is not a run of ours
         return found
 
 
-__all__ = ["Store", "Run", "atomic_write", "MASK_FILE", "START_FILE", "FINAL_FILE", "METRICS_FILE", "SUMMARY_FILE",
+__all__ = ["Store", "Run", "atomic_write", "CONFIG_FILE", "MASK_FILE", "START_FILE", "FINAL_FILE", "METRICS_FILE", "SUMMARY_FILE",
            "EXECUTION_FILE", "step_file", "step_optimizer_file", "save_tensors", "load_tensors", "write_json", "read_json",
            "write_jsonl", "read_jsonl", "DEFAULT_STORE", "Timeout"]

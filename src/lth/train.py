@@ -192,8 +192,7 @@ def train(model: nn.Module, data, config: TrainConfig, *, mask: Mask | None = No
         if iteration in checkpoints:
             checkpoints[iteration](iteration, model, optimizer)
         if iteration > start and (iteration % schedule.eval_every == 0 or iteration == stop) and iteration > interval.start:
-            records = _record(model, data, device, iteration, interval.loss_sum, interval.correct, interval.seen,
-                              interval.start, replicas)
+            records = _record(model, data, device, iteration, interval, replicas)
             for r, record in zip(results, records):
                 r.metrics.append(record)
             bar.set_postfix(loss=f"{records[0]['train_loss']:.3f}", test_acc=f"{records[0]['test_accuracy']:.3f}")
@@ -309,8 +308,9 @@ def _mask_pairs(model: nn.Module, mask: Mask | None, device: torch.device):
     return [params[n] for n in names], [mask[n].to(device, params[n].dtype) for n in names]
 
 
-def _record(model, data, device, iteration, loss_sum, correct, seen, interval_start, replicas=1) -> list[dict]:
+def _record(model, data, device, iteration, interval: _Interval, replicas=1) -> list[dict]:
     """One metrics record per replica."""
+    loss_sum, correct, seen, interval_start = interval.loss_sum, interval.correct, interval.seen, interval.start
     if distributed.world_size() > 1:  # metrics over the global batch, as in one process
         totals = torch.stack([loss_sum.float(), correct.float(), torch.tensor(float(seen), device=device)])
         distributed.sum_across_ranks(totals)
