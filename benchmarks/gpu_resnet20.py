@@ -1,7 +1,9 @@
 """ResNet-20 on CIFAR-10-shaped data through lth's own `train()` (mask on, augmentation on the
 device, the preset's optimizer): iterations/s in fp32, bf16 and fp16 autocast, each eager and
 compiled, interleaved and repeated; and the time of the preset's full 30,000-iteration training
-extrapolated from each.
+extrapolated from each. Beside them, in the same run, the open_lth-style baseline ("dataloader"): a
+plain PyTorch loop fed by a torch DataLoader that crops and flips each image on CPU workers
+(torchvision's RandomCrop(32, padding=4) + RandomHorizontalFlip, written out), fp32, no mask.
 
     .venv/bin/python benchmarks/gpu_resnet20.py --device cuda            # on a GPU
     .venv/bin/python benchmarks/gpu_resnet20.py --device cpu --steps 3 --repeats 1 --variants fp32,bf16
@@ -45,12 +47,64 @@ def run(config, data, device: str, precision: str, compile: bool, steps: int) ->
     return steps / (time.perf_counter() - began)  # includes the one evaluation at the end
 
 
+class PerSampleCifar(torch.utils.data.Dataset):
+    """One image at a time, padded, cropped and flipped on the CPU, as torchvision transforms do."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor):
+        self.x, self.y = x, y
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def __getitem__(self, i: int):
+        image = torch.nn.functional.pad(self.x[i], (4, 4, 4, 4))
+        top, left = torch.randint(0, 9, (2,)).tolist()
+        image = image[:, top:top + 32, left:left + 32]
+        if torch.rand(()) < 0.5:
+            image = image.flip(2)
+        return image, self.y[i]
+
+
+def run_dataloader(config, data, device: str, steps: int, workers: int) -> float:
+    """Iterations per second of the plain loop on a per-sample DataLoader (the open_lth style)."""
+    model = build_model(config.model.name, config.model.options, 0).to(device).train()
+    t = config.train
+    optimizer = torch.optim.SGD(model.parameters(), lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay)
+    loader = torch.utils.data.DataLoader(PerSampleCifar(data.x_train, data.y_train), batch_size=t.batch_size,
+                                         shuffle=True, drop_last=True, num_workers=workers,
+                                         pin_memory=device.startswith("cuda"), persistent_workers=workers > 0)
+
+    def batches():
+        while True:
+            for x, y in loader:
+                yield x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+
+    def step(x, y):
+        optimizer.zero_grad(set_to_none=True)
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        optimizer.step()
+
+    stream = batches()
+    for _ in range(10):
+        step(*next(stream))
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    began = time.perf_counter()
+    for _ in range(steps):
+        step(*next(stream))
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    return steps / (time.perf_counter() - began)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--steps", type=int, default=500, help="timed iterations per run (default 500)")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--variants", default="fp32,bf16,fp16,fp32+compile,bf16+compile")
+    parser.add_argument("--variants", default="dataloader,fp32,bf16,fp16,fp32+compile,bf16+compile",
+                        help="comma-separated: dataloader (the plain per-sample loop), or PRECISION[+compile]")
+    parser.add_argument("--workers", type=int, default=4, help="DataLoader workers of the plain loop (default 4)")
     args = parser.parse_args()
     config = get_preset("resnet20_cifar10")
     generator = torch.Generator().manual_seed(0)
@@ -66,6 +120,9 @@ def main() -> None:
     speeds: dict[str, list[float]] = {v: [] for v in variants}
     for _ in range(args.repeats):
         for variant in variants:
+            if variant == "dataloader":
+                speeds[variant].append(run_dataloader(config, data, args.device, args.steps, args.workers))
+                continue
             precision, _, compiled = variant.partition("+")
             speeds[variant].append(run(config, data, args.device, precision, compiled == "compile", args.steps))
     base = statistics.median(speeds[variants[0]])

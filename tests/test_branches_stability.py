@@ -11,7 +11,7 @@ from lth.models import build_model
 from lth.stability import barrier, distances, interpolation_curve, measure_stability
 from lth.store import load_tensors
 from lth.train import evaluate
-from conftest import tiny_config
+from conftest import DEVICES, tiny_config
 
 
 def _level(run_dir, level, name):
@@ -110,9 +110,10 @@ def test_measure_stability_reports_every_quantity_and_caches(tmp_path, mnist1d):
     assert measure_stability(config, 1, tmp_path, points=3, quiet=True, data=mnist1d) == row
 
 
-def test_an_all_linear_curve_evaluated_in_one_pass_matches_the_point_by_point_curve(branches, mnist1d):
+@pytest.mark.parametrize("device", DEVICES)
+def test_an_all_linear_curve_evaluated_in_one_pass_matches_the_point_by_point_curve(branches, mnist1d, device):
     config, results, store = branches
-    setup = prepare(config, data=mnist1d, device="cpu")
+    setup = prepare(config, data=mnist1d, device=device)
     a, b = _level(str(store / config.hash()), 2, "final"), _level(results["data-order"].run_dir, 2, "final")
     assert stability.points_per_pass(setup.new_model(), 30, "cuda") == 30
     assert stability.points_per_pass(setup.new_model(), 30, "cpu") == 1  # measured slower on CPU
