@@ -31,7 +31,7 @@ from lth.train import train
 PRESET_ITERATIONS = 30_000
 
 
-def run(config, data, device: str, precision: str, compile: bool, steps: int) -> float:
+def run(config, data, device: str, precision: str, compile: bool | str, steps: int) -> float:
     """Iterations per second of `steps` training iterations (after a warm-up that also compiles)."""
     model = build_model(config.model.name, config.model.options, 0)
     mask = Mask.ones(model)
@@ -103,7 +103,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=500, help="timed iterations per run (default 500)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--variants", default="dataloader,fp32,bf16,fp16,fp32+compile,bf16+compile",
-                        help="comma-separated: dataloader (the plain per-sample loop), or PRECISION[+compile]")
+                        help="comma-separated: dataloader (the plain per-sample loop), or PRECISION[+compile|+graphs] "
+                             "(+graphs: torch.compile mode reduce-overhead, i.e. CUDA graphs)")
     parser.add_argument("--workers", type=int, default=4, help="DataLoader workers of the plain loop (default 4)")
     args = parser.parse_args()
     config = get_preset("resnet20_cifar10")
@@ -124,7 +125,8 @@ def main() -> None:
                 speeds[variant].append(run_dataloader(config, data, args.device, args.steps, args.workers))
                 continue
             precision, _, compiled = variant.partition("+")
-            speeds[variant].append(run(config, data, args.device, precision, compiled == "compile", args.steps))
+            mode = {"": False, "compile": True, "graphs": "reduce-overhead"}[compiled]
+            speeds[variant].append(run(config, data, args.device, precision, mode, args.steps))
     base = statistics.median(speeds[variants[0]])
     print(f"{'variant':<14} {'it/s':>8} {'vs ' + variants[0]:>9} {'30k iterations':>15}")
     for variant in variants:

@@ -213,3 +213,16 @@ def test_a_model_with_dropout_trains_reproducibly_and_resumes_to_the_same_bits(m
     other = _dropout_net()
     train(other, mnist1d, config.train, data_seed=1, quiet=True)
     assert not torch.equal(other.state_dict()["0.weight"], runs[0][0]["0.weight"])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU")
+def test_training_replayed_as_cuda_graphs_matches_eager_and_keeps_pruned_weights_zero(mnist1d):
+    config = tiny_config()
+    states = []
+    for compile in (False, "reduce-overhead"):
+        model, mask = _ticket(config)
+        result = train(model, mnist1d, config.train, mask=mask, quiet=True, compile=compile, device="cuda")
+        states.append({k: v.cpu() for k, v in model.state_dict().items()})
+        assert all((states[-1][name][~mask[name]] == 0).all() for name in mask)
+        assert [m["iteration"] for m in result.metrics] == [20, 40, 50]
+    assert all(torch.allclose(states[0][k], states[1][k], atol=1e-4) for k in states[0])

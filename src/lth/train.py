@@ -124,13 +124,14 @@ def train(model: nn.Module, data, config: TrainConfig, *, mask: Mask | None = No
           device: torch.device | str = "cpu", checkpoints: Mapping[int, Checkpoint] | None = None,
           optimizer_state: dict | None = None, resume_path: str | Path | None = None,
           resume_every: ResumeCadence | int = 0,
-          quiet: bool = False, description: str = "train", compile: bool = False) -> TrainResult | list[TrainResult]:
+          quiet: bool = False, description: str = "train", compile: bool | str = False) -> TrainResult | list[TrainResult]:
     """Train `model` in place from iteration `start` to `stop` (default: the end of the schedule).
 
     data: a dataset with `train_loader()` and `test_batches()` (see `lth.data`).
     mask: pruned weights are zeroed before the first step and after every optimizer step.
     compile: run the forward and backward passes through `torch.compile` (same weights and
-        checkpoints; float results may differ in the last bits).
+        checkpoints; float results may differ in the last bits): True for its default mode, or a
+        mode name; "reduce-overhead" replays them as CUDA graphs (one process on a GPU).
     config.precision: "bf16"/"fp16" autocast the forward pass and loss (fp16 with a gradient scaler);
         weights, optimizer and evaluation stay fp32.
     data_seed: one seed, or K seeds to train the K replicas of a stacked model (replicas.py) at once,
@@ -161,8 +162,9 @@ def train(model: nn.Module, data, config: TrainConfig, *, mask: Mask | None = No
     if channels_last:
         model.to(memory_format=torch.channels_last)
     forward = distributed.wrap(model)  # DDP under torchrun; the model itself otherwise
+    graphs = compile == "reduce-overhead"
     if compile:
-        forward = torch.compile(forward)
+        forward = torch.compile(forward, **({} if compile is True else {"mode": compile}))
     optimizer = make_optimizer(model, config)
     # fp16 needs loss scaling; for fp32/bf16 the scaler is disabled (and bypassed in the loop)
     scaler = torch.amp.GradScaler(device.type, enabled=config.precision == "fp16")
@@ -213,6 +215,8 @@ def train(model: nn.Module, data, config: TrainConfig, *, mask: Mask | None = No
             current_lr = lr
         if channels_last and x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)
+        if graphs:  # a new training step: the last step's graph outputs may be overwritten
+            torch.compiler.cudagraph_mark_step_begin()
         with precision:
             out = forward(x)
             loss, losses = _loss(out, y, replicas)
