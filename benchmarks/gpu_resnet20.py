@@ -125,7 +125,7 @@ def main() -> None:
                 speeds[variant].append(run_dataloader(config, data, args.device, args.steps, args.workers))
                 continue
             precision, _, compiled = variant.partition("+")
-            mode = {"": False, "compile": True, "graphs": "reduce-overhead"}[compiled]
+            mode = {"": False, "compile": "default", "graphs": "reduce-overhead"}[compiled]
             speeds[variant].append(run(config, data, args.device, precision, mode, args.steps))
     base = statistics.median(speeds[variants[0]])
     print(f"{'variant':<14} {'it/s':>8} {'vs ' + variants[0]:>9} {'30k iterations':>15}")

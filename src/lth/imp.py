@@ -32,7 +32,7 @@ from .steps import Step, to_iterations
 from .store import (EXECUTION_FILE, FINAL_FILE, MASK_FILE, METRICS_FILE, START_FILE, SUMMARY_FILE, Run, Store,
                     load_checked, load_tensors, save_checked, save_tensors, step_file, step_optimizer_file,
                     write_json, write_jsonl)
-from .train import ResumeCadence, train
+from .train import ResumeCadence, compile_mode, train
 
 
 @dataclass
@@ -238,12 +238,13 @@ def train_group(trainings: list[Training], quiet: bool, resume_every: ResumeCade
     return results
 
 
-def execution(device: torch.device, precision: str, replicas: int, compile: bool) -> dict[str, Any]:
+def execution(device: torch.device, precision: str, replicas: int, compile: bool | str) -> dict[str, Any]:
     """How a level was executed: what can change its numbers without changing its config (README,
-    "What changes the numbers"), recorded in each level's summary."""
+    "What changes the numbers"), recorded in each level's summary (compile: False or the mode)."""
     from . import __version__
 
     name = device.type if device.type != "cuda" else f"cuda:{torch.cuda.get_device_name(device)}"
+    compile = compile_mode(device) if compile is True else compile
     return {"processes": world_size(), "device": name, "precision": precision, "replicas": replicas,
             "threads": torch.get_num_threads(), "compile": compile, "torch": torch.__version__, "lth": __version__}
 
@@ -252,7 +253,8 @@ def describe_execution(how: dict[str, Any]) -> str:
     """A compact label, e.g. "cpu 2thr fp32" or "cuda:NVIDIA H100 x8 4thr bf16 K3 compiled"."""
     return " ".join([how["device"] + (f" x{how['processes']}" if how["processes"] > 1 else ""), f"{how['threads']}thr",
                      how["precision"], *([f"K{how['replicas']}"] if how["replicas"] > 1 else []),
-                     *(["compiled"] if how["compile"] else []), f"torch {how['torch']}", f"lth {how['lth']}"])
+                     *([f"compiled {how['compile']}" if isinstance(how["compile"], str) else "compiled"]
+                       if how["compile"] else []), f"torch {how['torch']}", f"lth {how['lth']}"])
 
 
 def warn_if_executed_differently(t: Training, how: dict[str, Any], resuming: bool) -> None:
