@@ -1,6 +1,6 @@
 """ResNet-20 on CIFAR-10-shaped data through lth's own `train()` (mask on, augmentation on the
 device, the preset's optimizer): iterations/s in fp32, bf16 and fp16 autocast, each eager and
-compiled, interleaved and repeated; and the time of the preset's full 30,000-iteration training
+compiled (default mode, and reduce-overhead: CUDA graphs), interleaved and repeated; and the time of the preset's full 30,000-iteration training
 extrapolated from each. Beside them, in the same run, the open_lth-style baseline ("dataloader"): a
 plain PyTorch loop fed by a torch DataLoader that crops and flips each image on CPU workers
 (torchvision's RandomCrop(32, padding=4) + RandomHorizontalFlip, written out), fp32, no mask.
@@ -102,7 +102,7 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--steps", type=int, default=500, help="timed iterations per run (default 500)")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--variants", default="dataloader,fp32,bf16,fp16,fp32+compile,bf16+compile",
+    parser.add_argument("--variants", default="dataloader,fp32,bf16,fp16,fp32+compile,bf16+compile,fp32+graphs,bf16+graphs",
                         help="comma-separated: dataloader (the plain per-sample loop), or PRECISION[+compile|+graphs] "
                              "(+graphs: torch.compile mode reduce-overhead, i.e. CUDA graphs)")
     parser.add_argument("--workers", type=int, default=4, help="DataLoader workers of the plain loop (default 4)")
