@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from lth.cli import main
-from lth.config import options, scalar_type
+from lth.config import Bounds, options, scalar_type
 
 README = (Path(__file__).parent.parent / "README.md").read_text()
 FLAGS = {key: f.metadata["flag"] for key, f in options() if f.metadata["flag"]}
@@ -59,3 +59,25 @@ def test_a_bad_value_for_any_option_exits_2_with_one_line(key, f, tmp_path, caps
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and err[0].startswith("lth"), (key, err)
     assert not (tmp_path / "s").exists() or not any((tmp_path / "s").glob("*/level_0/summary.json"))
+
+
+BOUNDED = [(key, f) for key, f in options() if f.metadata["bounds"]]
+
+
+@pytest.mark.parametrize("key, f", BOUNDED, ids=[key for key, _ in BOUNDED])
+def test_a_value_outside_an_options_bounds_exits_2_naming_them(key, f, tmp_path, capsys):
+    bounds = Bounds.parse(f.metadata["bounds"])
+    outside = bounds.low if not bounds.low_closed else bounds.low - 1  # the first value below the interval
+    inside = bounds.low + 0.5 if bounds.high == float("inf") else (bounds.low + bounds.high) / 2
+    assert outside not in bounds and inside in bounds
+    value = json.dumps({"output": outside}) if f.default_factory is dict else repr(scalar_type(f)(outside))
+    code = _exit_code(["imp", "--levels", "0", "--iterations", "1it", "--store", str(tmp_path / "s"),
+                       "--set", f"{key}={value}", "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and f"{f.metadata['what']}" in err[0] and f"must be {bounds}" in err[0], err
+
+
+def test_bounds_read_as_intervals():
+    assert [v in Bounds.parse("(0, 1)") for v in (0, 0.5, 1)] == [False, True, False]
+    assert [v in Bounds.parse("[1, inf)") for v in (0, 1, 10**9)] == [False, True, True]
+    assert str(Bounds.parse("(0, inf)")) == "positive" and str(Bounds.parse("[0, 1)")) == "in [0, 1)"

@@ -9,6 +9,7 @@ import collections.abc
 import dataclasses
 import hashlib
 import json
+import math
 import types
 import typing
 from dataclasses import dataclass, field, fields
@@ -19,15 +20,43 @@ from .steps import Step
 
 
 def option(default: Any = dataclasses.MISSING, *, help: str, flag: str | None = None,
-           choices: tuple[Any, ...] | None = None, metavar: str | None = None, what: str | None = None,
-           factory: Any = dataclasses.MISSING) -> Any:
+           choices: tuple[Any, ...] | None = None, bounds: str | None = None, metavar: str | None = None,
+           what: str | None = None, factory: Any = dataclasses.MISSING) -> Any:
     """A config field with its one definition: `help`, the CLI `flag` that sets it (if any), the
-    `choices` that validation enforces, and `what` to call it in errors. `--set KEY=VALUE`, the
-    generated flags, `lth presets --keys` and the README's flag list (tests/test_options.py) read it."""
-    metadata = {"help": help, "flag": flag, "choices": choices, "metavar": metavar, "what": what}
+    `choices` or the interval `bounds` (e.g. "(0, 1)", "[1, inf)"; of each value of a mapping) that
+    validation enforces, and `what` to call it in errors. `--set KEY=VALUE`, the generated flags,
+    `lth presets --keys` and the README's flag list (tests/test_options.py) read it."""
+    if bounds is not None:
+        Bounds.parse(bounds)  # a typo fails at import, not in a user's run
+    metadata = {"help": help, "flag": flag, "choices": choices, "bounds": bounds, "metavar": metavar, "what": what}
     if factory is not dataclasses.MISSING:
         return field(default_factory=factory, metadata=metadata)
     return field(default=default, metadata=metadata)
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """An interval in the usual notation: "(0, 1)" open, "[1, inf)" closed at 1."""
+
+    low: float
+    high: float
+    low_closed: bool
+    high_closed: bool
+
+    @classmethod
+    def parse(cls, text: str) -> Bounds:
+        low, high = (float(part) for part in text[1:-1].split(","))
+        return cls(low, high, text[0] == "[", text[-1] == "]")
+
+    def __contains__(self, value: float) -> bool:
+        above = value >= self.low if self.low_closed else value > self.low
+        below = value <= self.high if self.high_closed else value < self.high
+        return above and below
+
+    def __str__(self) -> str:
+        if self.high == math.inf:
+            return f"at least {self.low:g}" if self.low_closed else ("positive" if self.low == 0 else f"> {self.low:g}")
+        return f"in {'[' if self.low_closed else '('}{self.low:g}, {self.high:g}{']' if self.high_closed else ')'}"
 
 
 @dataclass(frozen=True)
@@ -46,15 +75,15 @@ class ModelConfig:
 @dataclass(frozen=True)
 class TrainConfig:
     optimizer: str = option("adam", flag="--optimizer", choices=("sgd", "adam"), what="optimizer", help="optimizer")
-    lr: float = option(1e-3, flag="--lr", help="base learning rate")
-    momentum: float = option(0.0, help="SGD momentum")
-    weight_decay: float = option(0.0, help="L2 weight decay")
+    lr: float = option(1e-3, flag="--lr", bounds="(0, inf)", what="learning rate", help="base learning rate")
+    momentum: float = option(0.0, bounds="[0, 1)", what="momentum", help="SGD momentum")
+    weight_decay: float = option(0.0, bounds="[0, inf)", what="weight decay", help="L2 weight decay")
     nesterov: bool = option(False, help="Nesterov momentum (SGD)")
-    batch_size: int = option(100, flag="--batch-size", help="examples per iteration")
+    batch_size: int = option(100, flag="--batch-size", bounds="[1, inf)", what="batch size", help="examples per iteration")
     iterations: str = option("1500it", flag="--iterations", metavar="STEP", help="training length, e.g. 1500it or 160ep")
     warmup: str = option("0it", metavar="STEP", help="linear learning-rate warm-up from 0 over this many steps")
     lr_drops: tuple[str, ...] = option((), help="steps at which the learning rate is multiplied by lr_gamma")
-    lr_gamma: float = option(0.1, help="the factor of each learning-rate drop")
+    lr_gamma: float = option(0.1, bounds="(0, inf)", what="lr_gamma", help="the factor of each learning-rate drop")
     eval_every: str = option("100it", metavar="STEP", help="evaluate on the test set this often")
     precision: str = option("fp32", flag="--precision", choices=("fp32", "bf16", "fp16"), what="precision",
                             help="fp32 (default), or mixed precision: bf16/fp16 autocast of the forward pass (GPUs)")
@@ -62,18 +91,20 @@ class TrainConfig:
     # copy's seed): 2 gives each purpose its own independent stream (seeds.py); 1 is the scheme of
     # lth 0.1, whose streams overlap (seed 1000's network was seed 0's reinitialisation). Stored
     # configs without the field are 1, so old runs keep their addresses and bits.
-    streams: int = option(2, help="random streams: 2, one independent stream per purpose; 1, lth 0.1's overlapping ones")
+    streams: int = option(2, choices=(1, 2), what="train.streams value", help="random streams: 2, one independent stream per purpose; 1, lth 0.1's overlapping ones")
 
 
 @dataclass(frozen=True)
 class PruneConfig:
-    fraction: float = option(0.2, flag="--prune-fraction", metavar="F", help="fraction of remaining weights pruned per level")
+    fraction: float = option(0.2, flag="--prune-fraction", metavar="F", bounds="(0, 1)", what="prune fraction",
+                             help="fraction of remaining weights pruned per level")
     strategy: str = option("layerwise", flag="--prune-strategy", choices=("layerwise", "global"), what="pruning strategy",
                            help="prune each layer by its fraction, or rank all layers together")
     # Per-layer fractions (layer-wise only). Keys: a parameter name, "output" (the last prunable
     # layer), "conv" or "linear" (all such layers); an exact name beats "output" beats a type.
-    layer_fractions: Mapping[str, float] = option(factory=dict, help="per-layer fractions (layer-wise): a parameter "
-                                                  "name, output, conv or linear -> fraction")
+    layer_fractions: Mapping[str, float] = option(factory=dict, bounds="(0, 1)", what="prune fraction",
+                                                  help="per-layer fractions (layer-wise): a parameter name, output, "
+                                                  "conv or linear -> fraction")
     ignore: tuple[str, ...] = option((), help="layers never pruned, same keys as layer_fractions")
 
 
@@ -156,24 +187,20 @@ def config_hash(config: ExperimentConfig) -> str:
 def validate(config: ExperimentConfig) -> None:
     _check_types(config, "")  # first: the checks below compare and parse the values
     t, p = config.train, config.prune
-    if t.streams not in (1, 2):
-        raise ConfigError(f"train.streams must be 1 (the streams of lth 0.1) or 2, got {t.streams}")
     for key, f in options():
-        choices = f.metadata["choices"]
+        choices, bounds, what = f.metadata["choices"], f.metadata["bounds"], f.metadata["what"] or key
         value = value_of(config, key)
         if choices and value not in choices:
-            raise ConfigError(f"unknown {f.metadata['what'] or key} {value!r}: use {', '.join(map(str, choices))}")
-    if not t.lr > 0:
-        raise ConfigError(f"learning rate must be positive, got {t.lr}")
-    if t.batch_size < 1:
-        raise ConfigError(f"batch size must be at least 1, got {t.batch_size}")
+            raise ConfigError(f"unknown {what} {value!r}: use {', '.join(map(str, choices))}")
+        if bounds:
+            for name, v in (value.items() if isinstance(value, Mapping) else [(None, value)]):
+                if v not in Bounds.parse(bounds):
+                    where = f" of {name!r}" if name is not None else ""
+                    raise ConfigError(f"{what}{where} must be {Bounds.parse(bounds)}, got {v}")
     for step in (t.iterations, t.warmup, t.eval_every, config.rewind, *t.lr_drops):
         Step.parse(step)
     if Step.parse(t.iterations).amount < 1:
         raise ConfigError("training length must be at least 1 iteration")
-    _check_fraction("prune fraction", p.fraction)
-    for name, value in p.layer_fractions.items():
-        _check_fraction(f"prune fraction of {name!r}", value)
     if p.strategy == "global" and p.layer_fractions:
         raise ConfigError("per-layer prune fractions only apply to layer-wise pruning; use `ignore` with global pruning")
 
@@ -200,6 +227,9 @@ def describe_type(f: dataclasses.Field) -> str:
     """What a field takes, for `lth presets --keys` and errors."""
     if f.metadata.get("choices"):
         return " | ".join(map(str, f.metadata["choices"]))
+    if f.metadata.get("bounds"):
+        return f"{_type_name(typing.get_type_hints(_owner(f))[f.name])}, each in {f.metadata['bounds']}" \
+            if f.default_factory is dict else f"{_type_name(scalar_type(f))} in {f.metadata['bounds']}"
     if f.metadata.get("metavar") == "STEP":
         return "a step: <n>it or <n>ep"
     return _type_name(typing.get_type_hints(_owner(f))[f.name])
@@ -264,11 +294,6 @@ def _type_name(hint: Any) -> str:
         return f"a list of {_type_name(args[0]).removeprefix('a ').removeprefix('an ')}s"
     return f"a mapping of {_type_name(args[0]).removeprefix('a ')}s to {_type_name(args[1]).removeprefix('a ').removeprefix('an ')}s" \
         if args[1] is not Any else f"a mapping of {_type_name(args[0]).removeprefix('a ')}s to values"
-
-
-def _check_fraction(what: str, value: float) -> None:
-    if not 0.0 < value < 1.0:
-        raise ConfigError(f"{what} must be in (0, 1), got {value}")
 
 
 def _plain(value: Any) -> Any:
