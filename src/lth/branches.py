@@ -29,15 +29,16 @@ from torch import nn
 from .config import ExperimentConfig
 from .errors import ConfigError
 from .experiment import Setup, module_config
-from .imp import Adopted, Chain, ImpResult, LevelPlan, load_optimizer_state, rewind_state, run_chains, run_imp_many
+from .imp import IMP, Adopted, Chain, ImpResult, LevelPlan, load_optimizer_state, rewind_state, run_chains, run_imp_many
 from .masks import Mask, random_prune
 from .seeds import copy_data_seed, random_prune_seed, reinit_seed
 from .store import MASK_FILE, START_FILE, Run, Store, load_tensors, step_optimizer_file
 
-BASELINES = ("reset-init", "reinit", "random-prune")  # the controls that make a ticket a ticket
+RESET_INIT, REINIT, RANDOM_PRUNE, DATA_ORDER = "reset-init", "reinit", "random-prune", "data-order"
+BASELINES = (RESET_INIT, REINIT, RANDOM_PRUNE)  # the controls that make a ticket a ticket
 PRUNING_AT_INIT = {"magnitude-init": "magnitude", "snip": "snip", "grasp": "grasp", "synflow": "synflow"}  # kind: method
 SANITY_CHECKS = ("shuffle", "reinit", "invert")  # [PaI] §5: what the methods find is per-layer sparsity
-BRANCHES = (*BASELINES, "data-order", *PRUNING_AT_INIT,
+BRANCHES = (*BASELINES, DATA_ORDER, *PRUNING_AT_INIT,
             *(f"{kind}+{check}" for kind in PRUNING_AT_INIT for check in SANITY_CHECKS))
 
 
@@ -47,13 +48,19 @@ def pruning_at_init(kind: str) -> tuple[str, str | None] | None:
     return (PRUNING_AT_INIT[base], check or None) if base in PRUNING_AT_INIT else None
 
 
+def starts_at_rewind(kind: str) -> bool:
+    """Whether a run of this kind trains its pruned levels from the rewind step k (the others,
+    reset-init and reinit, from step 0)."""
+    return kind in (IMP, RANDOM_PRUNE, DATA_ORDER) or pruning_at_init(kind) is not None
+
+
 def branch_config(config: ExperimentConfig, kind: str, data_seed: int | None = None) -> ExperimentConfig:
     if kind not in BRANCHES:
         raise ConfigError(f"unknown branch {kind!r}; choose one of {', '.join(BRANCHES)}")
-    if config.kind != "imp":
+    if config.kind != IMP:
         raise ConfigError(f"a branch hangs off an IMP config, got kind {config.kind!r}")
     changes = {"kind": kind}
-    if kind == "data-order":
+    if kind == DATA_ORDER:
         changes["data_seed"] = copy_data_seed(config.order_seed, config.train.streams) if data_seed is None else data_seed
     return config.override(changes)
 
@@ -62,17 +69,17 @@ def _planner(kind: str, parent: Run):
     def plan(run: Run, setup: Setup, level: int, model: nn.Module) -> LevelPlan | Adopted:
         if pruning_at_init(kind):
             return _pruned_at_init(kind, parent, setup, level, model)
-        if kind == "reset-init" and setup.rewind == 0:  # the ticket's own training: same mask, start, seeds
+        if kind == RESET_INIT and setup.rewind == 0:  # the ticket's own training: same mask, start, seeds
             return Adopted(parent, level, changes={"kind": kind})
         ticket = Mask.load(parent.level_dir(level) / MASK_FILE)
-        if kind == "reset-init":
+        if kind == RESET_INIT:
             init = load_tensors(parent.level_dir(0) / START_FILE, setup.device)
             return LevelPlan(ticket, init, 0)
-        if kind == "reinit":
+        if kind == REINIT:
             fresh = setup.new_model(seed=reinit_seed(setup.config.seed, setup.config.train.streams))
             return LevelPlan(ticket, fresh.state_dict(), 0)
         state, optimizer_state = rewind_state(parent, setup)
-        if kind == "random-prune":
+        if kind == RANDOM_PRUNE:
             generator = torch.Generator().manual_seed(random_prune_seed(setup.config.seed, level, setup.config.train.streams))
             return LevelPlan(random_prune(ticket, generator), state, setup.rewind, optimizer_state)
         if level == 0:  # the dense network continued from step k with another order: keep its optimizer
@@ -109,7 +116,7 @@ def _pruned_at_init(kind: str, parent: Run, setup: Setup, level: int, model: nn.
 def branch_levels(kind: str, levels: int, only: list[int] | None = None) -> list[int]:
     """The levels a branch trains on a chain to `levels`: `only`, or all of them -- from 0 for the
     data-order copy (the dense network continued), from 1 for the baselines (level 0 is dense)."""
-    first = 0 if kind == "data-order" else 1
+    first = 0 if kind == DATA_ORDER else 1
     wanted = list(range(first, levels + 1)) if only is None else sorted(set(only))
     if any(not first <= level <= levels for level in wanted):
         raise ConfigError(f"branch {kind} levels must lie in {first}..{levels}, got {wanted}")
@@ -138,7 +145,7 @@ def run_branch_many(kind: str, configs: list[ExperimentConfig], levels: int, sto
     chains = [Chain(b, _planner(kind, store.run(c)), {"parent": Path(p.run_dir).name})
               for b, c, p in zip(branches, configs, parents)]
     results = run_chains(chains, wanted, store, **options)
-    if kind != "data-order" and only is None:
+    if kind != DATA_ORDER and only is None:
         for result, parent in zip(results, parents):
             result.levels = [parent.levels[0], *result.levels]
     return results

@@ -18,6 +18,9 @@ import statistics
 from dataclasses import asdict, dataclass
 from typing import Any, Mapping, Sequence
 
+from .branches import PRUNING_AT_INIT, RANDOM_PRUNE, REINIT, RESET_INIT
+from .imp import IMP
+
 # Two-sided 95% quantiles of Student's t with 1..30 degrees of freedom (standard tables); beyond 30
 # the normal 1.96 is within 2% of the t quantile.
 _T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
@@ -123,8 +126,8 @@ def study_claims(study) -> list[Claim]:
     0 (at the deepest level both chains reach); the barrier falls from the earliest to the latest k;
     stabler tickets are more accurate (slope of accuracy on barrier across k, per seed)."""
     claims: list[Claim | None] = []
-    dense = _by_seed(study.levels("imp", study.main_rewind).get(0, []))
-    chains = {k: study.levels("imp", k) for k in study.rewinds()}
+    dense = _by_seed(study.levels(IMP, study.main_rewind).get(0, []))
+    chains = {k: study.levels(IMP, k) for k in study.rewinds()}
     for k, levels in chains.items():
         deepest = max(levels)
         if deepest == 0:
@@ -134,7 +137,7 @@ def study_claims(study) -> list[Claim]:
                             dense, margin=-MATCHING_MARGIN))
         for kind, name, source in BASELINE_CLAIMS:
             rows = study.levels(kind, k).get(deepest)
-            if rows and not (kind == "reset-init" and study.iterations(k) == 0):
+            if rows and not (kind == RESET_INIT and study.iterations(k) == 0):
                 claims.append(judge(f"ticket (rewind {k}) > {name}", source, where, ticket, _by_seed(rows)))
         claims += _pruning_at_init_claims(study, k, levels)
     reset = next((k for k in chains if study.iterations(k) == 0), None)
@@ -172,8 +175,6 @@ def study_claims(study) -> list[Claim]:
 def _pruning_at_init_claims(study, k: str, chain: Mapping[int, Sequence[Mapping[str, Any]]]) -> list[Claim | None]:
     """[PaI]: at the sparsest level each method reaches, IMP's ticket beats the method, and shuffling
     the method's mask within each layer does not hurt it (it matches the unshuffled mask)."""
-    from .branches import PRUNING_AT_INIT
-
     claims: list[Claim | None] = []
     for kind in PRUNING_AT_INIT:
         found = study.levels(kind, k)
@@ -189,9 +190,9 @@ def _pruning_at_init_claims(study, k: str, chain: Mapping[int, Sequence[Mapping[
     return claims
 
 
-BASELINE_CLAIMS = (("reinit", "random reinitialisation", "[LTH] §2, §5; [SCALE] §3"),
-                   ("random-prune", "random pruning", "[LTH] §2; [SCALE] §3; [LMC] §4"),
-                   ("reset-init", "reset to init", "[SCALE] §3 (late resetting)"))
+BASELINE_CLAIMS = ((REINIT, "random reinitialisation", "[LTH] §2, §5; [SCALE] §3"),
+                   (RANDOM_PRUNE, "random pruning", "[LTH] §2; [SCALE] §3; [LMC] §4"),
+                   (RESET_INIT, "reset to init", "[SCALE] §3 (late resetting)"))
 
 
 def _by_seed(summaries: Sequence[Mapping[str, Any]]) -> dict[int, float]:

@@ -99,6 +99,7 @@ class Adopted:
     changes: dict[str, Any] = field(default_factory=dict)  # summary fields of this run (kind, rewind, ...)
 
 
+IMP = "imp"  # the kind of an IMP chain (the config default)
 DENSE = "dense"  # the kind of a dense run: level 0 only, shared by every IMP chain that starts from it
 
 
@@ -424,7 +425,7 @@ def run_imp_many(configs: list[ExperimentConfig], levels: int, store: Store | st
         configs = [module_config(c, options["model"]) for c in configs]
     if levels < 0:
         raise ConfigError(f"--levels must be 0 or more, got {levels}")
-    if any(c.kind != "imp" for c in configs):
+    if any(c.kind != IMP for c in configs):
         raise ConfigError("run_imp takes IMP configs, got kinds " + ", ".join(sorted({c.kind for c in configs})))
     for c in {json.dumps([dataclasses.asdict(c.model), dataclasses.asdict(c.prune)], sort_keys=True): c
               for c in configs}.values():  # before any training: can the levels be reached?

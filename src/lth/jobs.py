@@ -17,12 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from .branches import branch_config, branch_levels, run_branch_many
+from .branches import DATA_ORDER, branch_config, branch_levels, run_branch_many
 from .config import ExperimentConfig
-from .imp import DENSE, dense_config, run_dense_many, run_imp_many
+from .imp import DENSE, IMP, dense_config, run_dense_many, run_imp_many
 from .store import Run, Store
 
-IMP, STABILITY = "imp", "stability"
+STABILITY = "stability"
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ class Job:
             return [dense_config(c) for c in self.configs]
         if self.what == IMP:
             return list(self.configs)
-        return [branch_config(c, "data-order" if self.what == STABILITY else self.what) for c in self.configs]
+        return [branch_config(c, DATA_ORDER if self.what == STABILITY else self.what) for c in self.configs]
 
     @property
     def key(self) -> str:
@@ -139,11 +139,11 @@ def branch_jobs(kind: str, configs: list[ExperimentConfig], levels: int, only: l
 def stability_jobs(configs: list[ExperimentConfig], level: int, points: int = 30, batch_norm: str = "recompute",
                    train_examples: int = 5000, replicas: str | int = "auto") -> list[Job]:
     """The level-`level` tickets of `configs`, their data-order copies, and their measurement."""
-    jobs = branch_jobs("data-order", configs, level, [level], replicas)
+    jobs = branch_jobs(DATA_ORDER, configs, level, [level], replicas)
     measure = {"points": points, "batch_norm": batch_norm, "train_examples": train_examples}
     by_key = {(job.what, _ids(job.configs), job.level): job for job in jobs}
     for group in seed_groups(configs, replicas):
-        needs = (by_key[IMP, _ids(group), level].key, by_key["data-order", _ids(group), level].key)
+        needs = (by_key[IMP, _ids(group), level].key, by_key[DATA_ORDER, _ids(group), level].key)
         jobs.append(Job(f"{_label(group)}: stability of level {level}", group, level, STABILITY, needs, measure=measure))
     return jobs
 

@@ -15,15 +15,16 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from .aggregate import mean_std
-from .branches import BASELINES, BRANCHES, pruning_at_init
-from .imp import DENSE
+from .branches import (BASELINES, BRANCHES, DATA_ORDER, RANDOM_PRUNE, REINIT, RESET_INIT, pruning_at_init,
+                       starts_at_rewind)
+from .imp import DENSE, IMP
 from .claims import HEADER as CLAIMS_HEADER, Claim, study_claims, warnings as claim_warnings
 from .steps import Step
 from .store import CONFIG_FILE, Run, Store, atomic_write, read_json, write_json
 
 # One colour per method, the same in every figure.
-COLORS = {"imp": "#1f77b4", "reset-init": "#d62728", "reinit": "#2ca02c", "random-prune": "#9467bd",
-          "dense": "#7f7f7f", "pruning": "#ff7f0e", "data-order": "#1f77b4", "barrier": "#d62728",
+COLORS = {IMP: "#1f77b4", RESET_INIT: "#d62728", REINIT: "#2ca02c", RANDOM_PRUNE: "#9467bd",
+          DENSE: "#7f7f7f", "pruning": "#ff7f0e", DATA_ORDER: "#1f77b4", "barrier": "#d62728",
           "barrier-train": "#8c564b",
           # pruning at initialization; its sanity checks (METHOD+check) share the method's colour, dashed
           "magnitude-init": "#bcbd22", "snip": "#17becf", "grasp": "#e377c2", "synflow": "#8c564b"}
@@ -60,7 +61,7 @@ class Study:
     def __init__(self, runs: list[Run]):
         self.runs = runs
         self.preset = next((r.config.preset for r in runs if r.config.preset), "") or runs[0].config.model.name
-        imp = [r for r in runs if r.config.kind == "imp"]
+        imp = [r for r in runs if r.config.kind == IMP]
         # the main rewind step: the preset's if it has runs, else the one with the longest chains
         self.main_rewind = max({r.config.rewind for r in imp},
                                key=lambda k: (k == runs[0].config.rewind, max((len(r.levels_done()) for r in imp
@@ -78,7 +79,7 @@ class Study:
 
     def rewinds(self) -> list[str]:
         """The rewind steps of the IMP chains, earliest first."""
-        return sorted({r.config.rewind for r in self.runs if r.config.kind == "imp"}, key=self.iterations)
+        return sorted({r.config.rewind for r in self.runs if r.config.kind == IMP}, key=self.iterations)
 
     def iterations(self, rewind: str) -> int:
         """A rewind step in iterations, as the runs resolved it (epochs need the data's epoch length)."""
@@ -88,14 +89,14 @@ class Study:
         for run in self.runs:
             if run.config.rewind == rewind:
                 for level in run.levels_done():
-                    if level > 0 and run.config.kind in ("imp", "random-prune"):
+                    if level > 0 and starts_at_rewind(run.config.kind):
                         return run.summary(level)["start_iteration"]
         return step.amount * 10**9  # not resolvable from the store: order epochs after iterations
 
     def methods(self) -> list[Curve]:
         """Every accuracy-vs-level curve: IMP at each rewind step, then each baseline off each chain."""
         rewinds = self.rewinds()
-        curves = [Curve(f"imp rewind {k}", "imp", k, self.levels("imp", k)) for k in rewinds]
+        curves = [Curve(f"imp rewind {k}", IMP, k, self.levels(IMP, k)) for k in rewinds]
         for kind in (*BASELINES, *(k for k in BRANCHES if pruning_at_init(k))):
             for k in rewinds:
                 found = self.levels(kind, k)
@@ -104,7 +105,7 @@ class Study:
         return curves
 
     def dense(self) -> list[float]:
-        return [row["test_accuracy"] for row in self.levels("imp", self.main_rewind).get(0, [])]
+        return [row["test_accuracy"] for row in self.levels(IMP, self.main_rewind).get(0, [])]
 
     @functools.cached_property
     def stability_rows(self) -> list[dict[str, Any]]:
@@ -112,7 +113,7 @@ class Study:
         batch-norm handling, train examples: the file name's part after "stability_")."""
         rows = []
         for run in self.runs:
-            if run.config.kind == "data-order":
+            if run.config.kind == DATA_ORDER:
                 for path in sorted(run.dir.glob("level_*/stability_*.json")):
                     rows.append({**read_json(path), "settings": path.stem.removeprefix("stability_")})
         return rows
@@ -318,7 +319,7 @@ def missing_parts(study: Study, methods, stability) -> list[str]:
     """What a full study has that this store lacks, as advice."""
     notes = []
     for kind in BASELINES:
-        if kind == "reset-init" and study.iterations(study.main_rewind) == 0:
+        if kind == RESET_INIT and study.iterations(study.main_rewind) == 0:
             continue  # at k = 0 the IMP run is the reset-to-init ticket
         if not any(curve.kind == kind for curve in methods):
             notes.append(f"no `{kind}` baseline yet: `lth branch {kind} --preset {study.preset}` (or `lth reproduce`)")
@@ -413,7 +414,7 @@ def _plot_accuracy(study: Study, methods: list[Curve]) -> bytes:
     point (its IMP chain and the baselines trained off it) side by side on one y axis."""
     import matplotlib.pyplot as plt
 
-    with_baselines = [k for k in study.rewinds() if any(c.rewind == k and c.kind != "imp" for c in methods)]
+    with_baselines = [k for k in study.rewinds() if any(c.rewind == k and c.kind != IMP for c in methods)]
     panels = [[c for c in methods if c.rewind == k] for k in with_baselines] if len(with_baselines) > 1 else [methods]
     fig, axes = plt.subplots(1, len(panels), figsize=(7.5 if len(panels) == 1 else 5.5 * len(panels), 4.8),
                              sharey=True, squeeze=False)
@@ -422,17 +423,17 @@ def _plot_accuracy(study: Study, methods: list[Curve]) -> bytes:
     for ax, curves in zip(axes[0], panels):
         if dense:
             mean, std = mean_std(dense)
-            ax.axhspan(100 * (mean - std), 100 * (mean + std), color=COLORS["dense"], alpha=0.2)
-            ax.axhline(100 * mean, color=COLORS["dense"], lw=1, label=f"dense ({100 * mean:.1f}%)")
+            ax.axhspan(100 * (mean - std), 100 * (mean + std), color=COLORS[DENSE], alpha=0.2)
+            ax.axhline(100 * mean, color=COLORS[DENSE], lw=1, label=f"dense ({100 * mean:.1f}%)")
         for curve in curves:
             rows_by_level = list(curve.levels.values())
             xs = [100 * statistics.fmean(r["weights_remaining"] for r in rows) for rows in rows_by_level]
             means = [statistics.fmean(100 * r["test_accuracy"] for r in rows) for rows in rows_by_level]
             low = [m - min(100 * r["test_accuracy"] for r in rows) for m, rows in zip(means, rows_by_level)]
             high = [max(100 * r["test_accuracy"] for r in rows) - m for m, rows in zip(means, rows_by_level)]
-            style = REWIND_STYLES[rewinds.index(curve.rewind) % len(REWIND_STYLES)] if curve.kind == "imp" else "-"
+            style = REWIND_STYLES[rewinds.index(curve.rewind) % len(REWIND_STYLES)] if curve.kind == IMP else "-"
             # random pruning's weights depend on the rewind step: say which, unless the panel title does
-            label = f"{curve.label} (rewind {curve.rewind})" if len(panels) == 1 and curve.label == "random-prune" \
+            label = f"{curve.label} (rewind {curve.rewind})" if len(panels) == 1 and curve.label == RANDOM_PRUNE \
                 else curve.label
             ax.errorbar(xs, means, yerr=[low, high], color=COLORS[curve.kind.partition("+")[0]],
                         ls="--" if "+" in curve.kind else style, marker="o", ms=3, capsize=2,
@@ -471,7 +472,7 @@ def _plot_stability(study: Study, stability) -> bytes:
     xs = list(range(len(rows)))  # rewind points evenly spaced, labelled by their step
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.6))
     panels = ((axes[0], (("pruning", "pruning_l2_normalized", "stability to pruning"),
-                         ("data-order", "data_order_l2_normalized", "stability to data order")),
+                         (DATA_ORDER, "data_order_l2_normalized", "stability to data order")),
                "relative L2 distance (lower = more stable)", 1.0),
               (axes[1], (("barrier", "barrier_test", "barrier, test error"),
                          ("barrier-train", "barrier_train", "barrier, train error")),
@@ -503,7 +504,7 @@ def _plot_accuracy_vs_stability(study: Study, stability) -> bytes:
     xs = [r["data_order_l2_normalized"] for r in stability]
     ys = [100 * r["test_accuracy"] for r in stability]
     fig, ax = plt.subplots(figsize=(6.5, 4.8))
-    ax.scatter(xs, ys, color=COLORS["imp"])
+    ax.scatter(xs, ys, color=COLORS[IMP])
     for r, x, y in zip(stability, xs, ys):
         ax.annotate(f"k={r['rewind']}, L{r['level']}", (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
     corr = _pearson(xs, ys)

@@ -12,9 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from .branches import BASELINES
+from .branches import BASELINES, RESET_INIT
 from .config import ExperimentConfig
 from .errors import ConfigError
+from .imp import IMP
+from .jobs import STABILITY, run_inline, stage_jobs, study_dense_jobs
 from .steps import Step
 from .store import Store, read_json, write_json
 
@@ -24,7 +26,7 @@ from .store import Store, read_json, write_json
 class Stage:
     """One part of a study, for every seed: an IMP chain, a baseline off it, or a stability measurement."""
 
-    what: str  # "imp", a baseline kind (branches.BASELINES) or "stability"
+    what: str  # IMP, a baseline kind (branches.BASELINES) or STABILITY
     rewind: str
     level: int  # the chain's deepest level, or the level whose ticket is measured
     only: tuple[int, ...] | None = None  # a baseline at these levels only (None: every level)
@@ -50,11 +52,11 @@ class StudyPlan:
         `jobs.study_jobs` turns into executor jobs."""
         stages = []
         for rewind in dict.fromkeys((config.rewind, *self.baseline_rewinds)):
-            stages.append(Stage("imp", rewind, self.levels))
+            stages.append(Stage(IMP, rewind, self.levels))
             # reset-init at k = 0 would be the IMP run itself, trained again: leave it out
             stages += [Stage(kind, rewind, self.levels, self.baseline_levels or None) for kind in BASELINES
-                       if not (kind == "reset-init" and Step.parse(rewind).amount == 0)]
-        stages += [Stage("stability", point, self.stability_level) for point in self.rewind_points]
+                       if not (kind == RESET_INIT and Step.parse(rewind).amount == 0)]
+        stages += [Stage(STABILITY, point, self.stability_level) for point in self.rewind_points]
         return stages
 
 
@@ -100,7 +102,6 @@ def reproduce(config: ExperimentConfig, plan: StudyPlan, store: Store | str | Pa
               log: Callable[[str], None] = print, **options) -> dict[str, Any]:
     """Run the whole study inline -- the jobs of `jobs.study_jobs`, the graph every executor runs --
     and return where each part is stored."""
-    from .jobs import IMP, STABILITY, run_inline, stage_jobs, study_dense_jobs
 
     store = store if isinstance(store, Store) else Store(store)
     check_plan(plan)
