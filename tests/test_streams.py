@@ -91,7 +91,7 @@ def test_new_configs_use_the_new_streams_and_old_ones_keep_theirs(mnist1d):
     raw = tiny_config().to_dict()
     del raw["train"]["streams"]  # a config.json from before the field
     assert ExperimentConfig.from_dict(raw).train.streams == 1
-    with pytest.raises(Exception, match="train.streams must be 1"):
+    with pytest.raises(Exception, match="unknown train.streams value 3: use 1, 2"):
         tiny_config(**{"train.streams": 3})
     new = DeviceLoader(mnist1d.x_train, mnist1d.y_train, 50, 0, torch.device("cpu"), streams=2)
     old = DeviceLoader(mnist1d.x_train, mnist1d.y_train, 50, 0, torch.device("cpu"), streams=1)

@@ -118,7 +118,7 @@ def fan_out(args: argparse.Namespace, config: ExperimentConfig, jobs_of: Any) ->
     options = ExecutorOptions(args.executor, args.workers, args.gpus_per_job, args.cpus_per_job, args.timeout_min,
                               args.slurm_partition, args.slurm_array_parallelism, _key_values(args.slurm_option))
     store = Store(args.store)
-    load_dataset(config.data.dataset, args.data_root, store.cache_dir)  # bad data fails here, once, not in every job
+    load_dataset(config.data.dataset, args.data_root, store.cache_dir, config.data.options)  # bad data fails here, once, not in every job
     jobs = jobs_of()
     log = lambda text: print(text, file=sys.stderr)  # noqa: E731 - stdout stays for the results
     log(f"{len(jobs)} job(s) on the {args.executor} executor; logs in {store.root / '_jobs'}")

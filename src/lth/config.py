@@ -63,6 +63,8 @@ class Bounds:
 class DataConfig:
     dataset: str = option("mnist1d", flag="--dataset", help="dataset name: mnist1d, mnist, cifar10, cifar100, imagenet")
     augment: bool = option(False, help="on-device augmentation (random crop + flip) for image datasets")
+    options: Mapping[str, Any] = option(factory=dict, help="the dataset's generation arguments (mnist1d only: keys of "
+                                        "mnist1d's get_dataset_args, e.g. num_samples, corr_noise_scale, iid_noise_scale)")
 
 
 @dataclass(frozen=True)
@@ -177,7 +179,7 @@ class ExperimentConfig:
 # Fields added after 0.1.0 ((section, name); section "" is the top level), with the value every
 # config had before the field existed: left out of the hash at that value, and assumed where a
 # config (a run's config.json) does not name the field.
-ADDED_LATER = {("train", "precision"): "fp32", ("train", "streams"): 1}
+ADDED_LATER = {("train", "precision"): "fp32", ("train", "streams"): 1, ("data", "options"): {}}
 
 
 def config_hash(config: ExperimentConfig) -> str:

@@ -63,7 +63,7 @@ def module_config(config: ExperimentConfig, module: nn.Module) -> ExperimentConf
 
 def prepare(config: ExperimentConfig, data_root: str | Path | None = None, cache_dir: str | Path | None = None,
             device: str | torch.device = "auto", data=None, model: nn.Module | None = None) -> Setup:
-    data = data if data is not None else load_dataset(config.data.dataset, data_root, cache_dir)
+    data = data if data is not None else load_dataset(config.data.dataset, data_root, cache_dir, config.data.options)
     ipe = max(1, data.num_train // config.train.batch_size)
     total = to_iterations(config.train.iterations, ipe)
     rewind = to_iterations(config.rewind, ipe)

@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
+import inspect
+from typing import Any, Callable, Mapping
 
 from ..errors import ConfigError
 from .loader import DeviceLoader, TensorDataset
 
-# name -> loader(root, cache_dir); other formats register themselves in their own modules.
-LOADERS: dict[str, Callable[[Path | None, Path | None], TensorDataset]] = {}
+# name -> loader(root, cache_dir[, options]); other formats register themselves in their own modules.
+# Only a loader that takes `options` (generation arguments) accepts data.options.
+LOADERS: dict[str, Callable[..., TensorDataset]] = {}
 
 
 def register(name: str):
@@ -19,10 +21,10 @@ def register(name: str):
 
 
 @register("mnist1d")
-def _mnist1d(root: Path | None, cache_dir: Path | None) -> TensorDataset:
+def _mnist1d(root: Path | None, cache_dir: Path | None, options: Mapping[str, Any] | None = None) -> TensorDataset:
     from .embedded import load_mnist1d
 
-    return load_mnist1d(cache_dir)
+    return load_mnist1d(cache_dir, options)
 
 
 @register("mnist")
@@ -53,10 +55,20 @@ def _imagenet(root: Path | None, cache_dir: Path | None):
     return load_imagenet(root, cache_dir)
 
 
-def load_dataset(name: str, root: str | Path | None = None, cache_dir: str | Path | None = None):
+def load_dataset(name: str, root: str | Path | None = None, cache_dir: str | Path | None = None,
+                 options: Mapping[str, Any] | None = None):
+    """The dataset `name` from `root`; `options` (data.options) are generation arguments, for the
+    loaders that generate their data (mnist1d)."""
     if name not in LOADERS:
         raise ConfigError(f"unknown dataset {name!r}; known: {', '.join(sorted(LOADERS))}")
-    return LOADERS[name](Path(root) if root else None, Path(cache_dir) if cache_dir else None)
+    loader = LOADERS[name]
+    where = (Path(root) if root else None, Path(cache_dir) if cache_dir else None)
+    if not options:
+        return loader(*where)
+    if "options" not in inspect.signature(loader).parameters:
+        raise ConfigError(f"dataset {name!r} takes no data.options (got {', '.join(sorted(options))}): it is read "
+                          "from its files as they are")
+    return loader(*where, options=options)
 
 
 __all__ = ["DeviceLoader", "TensorDataset", "load_dataset", "register", "LOADERS"]

@@ -1,38 +1,54 @@
 """MNIST-1D (Greydanus 2020): generated procedurally by the `mnist1d` package, no download.
 
 The arrays are generated once with the package's default arguments (4000 train / 1000 test
-sequences of length 40, 10 classes) and cached in the store, so later runs load them in ms.
+sequences of length 40, 10 classes), or with those `data.options` changes (e.g. more samples,
+more noise), and cached in the store under a key of all the arguments, so later runs load them in ms.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, Mapping
 
 import numpy as np
 import torch
 
+from ..errors import ConfigError
 from .loader import TensorDataset
 
 
-def _generate() -> dict[str, np.ndarray]:
-    from mnist1d.data import get_dataset_args, make_dataset  # procedural; never the download path
-
-    data = make_dataset(get_dataset_args())
-    return {"x": data["x"], "y": data["y"], "x_test": data["x_test"], "y_test": data["y_test"]}
-
-
-def _arguments_key() -> str:
+def _arguments(options: Mapping[str, Any] | None) -> dict[str, Any]:
+    """mnist1d's default generation arguments with `options` applied (unknown names refused)."""
     from mnist1d.data import get_dataset_args
 
     args = get_dataset_args(as_dict=True)
     args.pop("url", None)
+    unknown = sorted(set(options or {}) - set(args))
+    if unknown:
+        raise ConfigError(f"unknown mnist1d data.options {', '.join(unknown)}; known: {', '.join(sorted(args))}")
+    return {**args, **(options or {})}
+
+
+def _generate(args: dict[str, Any]) -> dict[str, np.ndarray]:
+    from mnist1d.data import make_dataset  # procedural; never the download path
+
+    try:
+        data = make_dataset(SimpleNamespace(**args))
+    except Exception as exc:  # the package's own checks raise many types
+        raise ConfigError(f"mnist1d cannot generate data with data.options {args}: {type(exc).__name__}: {exc}") from None
+    return {"x": data["x"], "y": data["y"], "x_test": data["x_test"], "y_test": data["y_test"]}
+
+
+def _arguments_key(args: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(args, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def load_mnist1d(cache_dir: Path | None = None) -> TensorDataset:
+def load_mnist1d(cache_dir: Path | None = None, options: Mapping[str, Any] | None = None) -> TensorDataset:
     arrays = None
-    cache = Path(cache_dir) / f"mnist1d-{_arguments_key()}.npz" if cache_dir is not None else None
+    args = _arguments(options)
+    cache = Path(cache_dir) / f"mnist1d-{_arguments_key(args)}.npz" if cache_dir is not None else None
     if cache is not None and cache.exists():
         try:
             with np.load(cache) as stored:
@@ -40,7 +56,7 @@ def load_mnist1d(cache_dir: Path | None = None) -> TensorDataset:
         except (OSError, ValueError, KeyError):
             arrays = None  # a damaged cache is regenerated, never trusted
     if arrays is None:
-        arrays = _generate()
+        arrays = _generate(args)
         if cache is not None:
             from ..store import atomic_write
 
