@@ -297,6 +297,11 @@ def resume_name(trainings: list[Training]) -> str:
     return f"resume_group_{members}.pt"
 
 
+def _as_json(section: Any) -> str:
+    """A config section as a dict key (its mapping fields, e.g. model.options, are not hashable)."""
+    return json.dumps(dataclasses.asdict(section), sort_keys=True)
+
+
 def replica_groups(trainings: list[Training], replicas: str | int = "auto") -> list[list[Training]]:
     """Split one level's trainings into groups trained together: same model, data and training
     config, same start and checkpoints, no optimizer state to restore, no half-done resume file."""
@@ -312,8 +317,7 @@ def replica_groups(trainings: list[Training], replicas: str | int = "auto") -> l
                 or c.train.precision == "fp16":  # one GradScaler for K copies: one's overflow would skip all steps
             alone.append([t])
             continue
-        key = (json.dumps(dataclasses.asdict(c.model), sort_keys=True), c.data, c.train, t.plan.start_iteration,
-               t.plan.checkpoint_steps)
+        key = (_as_json(c.model), _as_json(c.data), c.train, t.plan.start_iteration, t.plan.checkpoint_steps)
         groups.setdefault(key, []).append(t)
     chunks = [group[i:i + size] for group in groups.values() for i in range(0, len(group), size)]
     return chunks + alone
