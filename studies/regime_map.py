@@ -38,6 +38,11 @@ REGIMES: dict[str, dict[str, object]] = {
     "sgd-0.1": {"train.optimizer": "sgd", "train.lr": 0.1, "train.momentum": 0.9},
     "sgd-0.1-warmup": {"train.optimizer": "sgd", "train.lr": 0.1, "train.momentum": 0.9, "train.warmup": "150it"},
     "sgd-0.3": {"train.optimizer": "sgd", "train.lr": 0.3, "train.momentum": 0.9},
+    # Depth: 4 or 8 residual 500 -> 500 layers instead of 1 (mnist1d_mlp's `blocks`) at [LTH]'s rate. A
+    # probe of the dense network (1 seed, k = 0) found the barrier growing with depth: 2.6% (1 layer),
+    # 4.3% (4), 11.4% (8) -- [SCALE]'s "deeper networks are unstable at initialisation".
+    "deep4-adam-1.2e-3": {"model.options": {"blocks": 4}, "train.optimizer": "adam", "train.lr": 1.2e-3},
+    "deep8-adam-1.2e-3": {"model.options": {"blocks": 8}, "train.optimizer": "adam", "train.lr": 1.2e-3},
 }
 def row_fields(levels: list[int]) -> list[str]:
     fields = ["regime", "rewind", "seed", "dense"]

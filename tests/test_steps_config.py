@@ -92,3 +92,62 @@ def test_a_config_file_with_values_of_the_wrong_type_is_refused(tmp_path):
         with pytest.raises(ConfigError) as error:
             ExperimentConfig.from_dict(raw)
         assert message in str(error.value)
+
+
+# ---------------------------------------------------------------- steps canonicalised: one address per run
+
+def _run_dirs(store):
+    return sorted(p.parent.name for p in store.glob("*/config.json"))
+
+
+def test_a_run_written_in_epochs_and_in_iterations_is_one_run(tmp_path, mnist1d):
+    from lth.experiment import canonical
+    from lth.imp import run_imp
+    from lth.store import Store
+
+    in_epochs = tiny_config(**{"train.iterations": "1ep", "train.eval_every": "20it"})  # 4000 / 50 = 80 it per epoch
+    in_iterations = tiny_config(**{"train.iterations": "80it", "train.eval_every": "20it"})
+    assert in_epochs.hash() != in_iterations.hash()
+    assert canonical([in_epochs], Store(tmp_path), data=mnist1d) == [in_iterations]
+    first = run_imp(in_epochs, 1, tmp_path, quiet=True, data=mnist1d)
+    runs = _run_dirs(tmp_path)
+    second = run_imp(in_iterations, 1, tmp_path, quiet=True, data=mnist1d)
+    assert second.run_dir == first.run_dir == str(tmp_path / in_iterations.hash())
+    assert _run_dirs(tmp_path) == runs  # nothing trained twice
+    assert [r["test_accuracy"] for r in second.levels] == [r["test_accuracy"] for r in first.levels]
+
+
+def test_the_cli_resolves_epochs_before_addressing_and_study_points_collapse(tmp_path, capsys):
+    from lth.experiment import canonical_steps
+    from lth.reproduce import StudyPlan
+    from lth.store import Store
+
+    common = ["imp", "--preset", "mnist1d_mlp", "--levels", "0", "--store", str(tmp_path), "--json", "--quiet",
+              "--rewind", "0it", "--set", "train.eval_every=20it"]
+    assert main(common + ["--iterations", "1ep"]) == 0  # mnist1d_mlp: batch 100, 40 iterations per epoch
+    first = json.loads(capsys.readouterr().out)
+    assert main(common + ["--iterations", "40it"]) == 0
+    second = json.loads(capsys.readouterr().out)
+    assert first["run_dir"] == second["run_dir"] and len(_run_dirs(tmp_path)) == 2  # the IMP run and its dense run
+    config = tiny_config()
+    assert canonical_steps(("0ep", "0it", "1ep", "10it"), config, Store(tmp_path)) == ("0it", "0it", "80it", "10it")
+    plan = StudyPlan(rewind_points=("0ep", "0it", "1ep"), baseline_rewinds=("0ep",)).in_iterations(config, Store(tmp_path))
+    assert plan.rewind_points == ("0it", "80it") and plan.baseline_rewinds == ("0it",)
+
+
+def test_a_run_stored_under_its_epochs_before_canonicalisation_keeps_its_address(tmp_path, mnist1d):
+    """Stores written before steps were canonicalised hold epoch-written runs under their own hash."""
+    import shutil
+
+    from lth.imp import dense_config, run_imp
+    from lth.store import CONFIG_FILE, write_json
+
+    in_epochs = tiny_config(**{"train.iterations": "1ep", "train.eval_every": "20it"})
+    in_iterations = tiny_config(**{"train.iterations": "80it", "train.eval_every": "20it"})
+    run_imp(in_iterations, 1, tmp_path, quiet=True, data=mnist1d)
+    for new, old in ((in_iterations, in_epochs), (dense_config(in_iterations), dense_config(in_epochs))):
+        shutil.move(tmp_path / new.hash(), tmp_path / old.hash())  # as an old lth stored them
+        write_json(tmp_path / old.hash() / CONFIG_FILE, old.to_dict())
+    runs = _run_dirs(tmp_path)
+    again = run_imp(in_epochs, 1, tmp_path, quiet=True, data=mnist1d)
+    assert again.run_dir == str(tmp_path / in_epochs.hash()) and _run_dirs(tmp_path) == runs

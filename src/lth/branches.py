@@ -28,7 +28,7 @@ from torch import nn
 
 from .config import ExperimentConfig
 from .errors import ConfigError
-from .experiment import Setup, module_config
+from .experiment import Setup, canonical, module_config
 from .imp import IMP, Adopted, Chain, ImpResult, LevelPlan, load_optimizer_state, rewind_state, run_chains, run_imp_many
 from .masks import Mask, random_prune
 from .seeds import copy_data_seed, random_prune_seed, reinit_seed
@@ -139,6 +139,7 @@ def run_branch_many(kind: str, configs: list[ExperimentConfig], levels: int, sto
     store = store if isinstance(store, Store) else Store(store)
     if options.get("model") is not None:
         configs = [module_config(c, options["model"]) for c in configs]
+    configs = canonical(configs, store, options.get("data_root"), options.get("data"))
     wanted = branch_levels(kind, levels, only)
     parents = run_imp_many(configs, levels, store, **options)
     branches = [branch_config(c, kind, data_seed) for c in configs]

@@ -164,7 +164,11 @@ def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
         overrides[key.strip()] = value
     if config.model.options and "model.name" in overrides and overrides["model.name"] != config.model.name:
         overrides["model.options"] = {}  # options of the preset's model do not fit another model
-    return config.override(overrides) if overrides else config
+    config = config.override(overrides) if overrides else config
+    from .experiment import canonical
+    from .store import Store
+
+    return canonical([config], Store(args.store), args.data_root)[0]  # steps in iterations: the runs' addresses
 
 
 def _steps(text: str) -> tuple[str, ...]:
@@ -307,8 +311,11 @@ def cmd_stability(args: argparse.Namespace) -> int:
 
     from .jobs import stability_jobs, unique
 
+    from .experiment import canonical_steps
+    from .store import Store
+
     config = config_from_args(args)
-    points = list(_steps(args.rewind_points or config.rewind))
+    points = list(canonical_steps(_steps(args.rewind_points or config.rewind), config, Store(args.store), args.data_root))
     fan_out(args, config, lambda: unique([job for point in points for job in stability_jobs(
         [c.override({"rewind": point}) for c in seed_configs(config, args)], args.level, args.interpolation_points,
         args.batch_norm, replicas=args.replicas)]))
@@ -355,6 +362,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     from .report import write_report
     from .jobs import study_jobs
     from .reproduce import check_plan, default_plan, reproduce
+    from .store import Store
 
     config = config_from_args(args)
     plan = default_plan(config)
@@ -372,6 +380,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     seeds = _parse_seeds(args.seeds)
     if seeds:
         plan = replace(plan, seeds=tuple(seeds))
+    plan = plan.in_iterations(config, Store(args.store), args.data_root)
     log = (lambda text: print(text, file=sys.stderr)) if args.json else print
     log(f"reproducing {config.preset or config.model.name}: levels 0..{plan.levels}, baselines, stability of level "
         f"{plan.stability_level} at rewind {','.join(plan.rewind_points)}; seeds {','.join(map(str, plan.seeds))}")

@@ -160,6 +160,22 @@ class ExperimentConfig:
     def hash(self) -> str:
         return config_hash(self)
 
+    def uses_epochs(self) -> bool:
+        """Whether any step of this config is written in epochs (which only the data can resolve)."""
+        t = self.train
+        return any(Step.parse(s).unit == "ep" for s in (t.iterations, t.warmup, t.eval_every, self.rewind, *t.lr_drops))
+
+    def in_iterations(self, iterations_per_epoch: int) -> ExperimentConfig:
+        """This config with every step in iterations ("2ep" -> "782it" at 391 iterations per epoch),
+        so a run written in epochs and the same run written in iterations have one address."""
+        def it(step: str) -> str:
+            return f"{Step.parse(step).iterations(iterations_per_epoch)}it"
+
+        t = self.train
+        train = dataclasses.replace(t, iterations=it(t.iterations), warmup=it(t.warmup), eval_every=it(t.eval_every),
+                                    lr_drops=tuple(map(it, t.lr_drops)))
+        return dataclasses.replace(self, train=train, rewind=it(self.rewind))
+
     def override(self, assignments: Mapping[str, Any]) -> ExperimentConfig:
         """Return a copy with dotted keys replaced, e.g. {"train.lr": "0.1", "seed": 3}."""
         raw = self.to_dict()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,10 +62,50 @@ def module_config(config: ExperimentConfig, module: nn.Module) -> ExperimentConf
                             "model.options": {"fingerprint": digest.hexdigest()[:16]}})
 
 
+_TRAINING_SET_SIZES: dict[tuple[str, str, str], int] = {}  # (dataset, options, root): examples, per process
+
+
+def epoch_length(config: ExperimentConfig, data_root: str | Path | None = None,
+                 cache_dir: str | Path | None = None, data=None) -> int:
+    """Iterations per epoch of `config` on its data (the last incomplete batch is dropped, as in prepare)."""
+    if data is None:
+        key = (config.data.dataset, json.dumps(dict(config.data.options), sort_keys=True), str(data_root))
+        if key not in _TRAINING_SET_SIZES:  # (an ImageNet folder is scanned once, not per config)
+            _TRAINING_SET_SIZES[key] = load_dataset(config.data.dataset, data_root, cache_dir,
+                                                    config.data.options).num_train
+        size = _TRAINING_SET_SIZES[key]
+    else:
+        size = data.num_train
+    return max(1, size // config.train.batch_size)
+
+
+def canonical(configs: list[ExperimentConfig], store, data_root: str | Path | None = None,
+              data=None) -> list[ExperimentConfig]:
+    """Each config with its steps in iterations, the form runs are addressed by: `--iterations 2ep`
+    and the same number of iterations name one run. Configs written in iterations (every preset but
+    ImageNet's) come back as they are without touching the data; a run stored before steps were
+    canonicalised (under its epochs) keeps its address."""
+    resolved = []
+    for config in configs:
+        if not config.uses_epochs():
+            resolved.append(config)
+            continue
+        in_iterations = config.in_iterations(epoch_length(config, data_root, store.cache_dir, data))
+        legacy = store.run(config).dir.exists() and not store.run(in_iterations).dir.exists()
+        resolved.append(config if legacy else in_iterations)
+    return resolved
+
+
+def canonical_steps(steps: tuple[str, ...] | list[str], config: ExperimentConfig, store, data_root=None,
+                    data=None) -> tuple[str, ...]:
+    """Rewind steps (--rewind-points) in the form `canonical` gives them for `config`."""
+    return tuple(canonical([config.override({"rewind": step})], store, data_root, data)[0].rewind for step in steps)
+
+
 def prepare(config: ExperimentConfig, data_root: str | Path | None = None, cache_dir: str | Path | None = None,
             device: str | torch.device = "auto", data=None, model: nn.Module | None = None) -> Setup:
     data = data if data is not None else load_dataset(config.data.dataset, data_root, cache_dir, config.data.options)
-    ipe = max(1, data.num_train // config.train.batch_size)
+    ipe = epoch_length(config, data=data)
     total = to_iterations(config.train.iterations, ipe)
     rewind = to_iterations(config.rewind, ipe)
     if rewind >= total:

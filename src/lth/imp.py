@@ -24,7 +24,7 @@ from torch import nn
 from .config import ExperimentConfig, PruneConfig
 from .errors import ConfigError, StepError, StoreError, TrainingDiverged
 from .distributed import barrier, world_size
-from .experiment import Setup, module_config, prepare
+from .experiment import Setup, canonical, module_config, prepare
 from .masks import Mask, check_levels, empty_layer_error, layer_fractions, magnitude_prune
 from .models import MODELS, build_model
 from .replicas import group_size, replica_optimizer_state, replica_state, stack_masks, stack_models
@@ -435,6 +435,7 @@ def run_imp_many(configs: list[ExperimentConfig], levels: int, store: Store | st
               for c in configs}.values():  # before any training: can the levels be reached?
         check_levels(options["model"] if options.get("model") is not None else shape_model(c), c.prune, levels)
     store = store if isinstance(store, Store) else Store(store)
+    configs = canonical(configs, store, options.get("data_root"), options.get("data"))
     pending = [c for c in configs if not store.run(c).level_done(0)]
     if pending:
         run_dense_many(pending, store, **options)

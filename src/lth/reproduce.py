@@ -8,13 +8,14 @@ trained with another data order). `StudyPlan.stages` is the one definition of th
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
 from .branches import BASELINES, RESET_INIT
 from .config import ExperimentConfig
 from .errors import ConfigError
+from .experiment import canonical, canonical_steps
 from .imp import IMP
 from .jobs import STABILITY, run_inline, stage_jobs, study_dense_jobs
 from .steps import Step
@@ -42,6 +43,13 @@ class StudyPlan:
     # rewind step): [SCALE]'s contrast of resetting (k = 0) with rewinding (k > 0), side by side.
     baseline_rewinds: tuple[str, ...] = ()
     baseline_levels: tuple[int, ...] = ()  # the levels that get baselines (empty: all of 1..levels)
+
+    def in_iterations(self, config: ExperimentConfig, store: Store, data_root=None, data=None) -> StudyPlan:
+        """The plan with its rewind steps as `experiment.canonical` writes them for `config`."""
+        def steps(points: tuple[str, ...]) -> tuple[str, ...]:
+            return tuple(dict.fromkeys(canonical_steps(points, config, store, data_root, data)))
+
+        return replace(self, rewind_points=steps(self.rewind_points), baseline_rewinds=steps(self.baseline_rewinds))
 
     def seeded(self, config: ExperimentConfig) -> list[ExperimentConfig]:
         """`config` for each seed of the plan (init and data-order seed = the seed)."""
@@ -105,6 +113,8 @@ def reproduce(config: ExperimentConfig, plan: StudyPlan, store: Store | str | Pa
 
     store = store if isinstance(store, Store) else Store(store)
     check_plan(plan)
+    config = canonical([config], store, options.get("data_root"), options.get("data"))[0]
+    plan = plan.in_iterations(config, store, options.get("data_root"), options.get("data"))
     began = time.perf_counter()
     summary = {"imp": [], "branches": [], "stability": []}
     seeded = plan.seeded(config)

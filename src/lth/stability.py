@@ -24,7 +24,7 @@ from torch import nn
 from .branches import run_branch, run_branch_many
 from .config import ExperimentConfig
 from .errors import ConfigError
-from .experiment import Setup, module_config, prepare
+from .experiment import Setup, canonical, module_config, prepare
 from .imp import run_imp
 from .masks import Mask
 from .models import MODELS
@@ -171,6 +171,7 @@ def measure_stability(config: ExperimentConfig, level: int, store: Store | str |
     store = store if isinstance(store, Store) else Store(store)
     if options.get("model") is not None:
         config = module_config(config, options["model"])
+    config = canonical([config], store, options.get("data_root"), options.get("data"))[0]
     imp = run_imp(config, level, store, **options)
     copy = run_branch("data-order", config, level, store, only=[level], **options)
     cache = measurement_path(Path(copy.run_dir), level, points, batch_norm, train_examples)
