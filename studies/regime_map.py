@@ -43,6 +43,9 @@ REGIMES: dict[str, dict[str, object]] = {
     # 4.3% (4), 11.4% (8) -- [SCALE]'s "deeper networks are unstable at initialisation".
     "deep4-adam-1.2e-3": {"model.options": {"blocks": 4}, "train.optimizer": "adam", "train.lr": 1.2e-3},
     "deep8-adam-1.2e-3": {"model.options": {"blocks": 8}, "train.optimizer": "adam", "train.lr": 1.2e-3},
+    # ... and at Adam 5e-3 (the one-layer network's best dense rate), where the 4-layer dense network's barrier
+    # at k = 0 was 23% in the same probe.
+    "deep4-adam-5e-3": {"model.options": {"blocks": 4}, "train.optimizer": "adam", "train.lr": 5e-3},
 }
 def row_fields(levels: list[int]) -> list[str]:
     fields = ["regime", "rewind", "seed", "dense"]

@@ -4,6 +4,8 @@ chain shows: unstable at k = 0 with no ticket advantage over reinit, and stable 
 ticket beating reinit and random pruning and matching dense.
 
     .venv/bin/python studies/regime_summary.py [studies/results/regime_map_runs.csv]
+
+Writes, beside the runs CSV: regime_map.csv (the summary), regime_map.md (README's table) and regime_map.png.
 """
 from __future__ import annotations
 
@@ -62,8 +64,27 @@ def summarize(runs_csv: Path, out: Path) -> list[dict[str, str]]:
         writer.writeheader()
         writer.writerows(table)
     _plot(cells, regimes, levels, out / "regime_map.png")
+    (out / "regime_map.md").write_text(markdown(table, levels))
     _print(table, levels)
     return table
+
+
+def markdown(table: list[dict[str, str]], levels: list[int]) -> str:
+    """README's regime-map table: accuracies (%) at the first level, the paired differences with their
+    intervals and verdicts (verdict "holds" in bold) at both levels, and the chain column."""
+    first, last = levels[0], levels[-1]
+    head = (["regime", "k", "seeds", "dense", f"% weights L{first}", "ticket", "reinit", "random", f"barrier L{first}",
+             f"ticket − reinit L{first}", f"ticket − random L{first}", f"% weights L{last}", f"ticket − reinit L{last}",
+             f"ticket − random L{last}", f"rewound − reset L{first}", "chain"])
+    keys = ["regime", "rewind", "seeds", "dense", f"weights_L{first}", f"ticket_L{first}", f"reinit_L{first}",
+            f"random_L{first}", f"barrier_L{first}", f"vs_reinit_L{first}", f"vs_random_L{first}", f"weights_L{last}",
+            f"vs_reinit_L{last}", f"vs_random_L{last}", f"vs_reset_L{first}", "chain"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in table:
+        cells = [row[k].replace(" holds", " **holds**") if row[k] else "–" for k in keys]
+        cells[8] += "%"
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def _chain_part(row: dict[str, str], level: int, table: list[dict[str, str]]) -> str:

@@ -33,3 +33,7 @@ def test_summary_judges_each_cell_and_names_the_chain(tmp_path):
     assert by_k["50it"]["vs_reinit_L10"].endswith("holds") and by_k["50it"]["vs_reset_L10"].startswith("+5.00")
     assert by_k["50it"]["chain"] == "stable, winning ticket"
     assert (tmp_path / "regime_map.csv").exists() and (tmp_path / "regime_map.png").stat().st_size > 10_000
+    lines = (tmp_path / "regime_map.md").read_text().splitlines()
+    assert len(lines) == 4 and lines[0].startswith("| regime | k | seeds | dense |")
+    assert "| x | 50it | 3 | 60.00 |" in lines[3] and "**holds**" in lines[3] and lines[3].endswith("stable, winning ticket |")
+    assert "| 10.00% |" in lines[2] and "within noise" in lines[2]  # the k = 0 barrier and its ticket = reinit
