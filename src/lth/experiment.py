@@ -6,6 +6,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -15,6 +16,9 @@ from .data import load_dataset
 from .errors import StepError
 from .models import build_model
 from .steps import to_iterations
+
+if TYPE_CHECKING:
+    from .store import Store
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -79,7 +83,7 @@ def epoch_length(config: ExperimentConfig, data_root: str | Path | None = None,
     return max(1, size // config.train.batch_size)
 
 
-def canonical(configs: list[ExperimentConfig], store, data_root: str | Path | None = None,
+def canonical(configs: list[ExperimentConfig], store: Store, data_root: str | Path | None = None,
               data=None) -> list[ExperimentConfig]:
     """Each config with its steps in iterations, the form runs are addressed by: `--iterations 2ep`
     and the same number of iterations name one run. Configs written in iterations (every preset but
@@ -96,7 +100,7 @@ def canonical(configs: list[ExperimentConfig], store, data_root: str | Path | No
     return resolved
 
 
-def canonical_steps(steps: tuple[str, ...] | list[str], config: ExperimentConfig, store, data_root=None,
+def canonical_steps(steps: tuple[str, ...] | list[str], config: ExperimentConfig, store: Store, data_root=None,
                     data=None) -> tuple[str, ...]:
     """Rewind steps (--rewind-points) in the form `canonical` gives them for `config`."""
     return tuple(canonical([config.override({"rewind": step})], store, data_root, data)[0].rewind for step in steps)
