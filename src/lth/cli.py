@@ -118,7 +118,8 @@ def fan_out(args: argparse.Namespace, config: ExperimentConfig, jobs_of: Any) ->
     options = ExecutorOptions(args.executor, args.workers, args.gpus_per_job, args.cpus_per_job, args.timeout_min,
                               args.slurm_partition, args.slurm_array_parallelism, _key_values(args.slurm_option))
     store = Store(args.store)
-    load_dataset(config.data.dataset, args.data_root, store.cache_dir, config.data.options)  # bad data fails here, once, not in every job
+    # bad data fails here, once, not in every job
+    load_dataset(config.data.dataset, args.data_root, store.cache_dir, config.data.options)
     jobs = jobs_of()
     log = lambda text: print(text, file=sys.stderr)  # noqa: E731 - stdout stays for the results
     log(f"{len(jobs)} job(s) on the {args.executor} executor; logs in {store.root / '_jobs'}")
@@ -309,13 +310,13 @@ def cmd_stability(args: argparse.Namespace) -> int:
     from .aggregate import aggregate_rows
     from .stability import find_rewind, stability_sweep_many
 
-    from .jobs import stability_jobs, unique
-
     from .experiment import canonical_steps
+    from .jobs import stability_jobs, unique
     from .store import Store
 
     config = config_from_args(args)
-    points = list(canonical_steps(_steps(args.rewind_points or config.rewind), config, Store(args.store), args.data_root))
+    asked = _steps(args.rewind_points or config.rewind)
+    points = list(canonical_steps(asked, config, Store(args.store), args.data_root))
     fan_out(args, config, lambda: unique([job for point in points for job in stability_jobs(
         [c.override({"rewind": point}) for c in seed_configs(config, args)], args.level, args.interpolation_points,
         args.batch_norm, replicas=args.replicas)]))

@@ -93,7 +93,8 @@ class TrainConfig:
     # copy's seed): 2 gives each purpose its own independent stream (seeds.py); 1 is the scheme of
     # lth 0.1, whose streams overlap (seed 1000's network was seed 0's reinitialisation). Stored
     # configs without the field are 1, so old runs keep their addresses and bits.
-    streams: int = option(2, choices=(1, 2), what="train.streams value", help="random streams: 2, one independent stream per purpose; 1, lth 0.1's overlapping ones")
+    streams: int = option(2, choices=(1, 2), what="train.streams value",
+                          help="random streams: 2, one independent stream per purpose; 1, lth 0.1's overlapping ones")
 
 
 @dataclass(frozen=True)

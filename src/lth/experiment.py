@@ -71,7 +71,8 @@ _TRAINING_SET_SIZES: dict[tuple[str, str, str], int] = {}  # (dataset, options, 
 
 def epoch_length(config: ExperimentConfig, data_root: str | Path | None = None,
                  cache_dir: str | Path | None = None, data=None) -> int:
-    """Iterations per epoch of `config` on its data (the last incomplete batch is dropped, as in prepare)."""
+    """Iterations per epoch of `config` on its data: training examples // batch (the loader drops the
+    last incomplete batch). Without `data`, the training-set size is read once per process."""
     if data is None:
         key = (config.data.dataset, json.dumps(dict(config.data.options), sort_keys=True), str(data_root))
         if key not in _TRAINING_SET_SIZES:  # (an ImageNet folder is scanned once, not per config)

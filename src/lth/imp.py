@@ -431,8 +431,8 @@ def run_imp_many(configs: list[ExperimentConfig], levels: int, store: Store | st
         raise ConfigError(f"--levels must be 0 or more, got {levels}")
     if any(c.kind != IMP for c in configs):
         raise ConfigError("run_imp takes IMP configs, got kinds " + ", ".join(sorted({c.kind for c in configs})))
-    for c in {json.dumps([dataclasses.asdict(c.model), dataclasses.asdict(c.prune)], sort_keys=True): c
-              for c in configs}.values():  # before any training: can the levels be reached?
+    # before any training: can the levels be reached?
+    for c in {(_as_json(c.model), _as_json(c.prune)): c for c in configs}.values():
         check_levels(options["model"] if options.get("model") is not None else shape_model(c), c.prune, levels)
     store = store if isinstance(store, Store) else Store(store)
     configs = canonical(configs, store, options.get("data_root"), options.get("data"))

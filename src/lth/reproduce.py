@@ -110,7 +110,6 @@ def reproduce(config: ExperimentConfig, plan: StudyPlan, store: Store | str | Pa
               log: Callable[[str], None] = print, **options) -> dict[str, Any]:
     """Run the whole study inline -- the jobs of `jobs.study_jobs`, the graph every executor runs --
     and return where each part is stored."""
-
     store = store if isinstance(store, Store) else Store(store)
     check_plan(plan)
     config = canonical([config], store, options.get("data_root"), options.get("data"))[0]

@@ -1,8 +1,8 @@
 """Datasets by name. Each loader reads a standard on-disk format; nothing is downloaded."""
 from __future__ import annotations
 
-from pathlib import Path
 import inspect
+from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from ..errors import ConfigError
