@@ -33,7 +33,7 @@ part() {  # part NAME SECONDS COMMAND...: run with a time limit, log to $out/NAM
 # 1. the device-parametrized tests (tests/conftest.py DEVICES), on CUDA
 part tests 120 python3 -m pytest -q -p no:cacheprovider -k cuda tests/test_train.py tests/test_replicas.py \
     tests/test_init_pruning.py tests/test_branches_stability.py
-# 2. ResNet-20 it/s: the per-sample DataLoader loop, lth fp32, bf16, bf16 + compile
+# 2. ResNet-20 it/s: the per-sample DataLoader loop, lth fp32, bf16, bf16 + compile, CUDA graphs (fp32, bf16)
 part resnet20 180 python3 benchmarks/gpu_resnet20.py --steps 300 --repeats 2 --variants dataloader,fp32,bf16,bf16+compile,fp32+graphs,bf16+graphs
 # 3. stacked replicas against sequential runs
 part replicas 100 python3 benchmarks/replicas.py --device cuda --ks 1,2,4,8,16 --steps 200 --repeats 2 --cache /tmp/lth-cache
