@@ -21,6 +21,8 @@ def test_summary_judges_each_cell_and_names_the_chain(tmp_path):
         # k = 0: unstable (barrier 10%), ticket = reinit; k = 50: stable (1%), ticket beats everything by 5 points
         rows.append(["x", "0it", seed, 0.60, 0.11, 0.70 + noise, 0.70, 0.60, 0.10, 1.0])
         rows.append(["x", "50it", seed, 0.60, 0.11, 0.75 + noise, 0.70, 0.60, 0.01, 0.5])
+        # k = 150: stable, beats random pruning, ties reinit, and loses to dense by 10 points
+        rows.append(["x", "150it", seed, 0.80, 0.11, 0.70 + noise, 0.70, 0.60, 0.01, 0.5])
     runs = tmp_path / "regime_map_runs.csv"
     with runs.open("w", newline="") as handle:
         writer = csv.writer(handle)
@@ -32,8 +34,9 @@ def test_summary_judges_each_cell_and_names_the_chain(tmp_path):
     assert by_k["0it"]["chain"] == "unstable, no ticket advantage"
     assert by_k["50it"]["vs_reinit_L10"].endswith("holds") and by_k["50it"]["vs_reset_L10"].startswith("+5.00")
     assert by_k["50it"]["chain"] == "stable, winning ticket"
+    assert by_k["150it"]["chain"] == "stable, no winning ticket (≥ dense contradicted, > reinit within noise)"
     assert (tmp_path / "regime_map.csv").exists() and (tmp_path / "regime_map.png").stat().st_size > 10_000
     lines = (tmp_path / "regime_map.md").read_text().splitlines()
-    assert len(lines) == 4 and lines[0].startswith("| regime | k | seeds | dense |")
+    assert len(lines) == 5 and lines[0].startswith("| regime | k | seeds | dense |")
     assert "| x | 50it | 3 | 60.00 |" in lines[3] and "**holds**" in lines[3] and lines[3].endswith("stable, winning ticket |")
     assert "| 10.00% |" in lines[2] and "within noise" in lines[2]  # the k = 0 barrier and its ticket = reinit
