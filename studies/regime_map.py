@@ -38,6 +38,10 @@ REGIMES: dict[str, dict[str, object]] = {
     "sgd-0.1": {"train.optimizer": "sgd", "train.lr": 0.1, "train.momentum": 0.9},
     "sgd-0.1-warmup": {"train.optimizer": "sgd", "train.lr": 0.1, "train.momentum": 0.9, "train.warmup": "150it"},
     "sgd-0.3": {"train.optimizer": "sgd", "train.lr": 0.3, "train.momentum": 0.9},
+    # Higher SGD rates (0.3 was stable at k = 0 only just, barrier 1.3%): [SCALE]'s instability at k = 0 comes
+    # with high rates. At 0.6 the dense network diverged (NaN loss between iterations 1000 and 1100).
+    "sgd-0.45": {"train.optimizer": "sgd", "train.lr": 0.45, "train.momentum": 0.9},
+    "sgd-0.6": {"train.optimizer": "sgd", "train.lr": 0.6, "train.momentum": 0.9},
     # Depth: 4 or 8 residual 500 -> 500 layers instead of 1 (mnist1d_mlp's `blocks`) at [LTH]'s rate. A
     # probe of the dense network (1 seed, k = 0) found the barrier growing with depth: 2.6% (1 layer),
     # 4.3% (4), 11.4% (8) -- [SCALE]'s "deeper networks are unstable at initialisation".

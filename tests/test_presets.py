@@ -29,6 +29,8 @@ EXPECTED = {
     "mnist1d_mlp": dict(model="mnist1d_mlp", optimizer="adam", lr=2e-2, batch=100, iterations="1500it", rewind="50it"),
     "mnist1d_mlp_lth": dict(model="mnist1d_mlp", optimizer="adam", lr=1.2e-3, batch=100, iterations="1500it",
                             rewind="0it"),
+    "mnist1d_mlp_scale": dict(model="mnist1d_mlp", optimizer="adam", lr=2e-2, batch=100, iterations="1500it",
+                              rewind="50it"),
 }
 
 
@@ -73,6 +75,21 @@ def test_preset_matches_its_source(name):
             assert getattr(t, field) == want[key]
     if t.optimizer == "sgd":  # the deep networks: momentum 0.9, weight decay 1e-4
         assert (t.momentum, t.weight_decay, t.nesterov) == (0.9, 1e-4, False)
+
+
+@pytest.mark.parametrize("preset, regime", [("mnist1d_mlp_lth", "adam-1.2e-3"), ("mnist1d_mlp_scale", "w125-adam-2e-2")])
+def test_regime_presets_are_the_cells_the_map_measured(preset, regime):
+    # Chosen from studies/regime_map.py: each preset must train exactly that regime's networks.
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("regime_map", Path(__file__).parent.parent / "studies" / "regime_map.py")
+    regime_map = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(regime_map)
+    measured = get_preset("mnist1d_mlp").override(regime_map.REGIMES[regime])
+    config = get_preset(preset)
+    assert (config.data, config.model, config.train, config.prune) == (measured.data, measured.model, measured.train,
+                                                                       measured.prune)
 
 
 def test_resnet50_lr_follows_the_linear_scaling_rule():

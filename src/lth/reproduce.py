@@ -74,6 +74,8 @@ class StudyPlan:
 # 8 took a minute more) and the stability of its level-8 ticket. mnist1d_mlp_lth: [LTH]'s
 # reset-to-init study, with the barrier at k = 0 and 50.
 PLANS: dict[str, StudyPlan] = {
+    "mnist1d_mlp_scale": StudyPlan(levels=10, rewind_points=("0it", "50it"), stability_level=10, seeds=(0, 1, 2, 3, 4),
+                                   baseline_rewinds=("0it",), baseline_levels=(10,)),
     "mnist1d_mlp": StudyPlan(levels=8, rewind_points=("0it", "50it"), stability_level=8, seeds=(0, 1, 2),
                              baseline_rewinds=("0it",), baseline_levels=(8,)),
     "mnist1d_mlp_lth": StudyPlan(levels=8, rewind_points=("0it", "50it"), stability_level=8, seeds=(0, 1, 2),
