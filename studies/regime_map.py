@@ -55,8 +55,10 @@ REGIMES: dict[str, dict[str, object]] = {
     # network overfits less, and the 4x test set halves the measurement noise of each accuracy.
     "adam-2e-2-n20k": {"data.options": {"num_samples": 20000}, "train.optimizer": "adam", "train.lr": 2e-2},
     "adam-1.2e-3-n20k": {"data.options": {"num_samples": 20000}, "train.optimizer": "adam", "train.lr": 1.2e-3},
-    # Width: a quarter (125) and twice (1000) the hidden width at [M1D]'s rate, the regime unstable at k = 0.
+    # Width: a quarter (125), half (250) and twice (1000) the hidden width at [M1D]'s rate, the regime unstable
+    # at k = 0. Width 125 is the preset mnist1d_mlp_scale.
     "w125-adam-2e-2": {"model.options": {"hidden": 125}, "train.optimizer": "adam", "train.lr": 2e-2},
+    "w250-adam-2e-2": {"model.options": {"hidden": 250}, "train.optimizer": "adam", "train.lr": 2e-2},
     "w1000-adam-2e-2": {"model.options": {"hidden": 1000}, "train.optimizer": "adam", "train.lr": 2e-2},
 }
 def row_fields(levels: list[int]) -> list[str]:

@@ -556,8 +556,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: the preset's study plan; '' for none)")
     p.add_argument("--baseline-levels", metavar="L,L,...", help="train the baselines at these levels only, e.g. "
                    "4,7,10 (default: the preset's study plan; most plans: every level)")
-    p.add_argument("--seeds", metavar="S,S,...", help="seeds (default: the preset's study plan, e.g. 0,1,2 for "
-                   "mnist1d_mlp; 0 for presets without one)")
+    p.add_argument("--seeds", metavar="S,S,...", help="seeds (default: the preset's study plan, e.g. 0,1,2,3,4 for "
+                   "mnist1d_mlp_scale, 0,1,2 for mnist1d_mlp; 0 for presets without one)")
     p.add_argument("--out", metavar="DIR", help="report directory (default <store>/report)")
     _add_config_flags(p)
     _add_run_flags(p)
