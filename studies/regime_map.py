@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from lth.branches import run_branch_many
+from lth.errors import TrainingDiverged
 from lth.imp import run_imp_many
 from lth.presets import get_preset
 from lth.stability import measure_stability_many
@@ -117,8 +118,12 @@ def main(argv: list[str] | None = None) -> int:
         for regime in args.regimes.split(","):
             for rewind in args.rewind_points.split(","):
                 began = time.perf_counter()
-                rows = measure_cell(regime, rewind, [int(s) for s in args.seeds.split(",")], levels, args.store,
-                                    args.quiet)
+                try:
+                    rows = measure_cell(regime, rewind, [int(s) for s in args.seeds.split(",")], levels, args.store,
+                                        args.quiet)
+                except TrainingDiverged as exc:  # a regime past the stable rates: say so, map the rest
+                    print(f"{regime} k={rewind}: diverged ({exc})", file=sys.stderr, flush=True)
+                    continue
                 keys = {(r["regime"], r["rewind"], str(r["seed"])) for r in rows}
                 existing = [r for r in existing if (r["regime"], r["rewind"], r["seed"]) not in keys]
                 existing += [{k: str(v) for k, v in r.items()} for r in rows]
