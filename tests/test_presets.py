@@ -1,5 +1,7 @@
 """Presets: each builds, carries the cited hyperparameters, and rewinds to a point inside training."""
+import importlib.util
 import math
+from pathlib import Path
 
 import pytest
 
@@ -77,12 +79,10 @@ def test_preset_matches_its_source(name):
         assert (t.momentum, t.weight_decay, t.nesterov) == (0.9, 1e-4, False)
 
 
-@pytest.mark.parametrize("preset, regime", [("mnist1d_mlp_lth", "adam-1.2e-3"), ("mnist1d_mlp_scale", "w125-adam-2e-2")])
+@pytest.mark.parametrize("preset, regime", [("mnist1d_mlp_lth", "adam-1.2e-3"),
+                                            ("mnist1d_mlp_scale", "w125-adam-2e-2")])
 def test_regime_presets_are_the_cells_the_map_measured(preset, regime):
     # Chosen from studies/regime_map.py: each preset must train exactly that regime's networks.
-    import importlib.util
-    from pathlib import Path
-
     spec = importlib.util.spec_from_file_location("regime_map", Path(__file__).parent.parent / "studies" / "regime_map.py")
     regime_map = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(regime_map)

@@ -40,3 +40,27 @@ def test_summary_judges_each_cell_and_names_the_chain(tmp_path):
     assert len(lines) == 5 and lines[0].startswith("| regime | k | seeds | dense |")
     assert "| x | 50it | 3 | 60.00 |" in lines[3] and "**holds**" in lines[3] and lines[3].endswith("stable, winning ticket |")
     assert "| 10.00% |" in lines[2] and "within noise" in lines[2]  # the k = 0 barrier and its ticket = reinit
+
+
+def test_regime_map_reports_a_diverged_regime_and_maps_the_rest(tmp_path, monkeypatch, capsys):
+    from lth.errors import TrainingDiverged
+
+    monkeypatch.syspath_prepend(str(STUDIES))
+    spec = importlib.util.spec_from_file_location("regime_map", STUDIES / "regime_map.py")
+    regime_map = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(regime_map)
+
+    def measure_cell(regime, rewind, seeds, levels, store, quiet):
+        if regime == "sgd-0.6":
+            raise TrainingDiverged("the training loss became nan between iterations 1000 and 1100")
+        return [{"regime": regime, "rewind": rewind, "seed": s, "dense": 0.6, "weights_L10": 0.11,
+                 "ticket_L10": 0.7 + s / 100, "reinit_L10": 0.7, "random_L10": 0.6, "barrier_L10": 0.01,
+                 "data_order_l2_L10": 0.5} for s in seeds]
+
+    monkeypatch.setattr(regime_map, "measure_cell", measure_cell)
+    assert regime_map.main(["--regimes", "sgd-0.6,sgd-0.3", "--seeds", "0,1,2", "--rewind-points", "0it",
+                            "--levels", "10", "--out", str(tmp_path)]) == 0
+    assert "sgd-0.6 k=0it: diverged (the training loss became nan" in capsys.readouterr().err
+    with (tmp_path / "regime_map_runs.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(r["regime"], r["seed"]) for r in rows] == [("sgd-0.3", "0"), ("sgd-0.3", "1"), ("sgd-0.3", "2")]
