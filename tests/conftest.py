@@ -33,3 +33,18 @@ def tiny_config(**changes) -> ExperimentConfig:
 @pytest.fixture
 def tiny():
     return tiny_config
+
+
+def load_study(name: str):
+    """A script of studies/ as a module (studies/ is not a package; its scripts import each other by name)."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    studies = Path(__file__).resolve().parent.parent / "studies"
+    if str(studies) not in sys.path:
+        sys.path.append(str(studies))
+    spec = importlib.util.spec_from_file_location(name, studies / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

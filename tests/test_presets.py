@@ -1,9 +1,8 @@
 """Presets: each builds, carries the cited hyperparameters, and rewinds to a point inside training."""
-import importlib.util
 import math
-from pathlib import Path
 
 import pytest
+from conftest import load_study
 
 from lth.config import ExperimentConfig
 from lth.masks import layer_fractions
@@ -83,10 +82,7 @@ def test_preset_matches_its_source(name):
                                             ("mnist1d_mlp_scale", "w125-adam-2e-2")])
 def test_regime_presets_are_the_cells_the_map_measured(preset, regime):
     # Chosen from studies/regime_map.py: each preset must train exactly that regime's networks.
-    spec = importlib.util.spec_from_file_location("regime_map", Path(__file__).parent.parent / "studies" / "regime_map.py")
-    regime_map = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(regime_map)
-    measured = get_preset("mnist1d_mlp").override(regime_map.REGIMES[regime])
+    measured = get_preset("mnist1d_mlp").override(load_study("regime_map").REGIMES[regime])
     config = get_preset(preset)
     assert (config.data, config.model, config.train, config.prune) == (measured.data, measured.model, measured.train,
                                                                        measured.prune)

@@ -1,16 +1,7 @@
 """studies/regime_summary.py on a hand-made runs CSV: verdicts and the chain column come out as built."""
 import csv
-import importlib.util
-from pathlib import Path
 
-STUDIES = Path(__file__).resolve().parent.parent / "studies"
-
-
-def _summary_module():
-    spec = importlib.util.spec_from_file_location("regime_summary", STUDIES / "regime_summary.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from conftest import load_study
 
 
 def test_summary_judges_each_cell_and_names_the_chain(tmp_path):
@@ -28,7 +19,7 @@ def test_summary_judges_each_cell_and_names_the_chain(tmp_path):
         writer = csv.writer(handle)
         writer.writerow(fields)
         writer.writerows(rows)
-    table = _summary_module().summarize(runs, tmp_path)
+    table = load_study("regime_summary").summarize(runs, tmp_path)
     by_k = {row["rewind"]: row for row in table}
     assert by_k["0it"]["vs_reinit_L10"] == "+0.00 [-0.43, +0.43] within noise"  # t(2) 4.303 x sd 0.173 / sqrt 3
     assert by_k["0it"]["chain"] == "unstable, no ticket advantage"
@@ -45,10 +36,7 @@ def test_summary_judges_each_cell_and_names_the_chain(tmp_path):
 def test_regime_map_reports_a_diverged_regime_and_maps_the_rest(tmp_path, monkeypatch, capsys):
     from lth.errors import TrainingDiverged
 
-    monkeypatch.syspath_prepend(str(STUDIES))
-    spec = importlib.util.spec_from_file_location("regime_map", STUDIES / "regime_map.py")
-    regime_map = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(regime_map)
+    regime_map = load_study("regime_map")
 
     def measure_cell(regime, rewind, seeds, levels, store, quiet):
         if regime == "sgd-0.6":

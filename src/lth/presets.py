@@ -24,27 +24,28 @@ def _add(name: str, description: str, **fields) -> None:
     PRESETS[name] = Preset(description, ExperimentConfig(preset=name, **fields))
 
 
+def _mnist1d_mlp(name: str, description: str, lr: float, rewind: str, **model_options) -> None:
+    """The MNIST-1D MLP presets: [M1D]'s data, batch and 1500 iterations, layer-wise 20% (output 10%)."""
+    _add(name, description, data=DataConfig("mnist1d"), model=ModelConfig("mnist1d_mlp", model_options),
+         train=TrainConfig(optimizer="adam", lr=lr, batch_size=100, iterations="1500it", eval_every="100it"),
+         prune=PruneConfig(fraction=0.2, strategy="layerwise", layer_fractions={"output": 0.1}), rewind=rewind)
+
+
 # [M1D] lottery-ticket experiment with the MNIST-1D MLP (40 -> 500, residual 500 -> 500, -> 10):
 # Adam lr 2e-2, batch 100, ~1500 steps per round, layer-wise pruning.
 # Per round: hidden layers 20%, output layer 10% (the [LTH] convention for fully-connected nets).
 # Rewind: [M1D] reset to initialisation (`--rewind 0it`, also the reset-init baseline); we rewind
 # 50 iterations (3.3% of training) as [SCALE] does a few % into training (ResNet-20: 500 of 30K)
 # and as PAPERS.md's independent MNIST-1D measurement did.
-_add("mnist1d_mlp", "MNIST-1D residual MLP, Adam 2e-2, 1500 it/level, layer-wise 20% (output 10%), rewind 50it [M1D; SCALE]",
-     data=DataConfig("mnist1d"), model=ModelConfig("mnist1d_mlp"),
-     train=TrainConfig(optimizer="adam", lr=2e-2, batch_size=100, iterations="1500it", eval_every="100it"),
-     prune=PruneConfig(fraction=0.2, strategy="layerwise", layer_fractions={"output": 0.1}),
-     rewind="50it")
+_mnist1d_mlp("mnist1d_mlp", "MNIST-1D residual MLP, Adam 2e-2, 1500 it/level, layer-wise 20% (output 10%), rewind 50it [M1D; SCALE]",
+             lr=2e-2, rewind="50it")
 
 # The same MLP and data in [LTH]'s regime: Adam at [LTH]'s LeNet-300-100 rate 1.2e-3 (Fig. 2), reset to
 # initialisation (k = 0, the original LTH). Chosen from studies/regime_map.py: at this rate training is
 # stable from initialisation (barrier < 2%) and reset-to-init tickets beat random reinitialisation and
 # random pruning, like LeNet on MNIST in [LTH]/[LMC]; at [M1D]'s 2e-2 (mnist1d_mlp) it is not.
-_add("mnist1d_mlp_lth", "MNIST-1D residual MLP in [LTH]'s regime: Adam 1.2e-3 (LeNet's rate), 1500 it/level, layer-wise 20% (output 10%), reset to init [LTH Fig. 2; M1D]",
-     data=DataConfig("mnist1d"), model=ModelConfig("mnist1d_mlp"),
-     train=TrainConfig(optimizer="adam", lr=1.2e-3, batch_size=100, iterations="1500it", eval_every="100it"),
-     prune=PruneConfig(fraction=0.2, strategy="layerwise", layer_fractions={"output": 0.1}),
-     rewind="0it")
+_mnist1d_mlp("mnist1d_mlp_lth", "MNIST-1D residual MLP in [LTH]'s regime: Adam 1.2e-3 (LeNet's rate), 1500 it/level, layer-wise 20% (output 10%), reset to init [LTH Fig. 2; M1D]",
+             lr=1.2e-3, rewind="0it")
 
 # The same MLP and data in [SCALE]'s regime: a quarter of the width (125 hidden units) at [M1D]'s Adam 2e-2,
 # rewound to k = 50 (3% of training). Chosen from studies/regime_map.py (w125-adam-2e-2, 5 seeds), the one
@@ -52,11 +53,8 @@ _add("mnist1d_mlp_lth", "MNIST-1D residual MLP in [LTH]'s regime: Adam 1.2e-3 (L
 # and within noise of random reinitialisation; rewound to 50 it is stable (1%) and beats reinit, random
 # pruning, dense and the ticket reset to init. At width 500 (mnist1d_mlp) rewinding stabilises it too but the
 # ticket never beats reinit.
-_add("mnist1d_mlp_scale", "MNIST-1D residual MLP at width 125 in [SCALE]'s regime: Adam 2e-2, 1500 it/level, layer-wise 20% (output 10%), rewind 50it [SCALE; M1D]",
-     data=DataConfig("mnist1d"), model=ModelConfig("mnist1d_mlp", {"hidden": 125}),
-     train=TrainConfig(optimizer="adam", lr=2e-2, batch_size=100, iterations="1500it", eval_every="100it"),
-     prune=PruneConfig(fraction=0.2, strategy="layerwise", layer_fractions={"output": 0.1}),
-     rewind="50it")
+_mnist1d_mlp("mnist1d_mlp_scale", "MNIST-1D residual MLP at width 125 in [SCALE]'s regime: Adam 2e-2, 1500 it/level, layer-wise 20% (output 10%), rewind 50it [SCALE; M1D]",
+             lr=2e-2, rewind="50it", hidden=125)
 
 # [LTH] Figure 2: LeNet-300-100 on MNIST, Adam 1.2e-3, batch 60, 50K iterations,
 # layer-wise pruning fc 20%, output 10% per round; reset to initialisation.
