@@ -9,7 +9,10 @@ import torch
 import lth
 from lth import run_imp
 from lth.cli import main
+from lth.hardware import blas, cpu_model, hardware
 from lth.imp import dense_config
+from lth.report import write_report
+from lth.store import Store
 from conftest import tiny_config
 
 TRAIN_MODULE = sys.modules["lth.train"]  # (`lth.train` is the function)
@@ -27,7 +30,9 @@ def test_each_level_records_how_it_was_executed_and_ls_shows_it(tmp_path, mnist1
     result = run_imp(tiny_config(), 1, tmp_path, quiet=True, data=mnist1d)
     assert result.levels[1]["execution"] == {"processes": 1, "device": "cpu", "precision": "fp32", "replicas": 1,
                                              "threads": 2, "compile": False, "torch": torch.__version__,
-                                             "lth": lth.__version__}
+                                             "lth": lth.__version__, "hardware": hardware()}
+    assert hardware() == f"{cpu_model()} ({torch.backends.cpu.get_cpu_capability()}, {blas()})"
+    assert cpu_model() and blas() in torch.__config__.show()
     assert "warning" not in capsys.readouterr().err  # trained in one go: nothing to warn about
     torch.set_num_threads(1)
     extended = run_imp(tiny_config(), 2, tmp_path, quiet=True, data=mnist1d)
@@ -37,8 +42,8 @@ def test_each_level_records_how_it_was_executed_and_ls_shows_it(tmp_path, mnist1
                                                "settings than level 1 (threads 2 -> 1)")
     assert main(["ls", "--store", str(tmp_path)]) == 0
     [line] = [line for line in capsys.readouterr().out.splitlines() if line.startswith(tiny_config().hash())]
-    assert line.endswith(f"ok; cpu 2thr fp32 torch {torch.__version__} lth {lth.__version__} | "
-                         f"cpu 1thr fp32 torch {torch.__version__} lth {lth.__version__} (levels differ)")
+    here = f"torch {torch.__version__} lth {lth.__version__} on {hardware()}"
+    assert line.endswith(f"ok; cpu 2thr fp32 {here} | cpu 1thr fp32 {here} (levels differ)")
     assert main(["ls", "--store", str(tmp_path), "--json"]) == 0
     [row] = [row for row in json.loads(capsys.readouterr().out) if row["run"] == tiny_config().hash()]
     assert [e["threads"] for e in row["executions"]] == [2, 1]
@@ -66,3 +71,31 @@ def test_a_level_resumed_with_other_settings_warns(tmp_path, mnist1d, capsys, mo
     assert len(err) == 1 and "level 0 runs with other settings than level 0 before it was interrupted " \
         "(threads 2 -> 1)" in err[0]
     assert json.loads((level / "summary.json").read_text())["execution"]["threads"] == 1
+
+
+def _move_to_other_hardware(run_dir, level: int, name: str = "Other CPU (AVX2, openblas)") -> None:
+    """Rewrite a level's execution record as if it had been computed on another machine."""
+    path = run_dir / f"level_{level}" / "summary.json"
+    summary = json.loads(path.read_text())
+    summary["execution"]["hardware"] = name
+    path.unlink()  # (adopted levels are hard links: write a file of this run's own)
+    path.write_text(json.dumps(summary))
+
+
+def test_extending_or_comparing_runs_from_other_hardware_warns(tmp_path, mnist1d, capsys):
+    config = tiny_config()
+    first = run_imp(config, 1, tmp_path, quiet=True, data=mnist1d)
+    _move_to_other_hardware(tmp_path / config.hash(), 1)
+    capsys.readouterr()
+    run_imp(config, 2, tmp_path, quiet=True, data=mnist1d)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"hardware Other CPU (AVX2, openblas) -> {hardware()}" in err[0], err
+    assert main(["ls", "--store", str(tmp_path)]) == 0
+    [line] = [line for line in capsys.readouterr().out.splitlines() if line.startswith(config.hash())]
+    assert "on Other CPU (AVX2, openblas)" in line and f"on {hardware()}" in line and "(levels differ)" in line
+    (report,) = write_report(tmp_path, tmp_path / "report")
+    claims = json.loads((report / "claims.json").read_text())
+    assert sorted(claims["hardware"]) == sorted([hardware(), "Other CPU (AVX2, openblas)"])
+    [warning] = [w for w in claims["warnings"] if "different hardware" in w]
+    assert "Other CPU (AVX2, openblas)" in warning and "\n" not in warning
+    assert "Computed on: " in (report / "report.md").read_text() and first.trained == 1  # (level 0: the dense run)

@@ -390,7 +390,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     fan_out(args, config, lambda: study_jobs(config, plan, args.replicas))
     summary = reproduce(config, plan, args.store, log=log, **_run_options(args))
     summary["seconds"] = round(time.perf_counter() - began, 1)
-    reports = write_report(args.store, args.out)
+    reports = write_report(args.store, args.out, margin=args.margin / 100)
     if args.json:
         print(json.dumps({**summary, "reports": [str(r) for r in reports], "claims": _claims_json(reports)}))
         return 0
@@ -415,6 +415,9 @@ def _print_claims(reports: list[Path]) -> None:
             print(f"\nclaims of the papers on {found['preset']}, judged against the noise of the seeds "
                   "(paired differences, 95% t intervals):")
             print(text_table(claims))
+            if "family" in found:
+                print(f"{found['family']}; margin ±{100 * found['margin']:.2g} points; computed on "
+                      f"{'; '.join(found['hardware']) or 'hardware not recorded'}")
             for warning in found["warnings"]:
                 print(f"warning: {warning}")
 
@@ -422,7 +425,7 @@ def _print_claims(reports: list[Path]) -> None:
 def cmd_report(args: argparse.Namespace) -> int:
     from .report import write_report
 
-    reports = write_report(args.target, args.out)
+    reports = write_report(args.target, args.out, margin=args.margin / 100)
     if args.json:
         print(json.dumps({"reports": [str(r) for r in reports], "claims": _claims_json(reports)}))
         return 0
@@ -466,6 +469,21 @@ def cmd_ls(args: argparse.Namespace) -> int:
         print(f"{r['run']:<16}  {r['preset']:<17} {r['kind']:<12} {r['rewind'] or '-':>7} {r['seed']:>4} {r['levels_done']:>6} "
               f"{best:>8} {weights:>9}  {r['status']}; {executed}{mixed}")
     return 0
+
+
+def _margin(text: str) -> float:
+    value = float(text)
+    if not 0 < value < 100:
+        raise argparse.ArgumentTypeError(f"the margin is in points of accuracy, in (0, 100); got {text}")
+    return value
+
+
+def _add_margin_flag(p: argparse.ArgumentParser) -> None:
+    from .claims import DEFAULT_MARGIN
+
+    p.add_argument("--margin", type=_margin, default=100 * DEFAULT_MARGIN, metavar="POINTS",
+                   help="the equivalence margin of 'matches' claims and of 'no winning ticket' (TOST), and the "
+                   f"non-inferiority margin of 'matches or beats dense', in points (default {100 * DEFAULT_MARGIN:g})")
 
 
 def _add_level_flags(p: argparse.ArgumentParser) -> None:
@@ -559,6 +577,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", metavar="S,S,...", help="seeds (default: the preset's study plan, e.g. 0,1,2,3,4 for "
                    "mnist1d_mlp_scale, 0,1,2 for mnist1d_mlp; 0 for presets without one)")
     p.add_argument("--out", metavar="DIR", help="report directory (default <store>/report)")
+    _add_margin_flag(p)
     _add_config_flags(p)
     _add_run_flags(p)
     _add_executor_flags(p)
@@ -568,9 +587,12 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Write accuracy_vs_weights.png, stability_vs_rewind.png, accuracy_vs_stability.png, "
                        "interpolation.png, report.md, report.html, claims.json and results.csv for each study in a store. "
                        "The report opens with the papers' claims that the study can test, each judged from the "
-                       "paired differences over seeds: holds, within noise or contradicted.")
+                       "paired differences over seeds and judged with the study's other claims as one family (Holm): "
+                       "holds / contradicted / undecided, or for a 'matches' claim equivalent / not equivalent / "
+                       "undecided within --margin.")
     p.add_argument("target", nargs="?", default=DEFAULT_STORE, help="a store or one run directory (default ./lth_runs)")
     p.add_argument("--out", metavar="DIR", help="output directory (default <store>/report)")
+    _add_margin_flag(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_report)
 

@@ -25,6 +25,7 @@ from .config import ExperimentConfig, PruneConfig
 from .errors import ConfigError, StepError, StoreError, TrainingDiverged
 from .distributed import barrier, world_size
 from .experiment import Setup, canonical, module_config, prepare
+from .hardware import hardware
 from .masks import Mask, check_levels, empty_layer_error, layer_fractions, magnitude_prune
 from .models import MODELS, build_model
 from .replicas import group_size, replica_optimizer_state, replica_state, stack_masks, stack_models
@@ -247,15 +248,17 @@ def execution(device: torch.device, precision: str, replicas: int, compile: bool
     name = device.type if device.type != "cuda" else f"cuda:{torch.cuda.get_device_name(device)}"
     compile = compile_mode(device) if compile is True else compile
     return {"processes": world_size(), "device": name, "precision": precision, "replicas": replicas,
-            "threads": torch.get_num_threads(), "compile": compile, "torch": torch.__version__, "lth": __version__}
+            "threads": torch.get_num_threads(), "compile": compile, "torch": torch.__version__, "lth": __version__,
+            "hardware": hardware(device)}
 
 
 def describe_execution(how: dict[str, Any]) -> str:
-    """A compact label, e.g. "cpu 2thr fp32" or "cuda:NVIDIA H100 x8 4thr bf16 K3 compiled"."""
+    """A compact label, e.g. "cpu 2thr fp32 torch 2.13.0 lth 0.1.0 on AMD EPYC (AVX512, mkl)"."""
     return " ".join([how["device"] + (f" x{how['processes']}" if how["processes"] > 1 else ""), f"{how['threads']}thr",
                      how["precision"], *([f"K{how['replicas']}"] if how["replicas"] > 1 else []),
                      *([f"compiled {how['compile']}" if isinstance(how["compile"], str) else "compiled"]
-                       if how["compile"] else []), f"torch {how['torch']}", f"lth {how['lth']}"])
+                       if how["compile"] else []), f"torch {how['torch']}", f"lth {how['lth']}",
+                     *([f"on {how['hardware']}"] if how.get("hardware") else [])])
 
 
 def warn_if_executed_differently(t: Training, how: dict[str, Any], resuming: bool) -> None:
@@ -274,7 +277,8 @@ def warn_if_executed_differently(t: Training, how: dict[str, Any], resuming: boo
     for where, before in earlier:
         if not before or not is_main():
             continue
-        changed = [f"{key} {before.get(key)} -> {value}" for key, value in how.items() if before.get(key) != value]
+        # (a key the earlier record lacks was not recorded then: an older lth, not a change)
+        changed = [f"{key} {before[key]} -> {value}" for key, value in how.items() if key in before and before[key] != value]
         if changed:
             print(f"lth: warning: run {t.run.hash} level {t.level} runs with other settings than {where} "
                   f"({', '.join(changed)}); its numbers may differ from a run made in one go (README: "

@@ -18,7 +18,9 @@ from .aggregate import mean_std
 from .branches import (BASELINES, BRANCHES, DATA_ORDER, RANDOM_PRUNE, REINIT, RESET_INIT, pruning_at_init,
                        starts_at_rewind)
 from .imp import DENSE, IMP
-from .claims import HEADER as CLAIMS_HEADER, Claim, study_claims, warnings as claim_warnings
+from .claims import (DEFAULT_MARGIN, HEADER as CLAIMS_HEADER, Claim, family_note, study_claims,
+                     warnings as claim_warnings)
+from .hardware import hardware_of, mixed_hardware_warning
 from .steps import Step
 from .store import CONFIG_FILE, Run, Store, atomic_write, read_json, write_json
 
@@ -37,9 +39,10 @@ CLAIMS_FILE = "claims.json"
 DEFAULT_STABILITY_SETTINGS = "30pt_bn-recompute_5000"  # lth stability's defaults, as in the file name
 CLAIMS_TITLE = "Claims of the papers, judged against the noise of the seeds"
 CLAIMS_LEGEND = ("Each row: the mean over seeds of the paired difference (same seed on both sides), its two-sided 95% "
-                 "Student-t interval, and the verdict: holds (the interval lies on the claimed side), contradicted "
-                 "(it lies on the other side) or within noise (it straddles the claim's margin: 0, or -0.2 points "
-                 "for 'matches dense').")
+                 "Student-t interval, what is tested, the p-value adjusted for the whole table (Holm) and the verdict. "
+                 "'A > B' and 'matches or beats' (difference > -margin): holds, contradicted, or undecided. 'A matches "
+                 "B' and 'no winning ticket' (two one-sided tests within ±margin): equivalent, not equivalent, or "
+                 "undecided. Undecided means these seeds cannot tell: it is not evidence of no difference.")
 
 
 def study_key(run: Run) -> str:
@@ -160,9 +163,9 @@ def find_studies(store_or_run: str | Path) -> list[Study]:
     return [Study(group) for _, group in sorted(groups.items())]
 
 
-def write_report(store_or_run: str | Path, out: str | Path | None = None) -> list[Path]:
+def write_report(store_or_run: str | Path, out: str | Path | None = None, margin: float = DEFAULT_MARGIN) -> list[Path]:
     """Write one report per study found; returns the report directories. A store with nothing
-    finished yields a report.md that says what is missing."""
+    finished yields a report.md that says what is missing. `margin`: of the equivalence claims."""
     path = Path(store_or_run)
     if not path.exists():
         from .errors import ConfigError
@@ -178,7 +181,7 @@ def write_report(store_or_run: str | Path, out: str | Path | None = None) -> lis
     written = []
     for study in studies:
         target = out if len(studies) == 1 else out / f"{study.preset}-{study_key(study.runs[0])}"
-        written.append(_write_study(study, target))
+        written.append(_write_study(study, target, margin))
     if len(studies) > 1:
         _write_index(studies, written, out)
     return written
@@ -231,7 +234,12 @@ def _write_text(path: Path, text: str) -> None:
         handle.write(text)
 
 
-def _write_study(study: Study, out: Path) -> Path:
+def study_hardware(study: Study) -> list[str]:
+    """The hardware the study's levels were computed on (README: What changes the numbers)."""
+    return hardware_of([s.get("execution") for r in study.runs for s in map(r.summary, r.levels_done())])
+
+
+def _write_study(study: Study, out: Path, margin: float = DEFAULT_MARGIN) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -247,14 +255,19 @@ def _write_study(study: Study, out: Path) -> Path:
         with atomic_write(out / name) as handle:
             handle.write(png)
     _write_csv(study, out / "results.csv")
-    claims = study_claims(study)
+    claims = study_claims(study, margin)
+    hardware = study_hardware(study)
+    warnings = claim_warnings(claims) + [w for w in [mixed_hardware_warning("this study", hardware)] if w]
     write_json(out / CLAIMS_FILE, {"preset": study.preset, "claims": [c.to_json() for c in claims],
-                                   "warnings": claim_warnings(claims)})
+                                   "family": family_note(claims), "margin": margin, "hardware": hardware,
+                                   "warnings": warnings})
     tables = {CLAIMS_TITLE: (CLAIMS_HEADER, [c.row() for c in claims])} if claims else {}
     tables.update(_tables(study, methods, stability))
     notes = missing_parts(study, methods, stability)
-    _write_text(out / "report.md", _markdown(study, tables, list(figures), notes, claim_warnings(claims)))
-    _write_text(out / "report.html", _html(study, tables, figures, notes, claim_warnings(claims)))
+    legend = f"{CLAIMS_LEGEND} {family_note(claims)}; margin ±{100 * margin:.2g} points."
+    head = {"hardware": "; ".join(hardware) or "not recorded (stored by an earlier lth)", "legend": legend}
+    _write_text(out / "report.md", _markdown(study, tables, list(figures), notes, warnings, head))
+    _write_text(out / "report.html", _html(study, tables, figures, notes, warnings, head))
     return out
 
 
@@ -329,8 +342,10 @@ def missing_parts(study: Study, methods, stability) -> list[str]:
     return notes
 
 
-def _markdown(study: Study, tables, figures: list[str], notes: list[str], warnings: list[str]) -> str:
-    lines = [f"# lth report: {study.preset}", "", "Reproduce with:", "", "```", *_commands(study), "```", ""]
+def _markdown(study: Study, tables, figures: list[str], notes: list[str], warnings: list[str],
+              head: dict[str, str]) -> str:
+    lines = [f"# lth report: {study.preset}", "", "Reproduce with:", "", "```", *_commands(study), "```", "",
+             f"Computed on: {head['hardware']}", ""]
     if notes:
         lines += ["Missing from this store:", "", *[f"- {n}" for n in notes], ""]
 
@@ -340,7 +355,7 @@ def _markdown(study: Study, tables, figures: list[str], notes: list[str], warnin
         lines.extend("| " + " | ".join(row) + " |" for row in rows)
         lines.append("")
         if title == CLAIMS_TITLE:
-            lines.extend([CLAIMS_LEGEND, "", *[f"**Warning:** {w}" for w in warnings], ""])
+            lines.extend([head["legend"], "", *[f"**Warning:** {w}" for w in warnings], ""])
 
     if CLAIMS_TITLE in tables:  # the verdicts first: what the study says, then the evidence
         table(CLAIMS_TITLE)
@@ -352,17 +367,18 @@ def _markdown(study: Study, tables, figures: list[str], notes: list[str], warnin
     return "\n".join(lines)
 
 
-def _html(study: Study, tables, figures: dict[str, bytes], notes: list[str], warnings: list[str]) -> str:
+def _html(study: Study, tables, figures: dict[str, bytes], notes: list[str], warnings: list[str],
+          head: dict[str, str]) -> str:
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>lth report: {html.escape(study.preset)}</title>",
              "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse;"
              "margin-bottom:2em}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}img{max-width:100%}"
              "</style></head><body>", f"<h1>lth report: {html.escape(study.preset)}</h1><pre>",
-             html.escape("\n".join(_commands(study))), "</pre>"]
+             html.escape("\n".join(_commands(study))), "</pre>", f"<p>Computed on: {html.escape(head['hardware'])}</p>"]
     if notes:
         parts.append("<p>Missing from this store:</p><ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>")
     if CLAIMS_TITLE in tables:
         parts += _html_table(CLAIMS_TITLE, tables[CLAIMS_TITLE])
-        parts.append(f"<p>{html.escape(CLAIMS_LEGEND)}</p>")
+        parts.append(f"<p>{html.escape(head['legend'])}</p>")
         parts += [f"<p><b>Warning:</b> {html.escape(w)}</p>" for w in warnings]
     for name, png in figures.items():
         parts.append(f"<figure><img alt='{name}' src='data:image/png;base64,{base64.b64encode(png).decode()}'>"
