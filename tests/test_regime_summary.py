@@ -21,16 +21,16 @@ def test_summary_judges_each_cell_and_names_the_chain(tmp_path):
         writer.writerows(rows)
     table = load_study("regime_summary").summarize(runs, tmp_path)
     by_k = {row["rewind"]: row for row in table}
-    assert by_k["0it"]["vs_reinit_L10"] == "+0.00 [-0.43, +0.43] within noise"  # t(2) 4.303 x sd 0.173 / sqrt 3
-    assert by_k["0it"]["chain"] == "unstable, no ticket advantage"
+    assert by_k["0it"]["vs_reinit_L10"] == "+0.00 [-0.43, +0.43] undecided"  # t(2) 4.303 x sd 0.173 / sqrt 3
+    assert by_k["0it"]["chain"] == "unstable, ticket > reinit undecided"
     assert by_k["50it"]["vs_reinit_L10"].endswith("holds") and by_k["50it"]["vs_reset_L10"].startswith("+5.00")
     assert by_k["50it"]["chain"] == "stable, winning ticket"
-    assert by_k["150it"]["chain"] == "stable, no winning ticket (≥ dense contradicted, > reinit within noise)"
+    assert by_k["150it"]["chain"] == "stable, no winning ticket (≥ dense contradicted, > reinit undecided)"
     assert (tmp_path / "regime_map.csv").exists() and (tmp_path / "regime_map.png").stat().st_size > 10_000
     lines = (tmp_path / "regime_map.md").read_text().splitlines()
     assert len(lines) == 5 and lines[0].startswith("| regime | k | seeds | dense |")
     assert "| x | 50it | 3 | 60.00 |" in lines[3] and "**holds**" in lines[3] and lines[3].endswith("stable, winning ticket |")
-    assert "| 10.00% |" in lines[2] and "within noise" in lines[2]  # the k = 0 barrier and its ticket = reinit
+    assert "| 10.00% |" in lines[2] and "undecided" in lines[2]  # the k = 0 barrier and its ticket = reinit
 
 
 def test_regime_map_reports_a_diverged_regime_and_maps_the_rest(tmp_path, monkeypatch, capsys):

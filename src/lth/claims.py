@@ -1,43 +1,49 @@
-"""The papers' claims, judged against the noise of the seeds at hand.
+"""The papers' claims, judged against the noise of the seeds at hand, as one family of tests.
 
 Each claim compares two quantities measured on the same seeds (a ticket and a baseline trained from
-the same initialisation, or one ticket at two rewind points), so the test is on the paired
-differences: their mean with a two-sided 95% Student-t interval over seeds, and a verdict
+the same initialisation, or one ticket at two rewind points), so it is tested on the paired
+differences d (Student's t over seeds; the table shows their mean and two-sided 95% interval). A
+claim is one of three tests, with margin δ (`--margin`, default 1 point):
 
-    holds         the whole interval lies on the claimed side (beyond the claim's margin)
-    contradicted  the whole interval lies on the other side
-    within noise  the interval straddles the margin: these seeds cannot tell
+    greater      "A > B"                  holds / contradicted / undecided   (two-sided t test of d = 0)
+    noninferior  "A matches or beats B"   holds / contradicted / undecided   (two-sided t test of d = -δ)
+    equivalent   "A matches B", "no winning ticket"                          (two one-sided tests, TOST:
+                 equivalent when -δ < d < δ is shown, not equivalent when d is shown beyond ±δ, else undecided)
 
-A "matching" claim ([LMC]: within 0.2 points of the dense network) has margin -0.2 points; every
-other claim has margin 0. With one seed there is no interval and the verdict is "one seed".
+"undecided" means the seeds cannot tell: it is never evidence of no difference -- only an
+"equivalent" verdict says that, and only within its margin. A study's claims are one family: their
+p-values are adjusted by Holm's step-down method, so the chance that any verdict in the table is
+wrong stays under 5% however many claims it tests. With one seed there is no test ("one seed").
 """
 from __future__ import annotations
 
 import math
 import statistics
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Mapping, Sequence
+
+from scipy import stats
 
 from .branches import PRUNING_AT_INIT, RANDOM_PRUNE, REINIT, RESET_INIT
 from .imp import IMP
 
-# Two-sided 95% quantiles of Student's t with 1..30 degrees of freedom (standard tables); beyond 30
-# the normal 1.96 is within 2% of the t quantile.
-_T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
-        2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
-MATCHING_MARGIN = 0.002  # [LMC]'s "matching": within 0.2 points of the dense accuracy
+ALPHA = 0.05  # the family-wise error rate of a study's verdicts
+DEFAULT_MARGIN = 0.01  # ±1 point: the equivalence / non-inferiority margin (--margin, in points)
+MATCHING_MARGIN = 0.002  # [LMC]'s "matching": within 0.2 points of the dense accuracy (the regime map's margin)
+GREATER, NONINFERIOR, EQUIVALENT = "greater", "noninferior", "equivalent"
 FEW_SEEDS = 3  # fewer seeds than this get a warning: the interval is too wide to judge much
 
 
 def t95(degrees_of_freedom: int) -> float:
+    """The two-sided 95% quantile of Student's t."""
     if degrees_of_freedom < 1:
         raise ValueError("a t interval needs at least two samples")
-    return _T95[degrees_of_freedom - 1] if degrees_of_freedom <= len(_T95) else 1.96
+    return float(stats.t.ppf(0.975, degrees_of_freedom))
 
 
 @dataclass(frozen=True)
 class Claim:
-    claim: str  # what the papers say, as "A > B"
+    claim: str  # what the papers say, as "A > B", "A matches B", ...
     source: str  # where they say it
     where: str  # which level / rewind points were compared
     difference: float  # mean over seeds of A - B (accuracy and barrier as fractions, slopes as they are)
@@ -46,6 +52,10 @@ class Claim:
     seeds: int
     verdict: str
     unit: str = "points"  # how the table prints difference/low/high: "points" = 100 x fraction
+    test: str = GREATER  # GREATER, NONINFERIOR or EQUIVALENT
+    margin: float = 0.0  # δ of a NONINFERIOR or EQUIVALENT test (a fraction, like the difference)
+    p: float = math.nan  # the test's p-value alone
+    p_holm: float = math.nan  # adjusted for the family of claims it was judged with (= p for a family of one)
 
     def to_json(self) -> dict[str, Any]:  # strict JSON: no interval is null, not NaN
         return {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in asdict(self).items()}
@@ -54,14 +64,23 @@ class Claim:
     def from_json(cls, raw: Mapping[str, Any]) -> Claim:
         return cls(**{k: math.nan if v is None else v for k, v in raw.items()})
 
+    def tested(self) -> str:
+        """The hypothesis shown as held, e.g. "> 0", "≥ -1.00", "within ±1.00"."""
+        scale = 100.0 if self.unit == "points" else 1.0
+        if self.test == EQUIVALENT:
+            return f"within ±{scale * self.margin:.2f}"
+        return f"> {scale * -self.margin:+.2f}" if self.test == NONINFERIOR else "> 0"
+
     def row(self) -> list[str]:
         scale, fmt = (100.0, "{:+.2f}") if self.unit == "points" else (1.0, "{:+.3g}")
         interval = "–" if self.seeds < 2 else f"[{fmt.format(scale * self.low)}, {fmt.format(scale * self.high)}]"
+        p = "–" if math.isnan(self.p_holm) else f"{self.p_holm:.2g}"
         return [self.claim, self.where, f"{fmt.format(scale * self.difference)} {self.unit}", interval,
-                str(self.seeds), self.verdict, self.source]
+                str(self.seeds), self.tested(), p, self.verdict, self.source]
 
 
-HEADER = ["claim", "compared at", "mean difference", "95% interval", "seeds", "verdict", "source"]
+HEADER = ["claim", "compared at", "mean difference", "95% interval", "seeds", "tested", "p (Holm)", "verdict",
+          "source"]
 
 
 def text_table(claims: Sequence[Claim]) -> str:
@@ -81,25 +100,69 @@ def paired_interval(differences: Sequence[float]) -> tuple[float, float, float]:
     return mean, mean - half, mean + half
 
 
-def verdict(low: float, high: float, margin: float = 0.0) -> str:
-    """The claim is "difference > margin"; see the module docstring."""
-    if math.isnan(low):
-        return "one seed"
-    if low > margin:
-        return "holds"
-    if high < margin:
-        return "contradicted"
-    return "within noise"
+def _one_sided(mean: float, se: float, df: int, null: float, above: bool) -> float:
+    """p of the one-sided t test of "d <= null" (above=True: evidence d > null) or "d >= null"."""
+    if se == 0.0:  # every seed gave the same difference: the side is certain, or nothing is shown
+        return 0.0 if (mean > null if above else mean < null) else 1.0
+    t = (mean - null) / se
+    return float(stats.t.sf(t, df) if above else stats.t.cdf(t, df))
+
+
+def test_p(differences: Sequence[float], test: str = GREATER, margin: float = 0.0) -> tuple[float, str, str]:
+    """(p, verdict if p is small enough, verdict otherwise) of one claim on its paired differences."""
+    values = list(differences)
+    if len(values) < 2:
+        return math.nan, "one seed", "one seed"
+    mean, df = statistics.fmean(values), len(values) - 1
+    se = statistics.stdev(values) / math.sqrt(len(values))
+    if test == EQUIVALENT:  # TOST: both "d <= -δ" and "d >= δ" rejected; or d shown beyond one of them
+        p_equivalent = max(_one_sided(mean, se, df, -margin, True), _one_sided(mean, se, df, margin, False))
+        p_beyond = min(_one_sided(mean, se, df, margin, True), _one_sided(mean, se, df, -margin, False))
+        if p_equivalent <= p_beyond:
+            return p_equivalent, "equivalent", "undecided"
+        return p_beyond, "not equivalent", "undecided"
+    null = -margin if test == NONINFERIOR else 0.0
+    p_above, p_below = _one_sided(mean, se, df, null, True), _one_sided(mean, se, df, null, False)
+    return min(1.0, 2 * min(p_above, p_below)), "holds" if p_above < p_below else "contradicted", "undecided"
+
+
+def verdict(p: float, shown: str, otherwise: str, alpha: float = ALPHA) -> str:
+    return otherwise if math.isnan(p) or p > alpha else shown
 
 
 def judge(claim: str, source: str, where: str, a: Mapping[int, float], b: Mapping[int, float] | None = None,
-          margin: float = 0.0, unit: str = "points") -> Claim | None:
-    """Judge "a > b + margin" on the seeds both have (b omitted: "a > margin"); None without a shared seed."""
+          margin: float = 0.0, unit: str = "points", test: str = GREATER) -> Claim | None:
+    """Judge a claim on the seeds a and b share (b omitted: a against 0) as a family of one (`holm` judges
+    a study's claims together); None without a shared seed. `margin` is δ of NONINFERIOR / EQUIVALENT."""
     seeds = sorted(set(a) & set(b)) if b is not None else sorted(a)
     if not seeds:
         return None
-    mean, low, high = paired_interval([a[s] - (b[s] if b is not None else 0.0) for s in seeds])
-    return Claim(claim, source, where, mean, low, high, len(seeds), verdict(low, high, margin), unit)
+    differences = [a[s] - (b[s] if b is not None else 0.0) for s in seeds]
+    mean, low, high = paired_interval(differences)
+    p, shown, otherwise = test_p(differences, test, margin)
+    return Claim(claim, source, where, mean, low, high, len(seeds), verdict(p, shown, otherwise), unit, test,
+                 margin if test != GREATER else 0.0, p, p)
+
+
+def holm(claims: Sequence[Claim], alpha: float = ALPHA) -> list[Claim]:
+    """The claims judged as one family: Holm's step-down adjusted p-values, verdicts at `alpha`."""
+    tested = sorted((c.p, i) for i, c in enumerate(claims) if not math.isnan(c.p))
+    adjusted: dict[int, float] = {}
+    running = 0.0
+    for rank, (p, i) in enumerate(tested):
+        running = max(running, min(1.0, (len(tested) - rank) * p))
+        adjusted[i] = running
+    return [replace(c, p_holm=adjusted[i], verdict=verdict(adjusted[i], _shown(c), "undecided", alpha))
+            if i in adjusted else c for i, c in enumerate(claims)]
+
+
+def _shown(claim: Claim) -> str:
+    """The verdict a claim's p-value stands for (what `test_p` found on its side)."""
+    if claim.test == EQUIVALENT:
+        inside = -claim.margin < claim.difference < claim.margin
+        return "equivalent" if inside else "not equivalent"
+    null = -claim.margin if claim.test == NONINFERIOR else 0.0
+    return "holds" if claim.difference > null else "contradicted"
 
 
 def slope(xs: Sequence[float], ys: Sequence[float]) -> float:
@@ -107,6 +170,13 @@ def slope(xs: Sequence[float], ys: Sequence[float]) -> float:
     mx, my = statistics.fmean(xs), statistics.fmean(ys)
     sxx = sum((x - mx) ** 2 for x in xs)
     return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx if sxx > 0 else math.nan
+
+
+def family_note(claims: Sequence[Claim], alpha: float = ALPHA) -> str:
+    """How many claims the table tests as one family, and how."""
+    tested = sum(not math.isnan(c.p) for c in claims)
+    return (f"{tested} claim{'s' * (tested != 1)} tested as one family: p-values adjusted by Holm's method, verdicts "
+            f"at a family-wise error rate of {alpha:.0%}")
 
 
 def warnings(claims: Sequence[Claim]) -> list[str]:
@@ -117,14 +187,17 @@ def warnings(claims: Sequence[Claim]) -> list[str]:
     return []
 
 
-def study_claims(study) -> list[Claim]:
+def study_claims(study, margin: float = DEFAULT_MARGIN) -> list[Claim]:
     """Every claim a study (lth.report.Study) can test, from the runs it has.
 
     Per rewind point k with an IMP chain, at the chain's deepest level: the ticket matches the dense
-    network, and beats each baseline trained off that chain (reset-init only where k > 0: at k = 0 it
-    is the IMP run itself) and each pruning-at-init method trained off it. Across rewind points: a ticket rewound to k > 0 beats the ticket reset to
-    0 (at the deepest level both chains reach); the barrier falls from the earliest to the latest k;
-    stabler tickets are more accurate (slope of accuracy on barrier across k, per seed)."""
+    network (within `margin`), and beats each baseline trained off that chain (reset-init only where
+    k > 0: at k = 0 it is the IMP run itself) and each pruning-at-init method trained off it; at k = 0,
+    also [LTH]/[SCALE]'s "no winning ticket": the ticket is equivalent to random reinitialisation.
+    Across rewind points: a ticket rewound to k > 0 beats the ticket reset to 0 (at the deepest level
+    both chains reach); the barrier falls from the earliest to the latest k;
+    stabler tickets are more accurate (slope of accuracy on barrier across k, per seed). Judged as one
+    family (`holm`)."""
     claims: list[Claim | None] = []
     dense = _by_seed(study.levels(IMP, study.main_rewind).get(0, []))
     chains = {k: study.levels(IMP, k) for k in study.rewinds()}
@@ -134,12 +207,16 @@ def study_claims(study) -> list[Claim]:
             continue
         ticket, where = _by_seed(levels[deepest]), _where(levels[deepest], deepest, f"rewind {k}")
         claims.append(judge(f"ticket (rewind {k}) matches or beats dense", "[LTH] §1; [SCALE] §3", where, ticket,
-                            dense, margin=-MATCHING_MARGIN))
+                            dense, margin, test=NONINFERIOR))
         for kind, name, source in BASELINE_CLAIMS:
             rows = study.levels(kind, k).get(deepest)
             if rows and not (kind == RESET_INIT and study.iterations(k) == 0):
                 claims.append(judge(f"ticket (rewind {k}) > {name}", source, where, ticket, _by_seed(rows)))
-        claims += _pruning_at_init_claims(study, k, levels)
+            if rows and kind == REINIT and study.iterations(k) == 0:
+                claims.append(judge(f"no winning ticket at rewind {k}: ticket matches {name}",
+                                    "[LTH] §5 (deep networks); [SCALE] §3", where, ticket, _by_seed(rows), margin,
+                                    test=EQUIVALENT))
+        claims += _pruning_at_init_claims(study, k, levels, margin)
     reset = next((k for k in chains if study.iterations(k) == 0), None)
     for k, levels in chains.items():
         if reset is None or k == reset:
@@ -169,10 +246,11 @@ def study_claims(study) -> list[Claim]:
                     slopes[seed] = -value  # the claim: accuracy falls as the barrier grows
             claims.append(judge("stabler tickets are more accurate (−Δacc/Δbarrier > 0)", "[SCALE] §4", where
                                 + f", over rewind {', '.join(names[p] for p in points)}", slopes, unit="per unit"))
-    return [c for c in claims if c is not None]
+    return holm([c for c in claims if c is not None])
 
 
-def _pruning_at_init_claims(study, k: str, chain: Mapping[int, Sequence[Mapping[str, Any]]]) -> list[Claim | None]:
+def _pruning_at_init_claims(study, k: str, chain: Mapping[int, Sequence[Mapping[str, Any]]],
+                            margin: float) -> list[Claim | None]:
     """[PaI]: at the sparsest level each method reaches, IMP's ticket beats the method, and shuffling
     the method's mask within each layer does not hurt it (it matches the unshuffled mask)."""
     claims: list[Claim | None] = []
@@ -186,7 +264,7 @@ def _pruning_at_init_claims(study, k: str, chain: Mapping[int, Sequence[Mapping[
         shuffled = study.levels(f"{kind}+shuffle", k).get(level)
         if shuffled:
             claims.append(judge(f"{kind} shuffled within layers matches {kind}", "[PaI] §5", where,
-                                _by_seed(shuffled), method, margin=-MATCHING_MARGIN))
+                                _by_seed(shuffled), method, margin, test=EQUIVALENT))
     return claims
 
 
