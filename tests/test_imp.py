@@ -48,6 +48,7 @@ def test_rewind_to_zero_resets_to_the_initialisation(tmp_path, mnist1d):
     assert result.levels[1]["iterations"] == 60
 
 
+@pytest.mark.slow
 def test_same_config_gives_identical_weights_and_a_second_run_trains_nothing(tmp_path, mnist1d):
     config = tiny_config()
     first = run_imp(config, 2, tmp_path / "a", quiet=True, data=mnist1d)
@@ -64,6 +65,7 @@ def test_same_config_gives_identical_weights_and_a_second_run_trains_nothing(tmp
     assert more.trained == 1 and more.levels[:3] == first.levels
 
 
+@pytest.mark.slow
 def test_cli_json_output_and_store_layout(tmp_path, capsys):
     args = ["imp", "--store", str(tmp_path), "--levels", "1", "--json", "--set", "model.options={\"hidden\": 16}",
             "--iterations", "40it", "--set", "train.eval_every=20it", "--rewind", "0it"]
@@ -104,8 +106,13 @@ def test_console_script_exits_2_without_traceback(tmp_path):
 
 
 @pytest.mark.parametrize("args,message", [
-    (["stability", "--level", "99"], "level 66 would prune no weight: the prune fractions of the few weights left "
-                                     "round to zero in every layer; ask for at most 65 levels"),
+    (["stability", "--level", "99"], "level 41 would prune no weight of layer 'fc1.weight' (2 left: 0.2 of them "
+                                     "rounds to none) while the other layers shrink; ask for at most 40 levels"),
+    # the command: fc1 stops at 2 weights (20% of 2 rounds to 0) while fc2 and fc3 go on shrinking
+    (["imp", "--rewind", "0it", "--levels", "60", "--iterations", "10it"], "level 41 would prune no weight of layer "
+                                                                            "'fc1.weight'"),
+    (["imp", "--levels", "99", "--set", "prune.ignore=[\"fc1.weight\", \"fc2.weight\"]"], "level 66 would prune no weight: the prune "
+     "fractions of the few weights left round to zero in every layer; ask for at most 65 levels"),
     (["imp", "--levels", "9", "--prune-fraction", "0.9"], "level 5 would leave layer 'fc1.weight' with no weights; "
                                                           "ask for at most 4 levels"),
     (["imp", "--levels", "9", "--prune-fraction", "0.9", "--executor", "local"], "level 5 would leave layer 'fc1.weight'"),

@@ -88,8 +88,9 @@ def levels_for_target(model: nn.Module, prune: PruneConfig, target: float, max_l
 
 def check_levels(model: nn.Module, prune: PruneConfig, levels: int) -> None:
     """Stop before any training if a level up to `levels` would prune no weight (the fractions round
-    to nothing) or leave a layer with no weights (layer-wise; for global pruning the layers are
-    checked when each level is pruned: empty_layer_error)."""
+    to nothing), leave a layer with no weights, or (layer-wise) prune nothing of a layer whose few
+    weights left round its fraction to zero; for global pruning the layers are checked when each
+    level is pruned (empty_layer_error)."""
     fractions = layer_fractions(model, prune)
     before = {n: p.numel() for n, p in model.named_parameters() if n in fractions}
     for level, counts in zip(range(1, levels + 1), planned_counts(model, prune)):
@@ -99,6 +100,13 @@ def check_levels(model: nn.Module, prune: PruneConfig, levels: int) -> None:
         if counts == before:
             raise ConfigError(f"level {level} would prune no weight: the prune fractions of the few weights left "
                               f"round to zero in every layer; ask for at most {level - 1} levels")
+        # layer-wise, a layer whose fraction of its few weights rounds to nothing stops shrinking while the
+        # others go on: the level would not prune what was asked (a layer kept alive by rounding)
+        stuck = [n for n, c in counts.items() if prune.strategy == "layerwise" and fractions[n] and c == before[n]]
+        if stuck:
+            raise ConfigError(f"level {level} would prune no weight of layer {stuck[0]!r} ({before[stuck[0]]} left: "
+                              f"{fractions[stuck[0]]:g} of them rounds to none) while the other layers shrink; ask for "
+                              f"at most {level - 1} levels, a larger fraction for that layer, or ignore it (prune.ignore)")
         before = counts
 
 
