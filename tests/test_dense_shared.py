@@ -1,6 +1,7 @@
 """The dense network is trained once: every IMP chain, branch and study of the same model, data,
 training config and seeds adopts it (hard links, no copy); a rewind point asked for later is a
 replay of k iterations, bit for bit; stores written before the dense run existed still read."""
+import json
 import os
 import shutil
 from pathlib import Path
@@ -12,7 +13,8 @@ from conftest import tiny_config
 from lth.branches import run_branch
 from lth.cli import main
 from lth.config import DataConfig, ExperimentConfig, ModelConfig, PruneConfig, TrainConfig
-from lth.imp import DENSE, dense_config, load_optimizer_state, run_imp, run_imp_many
+from lth.imp import DENSE, dense_config, load_optimizer_state, run_imp, run_imp_many, shape_model
+from lth.masks import Mask, layer_fractions, magnitude_prune
 from lth.reproduce import StudyPlan, reproduce
 from lth.store import Store, load_tensors
 
@@ -122,19 +124,37 @@ def _old_config(**changes) -> ExperimentConfig:
 
 
 def test_a_store_written_before_the_dense_run_existed_still_reads_and_extends(tmp_path, mnist1d, one_thread):
+    """The stored weights were trained on another CPU: they are read and extended, never compared with
+    weights trained here. The extension is compared with the same extension of a second copy of the
+    stored files, and with what today's pruning and rewinding make of those files."""
     store = tmp_path / "old"
     shutil.copytree(OLD_STORE, store)
     config = _old_config()
     assert config.hash() == "87ee43d92dfc4bbb"  # the old address
-    assert run_imp(config, 1, store, quiet=True, data=mnist1d).trained == 0  # read, not trained
+    read = run_imp(config, 1, store, quiet=True, data=mnist1d)
+    assert read.trained == 0  # read, not trained
+    stored = [json.loads((OLD_STORE / config.hash() / f"level_{level}" / "summary.json").read_text()) for level in (0, 1)]
+    assert [s["test_accuracy"] for s in read.levels] == [s["test_accuracy"] for s in stored]  # read back exactly
     assert run_branch("reinit", config, 1, store, quiet=True, data=mnist1d).trained == 0
     assert not _dense_runs(store)
     extended = run_imp(config, 2, store, quiet=True, data=mnist1d)  # a new level on the old chain
     assert extended.trained == 1
+    again = tmp_path / "again"
+    shutil.copytree(OLD_STORE, again)
+    assert run_imp(config, 2, again, quiet=True, data=mnist1d).trained == 1  # the same stored files, extended again
+    level_2 = Path(extended.run_dir) / "level_2"
+    for name in ("mask.safetensors", "start.safetensors", "final.safetensors"):
+        assert _same(level_2 / name, again / config.hash() / "level_2" / name), name
+    # level 2 is today's pruning of the stored level-1 weights, rewound to the stored W_10
+    old = OLD_STORE / config.hash()
+    mask = magnitude_prune(Mask.load(old / "level_1" / "mask.safetensors"), load_tensors(old / "level_1" / "final.safetensors"),
+                           layer_fractions(shape_model(config), config.prune), "layerwise", 0.2)
+    assert Mask.load(level_2 / "mask.safetensors") == mask
+    rewound, start = load_tensors(old / "level_0" / "step_10it.safetensors"), load_tensors(level_2 / "start.safetensors")
+    assert rewound.keys() == start.keys()
+    assert all(torch.equal(start[k], rewound[k] * mask[k] if k in mask else rewound[k]) for k in start)
     fresh = run_imp(config, 2, tmp_path / "new", quiet=True, data=mnist1d)  # today's code from scratch
-    for level in (0, 1, 2):
-        for name in ("mask.safetensors", "final.safetensors"):
-            assert _same(Path(extended.run_dir) / f"level_{level}" / name, Path(fresh.run_dir) / f"level_{level}" / name)
-    [dense] = _dense_runs(tmp_path / "new")  # the dense run computes what the old level 0 was
-    assert _same(dense.level_dir(0) / "final.safetensors", store / config.hash() / "level_0" / "final.safetensors")
+    assert fresh.trained == 2 and Path(fresh.run_dir).name == config.hash()  # levels 1 and 2 (level 0 is the dense run's)
+    [dense] = _dense_runs(tmp_path / "new")
+    assert (Path(fresh.run_dir) / "level_0" / "final.safetensors").samefile(dense.level_dir(0) / "final.safetensors")
     assert os.stat(store / config.hash() / "level_0" / "final.safetensors").st_nlink == 1  # old files left alone
