@@ -3,8 +3,9 @@ PY ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+RUFF := ruff==0.17.6
 
-.PHONY: run test bench clean
+.PHONY: run test test-fast lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -13,10 +14,19 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/lth reproduce --preset mnist1d_mlp_scale  # [SCALE]'s regime, 5 seeds, k = 0 vs k = 50: see the plan in src/lth/reproduce.py
+	$(BIN)/lth reproduce --preset mnist1d_mlp_scale  # [SCALE]'s regime, 10 seeds, k = 0 vs k = 50: see the plan in src/lth/reproduce.py
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# While editing: everything but the tests marked slow (real trainings, the SLURM cluster); `make test` before pushing.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow"
+
+# ruff, pinned here; its rules are in ruff.toml. CI (.ci/run) runs it before `make test`.
+lint: $(STAMP)
+	$(BIN)/python -m pip install -q $(RUFF)
+	$(BIN)/ruff check src tests studies benchmarks
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/loop_overhead.py

@@ -9,7 +9,7 @@
 #   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 #       --platform manylinux2014_x86_64 -d .whl mnist1d==0.0.2.post1 submitit==1.5.4
 # Then run it there with `.whl` carried:  bash benchmarks/gpu_check.sh
-# Logs go to $OUT (the device tool's folder) or ./gpu_check; put the figures in README's Performance.
+# Logs go to $OUT (the device tool's folder) or ./gpu_check; put the figures in docs/performance.md.
 set -uo pipefail
 out=${OUT:-gpu_check}
 mkdir -p "$out"

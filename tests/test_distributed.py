@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from lth.store import load_tensors
@@ -22,6 +23,7 @@ def _run(command: list[str], store: Path) -> dict:
     return json.loads(done.stdout)
 
 
+@pytest.mark.slow
 def test_two_process_data_parallel_matches_one_process(tmp_path):
     single = _run([sys.executable, "-m", "lth"], tmp_path / "single")
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29517", "-m", "lth"]
@@ -39,6 +41,7 @@ def test_two_process_data_parallel_matches_one_process(tmp_path):
     assert not list((tmp_path / "ddp").rglob("*.tmp"))
 
 
+@pytest.mark.slow
 def test_a_killed_two_process_run_resumes_to_the_single_process_result(tmp_path):
     import signal
     import time

@@ -12,7 +12,6 @@ from lth.cli import main
 from lth.hardware import blas, cpu_model, hardware
 from lth.imp import dense_config
 from lth.report import write_report
-from lth.store import Store
 from conftest import tiny_config
 
 TRAIN_MODULE = sys.modules["lth.train"]  # (`lth.train` is the function)

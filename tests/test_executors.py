@@ -116,7 +116,7 @@ def test_a_failing_job_is_reported_with_its_log_while_the_others_complete(tmp_pa
     assert outcome.blocked == [jobs[4].key, jobs[5].key]  # the failed chain never ran
     assert main(["ls", "--store", str(tmp_path)]) == 0
     listing = capsys.readouterr().out
-    assert f"failed: level 0: the training loss became" in listing and f"(log: {failed['log']})" in listing
+    assert "failed: level 0: the training loss became" in listing and f"(log: {failed['log']})" in listing
 
 
 @pytest.mark.slow

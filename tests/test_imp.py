@@ -48,7 +48,6 @@ def test_rewind_to_zero_resets_to_the_initialisation(tmp_path, mnist1d):
     assert result.levels[1]["iterations"] == 60
 
 
-@pytest.mark.slow
 def test_same_config_gives_identical_weights_and_a_second_run_trains_nothing(tmp_path, mnist1d):
     config = tiny_config()
     first = run_imp(config, 2, tmp_path / "a", quiet=True, data=mnist1d)
@@ -65,7 +64,6 @@ def test_same_config_gives_identical_weights_and_a_second_run_trains_nothing(tmp
     assert more.trained == 1 and more.levels[:3] == first.levels
 
 
-@pytest.mark.slow
 def test_cli_json_output_and_store_layout(tmp_path, capsys):
     args = ["imp", "--store", str(tmp_path), "--levels", "1", "--json", "--set", "model.options={\"hidden\": 16}",
             "--iterations", "40it", "--set", "train.eval_every=20it", "--rewind", "0it"]

@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
 
 from lth.store import load_tensors
@@ -53,18 +54,21 @@ def _killed_and_resumed(tmp_path: Path, resume_file: str, *extra: str) -> Path:
     return store
 
 
+@pytest.mark.slow
 def test_a_sigkilled_imp_run_resumes_to_the_same_bits(tmp_path):
     store = _killed_and_resumed(tmp_path, "resume.pt")
     for expected, got in zip(_finals(tmp_path / "reference"), _finals(store)):
         assert expected.keys() == got.keys() and all(torch.equal(expected[k], got[k]) for k in expected)
 
 
+@pytest.mark.slow
 def test_a_run_killed_before_its_first_resume_file_restarts_the_level_to_the_same_bits(tmp_path):
     store = _killed_and_resumed(tmp_path, "start.safetensors", "--checkpoint-every", "auto")  # (every 2 minutes)
     for expected, got in zip(_finals(tmp_path / "reference"), _finals(store)):
         assert expected.keys() == got.keys() and all(torch.equal(expected[k], got[k]) for k in expected)
 
 
+@pytest.mark.slow
 def test_a_sigkilled_stacked_group_resumes_to_the_same_bits(tmp_path):
     """Two seeds trained as stacked replicas keep one resume file for the group."""
     store = _killed_and_resumed(tmp_path, "resume_group_*.pt", "--seeds", "0,1")
@@ -77,6 +81,7 @@ def test_a_sigkilled_stacked_group_resumes_to_the_same_bits(tmp_path):
     assert summary["replicas"] == 2
 
 
+@pytest.mark.slow
 def test_no_wait_names_the_holder_of_the_run(tmp_path):
     from lth.cli import build_parser, config_from_args
     from lth.store import Store
@@ -90,6 +95,7 @@ def test_no_wait_names_the_holder_of_the_run(tmp_path):
     assert not run.levels_done()
 
 
+@pytest.mark.slow
 def test_a_second_process_on_the_same_run_waits_and_trains_nothing(tmp_path):
     store = tmp_path / "shared"
     first = _lth(store)

@@ -1,5 +1,5 @@
 """Each config option is defined once (config.option): its flag, --set coercion, validation,
-`lth presets --keys` and the README's flag list all come from that definition."""
+`lth presets --keys` and the flag list of docs/commands.md all come from that definition."""
 import json
 from pathlib import Path
 
@@ -8,7 +8,7 @@ import pytest
 from lth.cli import main
 from lth.config import Bounds, options, scalar_type
 
-README = (Path(__file__).parent.parent / "README.md").read_text()
+COMMANDS_DOC = (Path(__file__).parent.parent / "docs" / "commands.md").read_text()
 FLAGS = {key: f.metadata["flag"] for key, f in options() if f.metadata["flag"]}
 BAD_VALUES = {int: "abc", float: "abc", bool: "maybe"}
 
@@ -20,15 +20,15 @@ def _exit_code(argv: list[str]) -> int:
         return exit.code
 
 
-def test_every_flag_is_generated_and_listed_in_the_readme(capsys):
+def test_every_flag_is_generated_and_listed_in_the_commands_doc(capsys):
     assert set(FLAGS.values()) >= {"--lr", "--seed", "--rewind", "--prune-fraction", "--optimizer", "--precision"}
     with pytest.raises(SystemExit):
         main(["imp", "--help"])
     help_text = capsys.readouterr().out
-    commands = README[README.index("## Commands"):README.index("| command |")]
+    commands = COMMANDS_DOC[COMMANDS_DOC.index("## Commands"):COMMANDS_DOC.index("| command |")]
     for key, flag in FLAGS.items():
         assert flag in help_text and f"({key})" in " ".join(help_text.split()), flag
-        assert f"`{flag}" in commands, f"README's flag list lacks {flag}"
+        assert f"`{flag}" in commands, f"docs/commands.md's flag list lacks {flag}"
 
 
 def test_presets_keys_lists_every_option_with_its_type(capsys):

@@ -74,7 +74,7 @@ def test_seeds_of_imp_and_a_baseline_stacked_match_one_by_one(tmp_path, mnist1d)
     singles = run_branch_many("data-order", configs, 2, tmp_path / "alone", only=[0, 2], quiet=True, data=mnist1d,
                               replicas="off")
     for s, a in zip(copies, singles):
-        assert [level["test_accuracy"] for level in s.levels] == pytest.approx([l["test_accuracy"] for l in a.levels],
+        assert [level["test_accuracy"] for level in s.levels] == pytest.approx([r["test_accuracy"] for r in a.levels],
                                                                               abs=0.002)
         for level in (0, 2):
             assert _close(load_tensors(Path(s.run_dir) / f"level_{level}" / "final.safetensors"),

@@ -25,7 +25,7 @@ def option(default: Any = dataclasses.MISSING, *, help: str, flag: str | None = 
     """A config field with its one definition: `help`, the CLI `flag` that sets it (if any), the
     `choices` or the interval `bounds` (e.g. "(0, 1)", "[1, inf)"; of each value of a mapping) that
     validation enforces, and `what` to call it in errors. `--set KEY=VALUE`, the generated flags,
-    `lth presets --keys` and the README's flag list (tests/test_options.py) read it."""
+    `lth presets --keys` and docs/commands.md's flag list (tests/test_options.py) read it."""
     if bounds is not None:
         Bounds.parse(bounds)  # a typo fails at import, not in a user's run
     metadata = {"help": help, "flag": flag, "choices": choices, "bounds": bounds, "metavar": metavar, "what": what}

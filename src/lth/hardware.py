@@ -59,6 +59,5 @@ def mixed_hardware_warning(what: str, names: list[str]) -> str | None:
     """The one-line warning when runs compared together were computed on different hardware."""
     if len(names) < 2:
         return None
-    return (f"{what} mixes runs computed on different hardware ({'; '.join(names)}): their bits differ "
-            "even for equal configs, so differences between them include the hardware's (README: What changes the "
-            "numbers)")
+    return (f"{what} mixes runs computed on different hardware ({'; '.join(names)}): their bits differ even for "
+            "equal configs, so differences between them include the hardware's (docs/store.md: What changes the numbers)")

@@ -241,7 +241,7 @@ def train_group(trainings: list[Training], quiet: bool, resume_every: ResumeCade
 
 
 def execution(device: torch.device, precision: str, replicas: int, compile: bool | str) -> dict[str, Any]:
-    """How a level was executed: what can change its numbers without changing its config (README,
+    """How a level was executed: what can change its numbers without changing its config (docs/store.md,
     "What changes the numbers"), recorded in each level's summary (compile: False or the mode)."""
     from . import __version__
 
@@ -281,7 +281,7 @@ def warn_if_executed_differently(t: Training, how: dict[str, Any], resuming: boo
         changed = [f"{key} {before[key]} -> {value}" for key, value in how.items() if key in before and before[key] != value]
         if changed:
             print(f"lth: warning: run {t.run.hash} level {t.level} runs with other settings than {where} "
-                  f"({', '.join(changed)}); its numbers may differ from a run made in one go (README: "
+                  f"({', '.join(changed)}); its numbers may differ from a run made in one go (docs/store.md: "
                   "What changes the numbers)", file=sys.stderr)
 
 

@@ -235,7 +235,7 @@ def _write_text(path: Path, text: str) -> None:
 
 
 def study_hardware(study: Study) -> list[str]:
-    """The hardware the study's levels were computed on (README: What changes the numbers)."""
+    """The hardware the study's levels were computed on (docs/store.md: What changes the numbers)."""
     return hardware_of([s.get("execution") for r in study.runs for s in map(r.summary, r.levels_done())])
 
 
@@ -305,7 +305,7 @@ def _runs_table(study: Study) -> tuple[list[str], list[list[str]]]:
 
 
 def _executed(run: Run) -> str:
-    """How the run's levels were executed (README, "What changes the numbers"); levels that differ are
+    """How the run's levels were executed (docs/store.md, "What changes the numbers"); levels that differ are
     all listed."""
     from .imp import describe_execution
 
@@ -324,7 +324,7 @@ def _tables(study, methods, stability) -> dict[str, tuple[list[str], list[list[s
 def _commands(study: Study) -> list[str]:
     preset = study.preset
     seeds = ",".join(str(s) for s in sorted({r.config.seed for r in study.runs}))
-    return [f"lth reproduce --preset {preset} --seeds {seeds}", f"lth report <store>",
+    return [f"lth reproduce --preset {preset} --seeds {seeds}", "lth report <store>",
             f"lth presets {preset}   # the full config; each run's config.json is in <store>/<hash>/"]
 
 

@@ -38,7 +38,7 @@ from .errors import ConfigError, StoreError
 
 DEFAULT_STORE = "lth_runs"
 
-# The files of a run and of its levels (README, "Store layout"): named here only.
+# The files of a run and of its levels (docs/store.md, "The store"): named here only.
 CONFIG_FILE = "config.json"
 MASK_FILE = "mask.safetensors"
 START_FILE = "start.safetensors"

@@ -356,7 +356,7 @@ def evaluate_replicas(model: nn.Module, batches, replicas: int) -> list[tuple[fl
     model.train(was_training)
     if count == 0:
         return [(0.0, 0.0)] * replicas
-    return [(l / count, c / count) for l, c in zip(loss_sum.tolist(), correct.tolist())]
+    return [(loss / count, c / count) for loss, c in zip(loss_sum.tolist(), correct.tolist())]
 
 
 def _save_resume(path, model, optimizer, scaler, iteration: int, interval: _Interval, results: list[TrainResult]) -> None:
@@ -396,5 +396,5 @@ def _load_resume(path, device) -> dict:
     payload = load_checked(path)
     try:
         return torch.load(io.BytesIO(payload), map_location=device, weights_only=True)
-    except Exception as exc:  # torch raises many types for a damaged file
+    except Exception as exc:  # noqa: BLE001 - torch raises many types for a damaged file
         raise StoreError(f"corrupt resume checkpoint {path} ({type(exc).__name__}); delete it to restart that training") from None

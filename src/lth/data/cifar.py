@@ -61,7 +61,7 @@ def read_batch(path: Path, label_key: str, num_classes: int, layout: str) -> tup
             batch = _ArrayUnpickler(handle, encoding="bytes").load()
     except OSError as exc:
         raise DataError(f"cannot read CIFAR file {path} ({exc.strerror or exc}); {layout}") from None
-    except Exception as exc:  # truncated or foreign pickles raise many types
+    except Exception as exc:  # noqa: BLE001 - truncated or foreign pickles raise many types
         raise DataError(f"CIFAR file {path} is not a valid python-version batch ({type(exc).__name__}: {exc}); {layout}") from None
     if not isinstance(batch, dict):
         raise DataError(f"CIFAR file {path} holds a {type(batch).__name__}, expected a dict with data and {label_key}; {layout}")

@@ -36,7 +36,7 @@ def _generate(args: dict[str, Any]) -> dict[str, np.ndarray]:
 
     try:
         data = make_dataset(SimpleNamespace(**args))
-    except Exception as exc:  # the package's own checks raise many types
+    except Exception as exc:  # noqa: BLE001 - the package's own checks raise many types
         raise ConfigError(f"mnist1d cannot generate data with data.options {args}: {type(exc).__name__}: {exc}") from None
     return {"x": data["x"], "y": data["y"], "x_test": data["x_test"], "y_test": data["y_test"]}
 

@@ -87,7 +87,7 @@ class _Decoder(Dataset):
                 else:
                     rng = np.random.default_rng([augment_seed(self.seed, iteration, self.streams), position])
                     images[position] = transforms.train_transform(image, self.size, rng, self.scale, self.ratio)
-            except Exception as exc:  # PIL raises OSError, ValueError, SyntaxError... for bad files
+            except Exception as exc:  # noqa: BLE001 - PIL raises OSError, ValueError, SyntaxError... for bad files
                 return images[:0], torch.from_numpy(self.labels[indices[:0]]), \
                     f"cannot decode image {path} ({type(exc).__name__}: {exc}); {LAYOUT}"
         return images, torch.from_numpy(self.labels[indices]), ""
