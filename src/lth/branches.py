@@ -29,29 +29,25 @@ from torch import nn
 from .config import ExperimentConfig
 from .errors import ConfigError
 from .experiment import Setup, canonical, module_config
-from .imp import IMP, Adopted, Chain, ImpResult, LevelPlan, load_optimizer_state, rewind_state, run_chains, run_imp_many
+from .imp import Adopted, Chain, ImpResult, LevelPlan, load_optimizer_state, rewind_state, run_chains, run_imp_many
+from .kinds import (BASELINES, BRANCHES, DATA_ORDER, IMP, KINDS, PRUNING_AT_INIT, RANDOM_PRUNE, REINIT,  # noqa: F401
+                    RESET_INIT, SANITY_CHECKS)
 from .masks import Mask, random_prune
 from .seeds import copy_data_seed, random_prune_seed, reinit_seed
-from .store import MASK_FILE, START_FILE, Run, Store, load_tensors, step_optimizer_file
+from .store import DEFAULT_STORE, MASK_FILE, START_FILE, Run, Store, load_tensors, step_optimizer_file
 
-RESET_INIT, REINIT, RANDOM_PRUNE, DATA_ORDER = "reset-init", "reinit", "random-prune", "data-order"
-BASELINES = (RESET_INIT, REINIT, RANDOM_PRUNE)  # the controls that make a ticket a ticket
-PRUNING_AT_INIT = {"magnitude-init": "magnitude", "snip": "snip", "grasp": "grasp", "synflow": "synflow"}  # kind: method
-SANITY_CHECKS = ("shuffle", "reinit", "invert")  # [PaI] §5: what the methods find is per-layer sparsity
-BRANCHES = (*BASELINES, DATA_ORDER, *PRUNING_AT_INIT,
-            *(f"{kind}+{check}" for kind in PRUNING_AT_INIT for check in SANITY_CHECKS))
 
 
 def pruning_at_init(kind: str) -> tuple[str, str | None] | None:
     """(method, sanity check or None) of a pruning-at-init branch kind, None for the other kinds."""
-    base, _, check = kind.partition("+")
-    return (PRUNING_AT_INIT[base], check or None) if base in PRUNING_AT_INIT else None
+    found = KINDS.get(kind)
+    return (found.method, found.check) if found is not None and found.method else None
 
 
 def starts_at_rewind(kind: str) -> bool:
     """Whether a run of this kind trains its pruned levels from the rewind step k (the others,
     reset-init and reinit, from step 0)."""
-    return kind in (IMP, RANDOM_PRUNE, DATA_ORDER) or pruning_at_init(kind) is not None
+    return KINDS[kind].starts_at_rewind
 
 
 def branch_config(config: ExperimentConfig, kind: str, data_seed: int | None = None) -> ExperimentConfig:
@@ -69,7 +65,7 @@ def _planner(kind: str, parent: Run):
     def plan(run: Run, setup: Setup, level: int, model: nn.Module) -> LevelPlan | Adopted:
         if pruning_at_init(kind):
             return _pruned_at_init(kind, parent, setup, level, model)
-        if kind == RESET_INIT and setup.rewind == 0:  # the ticket's own training: same mask, start, seeds
+        if KINDS[kind].is_ticket_at_reset and setup.rewind == 0:  # the ticket's own training: same mask, start, seeds
             return Adopted(parent, level, changes={"kind": kind})
         ticket = Mask.load(parent.level_dir(level) / MASK_FILE)
         if kind == RESET_INIT:
@@ -116,14 +112,14 @@ def _pruned_at_init(kind: str, parent: Run, setup: Setup, level: int, model: nn.
 def branch_levels(kind: str, levels: int, only: list[int] | None = None) -> list[int]:
     """The levels a branch trains on a chain to `levels`: `only`, or all of them -- from 0 for the
     data-order copy (the dense network continued), from 1 for the baselines (level 0 is dense)."""
-    first = 0 if kind == DATA_ORDER else 1
+    first = KINDS[kind].first_level
     wanted = list(range(first, levels + 1)) if only is None else sorted(set(only))
     if any(not first <= level <= levels for level in wanted):
         raise ConfigError(f"branch {kind} levels must lie in {first}..{levels}, got {wanted}")
     return wanted
 
 
-def run_branch(kind: str, config: ExperimentConfig, levels: int, store: Store | str | Path = "lth_runs",
+def run_branch(kind: str, config: ExperimentConfig, levels: int, store: Store | str | Path = DEFAULT_STORE,
                data_seed: int | None = None, only: list[int] | None = None, **options) -> ImpResult:
     """Run the IMP chain of `config` to `levels` (or read it), then the branch `kind` at each level
     (or only at the levels in `only`: each branch level depends on the IMP chain alone).
@@ -133,7 +129,7 @@ def run_branch(kind: str, config: ExperimentConfig, levels: int, store: Store | 
     return run_branch_many(kind, [config], levels, store, data_seed, only, **options)[0]
 
 
-def run_branch_many(kind: str, configs: list[ExperimentConfig], levels: int, store: Store | str | Path = "lth_runs",
+def run_branch_many(kind: str, configs: list[ExperimentConfig], levels: int, store: Store | str | Path = DEFAULT_STORE,
                     data_seed: int | None = None, only: list[int] | None = None, **options) -> list[ImpResult]:
     """run_branch for several configs (e.g. seeds); small models train stacked as replicas."""
     store = store if isinstance(store, Store) else Store(store)

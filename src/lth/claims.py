@@ -24,8 +24,7 @@ from typing import Any, Mapping, Sequence
 
 from scipy import stats
 
-from .branches import PRUNING_AT_INIT, RANDOM_PRUNE, REINIT, RESET_INIT
-from .imp import IMP
+from .kinds import IMP, KINDS, PRUNING_AT_INIT, RANDOM_PRUNE, REINIT, RESET_INIT
 
 ALPHA = 0.05  # the family-wise error rate of a study's verdicts
 DEFAULT_MARGIN = 0.01  # ±1 point: the equivalence / non-inferiority margin (--margin, in points)
@@ -210,7 +209,7 @@ def study_claims(study, margin: float = DEFAULT_MARGIN) -> list[Claim]:
                             dense, margin, test=NONINFERIOR))
         for kind, name, source in BASELINE_CLAIMS:
             rows = study.levels(kind, k).get(deepest)
-            if rows and not (kind == RESET_INIT and study.iterations(k) == 0):
+            if rows and not (KINDS[kind].is_ticket_at_reset and study.iterations(k) == 0):
                 claims.append(judge(f"ticket (rewind {k}) > {name}", source, where, ticket, _by_seed(rows)))
             if rows and kind == REINIT and study.iterations(k) == 0:
                 claims.append(judge(f"no winning ticket at rewind {k}: ticket matches {name}",
@@ -268,9 +267,9 @@ def _pruning_at_init_claims(study, k: str, chain: Mapping[int, Sequence[Mapping[
     return claims
 
 
-BASELINE_CLAIMS = ((REINIT, "random reinitialisation", "[LTH] §2, §5; [SCALE] §3"),
-                   (RANDOM_PRUNE, "random pruning", "[LTH] §2; [SCALE] §3; [LMC] §4"),
-                   (RESET_INIT, "reset to init", "[SCALE] §3 (late resetting)"))
+BASELINE_CLAIMS = tuple((kind, KINDS[kind].label, source) for kind, source in (
+    (REINIT, "[LTH] §2, §5; [SCALE] §3"), (RANDOM_PRUNE, "[LTH] §2; [SCALE] §3; [LMC] §4"),
+    (RESET_INIT, "[SCALE] §3 (late resetting)")))
 
 
 def _by_seed(summaries: Sequence[Mapping[str, Any]]) -> dict[int, float]:

@@ -14,7 +14,7 @@ from typing import Any, Sequence
 
 from .config import ExperimentConfig
 from .errors import ConfigError, LthError
-from .store import DEFAULT_STORE, read_json
+from .store import DEFAULT_STORE, JOBS_DIR, read_json
 
 
 class _Parser(argparse.ArgumentParser):
@@ -122,7 +122,7 @@ def fan_out(args: argparse.Namespace, config: ExperimentConfig, jobs_of: Any) ->
     load_dataset(config.data.dataset, args.data_root, store.cache_dir, config.data.options)
     jobs = jobs_of()
     log = lambda text: print(text, file=sys.stderr)  # noqa: E731 - stdout stays for the results
-    log(f"{len(jobs)} job(s) on the {args.executor} executor; logs in {store.root / '_jobs'}")
+    log(f"{len(jobs)} job(s) on the {args.executor} executor; logs in {store.root / JOBS_DIR}")
     outcome = run_jobs(jobs, store, options, _run_options(args), log=log, quiet=args.quiet or args.json)
     if outcome.failed or outcome.blocked:
         first = next(iter(outcome.failed.values()), None)
@@ -436,7 +436,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
-    from .imp import DENSE, describe_execution
+    from .imp import describe_execution
+    from .kinds import DENSE
     from .store import Store
 
     rows = []
@@ -494,7 +495,7 @@ def _add_level_flags(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .branches import BRANCHES
+    from .kinds import BRANCHES
 
     parser = _Parser(prog="lth", description="Lottery tickets at scale: iterative magnitude pruning with rewinding, "
                      "baselines and stability analysis. Start with `lth presets`, then `lth imp --preset mnist1d_mlp`.")
@@ -547,12 +548,16 @@ def build_parser() -> argparse.ArgumentParser:
                        description="For the level-L ticket found with each rewind point: L2 distance and angle to the "
                        "dense network (stability to pruning) and to a copy trained with another data order "
                        "(stability to data order), and the error barrier on the straight line between the copies.")
-    p.add_argument("--level", type=int, default=3, help="the IMP level whose ticket is measured (default 3)")
+    from .stability import BATCH_NORM, POINTS, STABILITY_LEVEL
+
+    p.add_argument("--level", type=int, default=STABILITY_LEVEL,
+                   help=f"the IMP level whose ticket is measured (default {STABILITY_LEVEL}, as in a study plan)")
     p.add_argument("--rewind-points", metavar="STEPS", help="comma-separated rewind steps, e.g. 0it,50it,200it "
                    "(default: the preset's rewind step)")
-    p.add_argument("--interpolation-points", type=int, default=30, help="alphas on the linear path (default 30)")
-    p.add_argument("--batch-norm", choices=["recompute", "interpolate"], default="recompute",
-                   help="at each alpha, recompute BN statistics on training data (default) or interpolate them")
+    p.add_argument("--interpolation-points", type=int, default=POINTS,
+                   help=f"alphas on the linear path (default {POINTS})")
+    p.add_argument("--batch-norm", choices=["recompute", "interpolate"], default=BATCH_NORM,
+                   help=f"at each alpha, recompute BN statistics on training data or interpolate them (default {BATCH_NORM})")
     p.add_argument("--find-rewind", action="store_true", help="report the earliest rewind point with a barrier "
                    "below --threshold")
     p.add_argument("--threshold", type=float, default=0.02, help="barrier threshold as a fraction (default 0.02)")
@@ -574,7 +579,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: the preset's study plan; '' for none)")
     p.add_argument("--baseline-levels", metavar="L,L,...", help="train the baselines at these levels only, e.g. "
                    "4,7,10 (default: the preset's study plan; most plans: every level)")
-    p.add_argument("--seeds", metavar="S,S,...", help="seeds (default: the preset's study plan, e.g. 0,1,2,3,4 for "
+    p.add_argument("--seeds", metavar="S,S,...", help="seeds (default: the preset's study plan, e.g. 0,...,14 for "
                    "mnist1d_mlp_scale, 0,1,2 for mnist1d_mlp; 0 for presets without one)")
     p.add_argument("--out", metavar="DIR", help="report directory (default <store>/report)")
     _add_margin_flag(p)
@@ -590,7 +595,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "paired differences over seeds and judged with the study's other claims as one family (Holm): "
                        "holds / contradicted / undecided, or for a 'matches' claim equivalent / not equivalent / "
                        "undecided within --margin.")
-    p.add_argument("target", nargs="?", default=DEFAULT_STORE, help="a store or one run directory (default ./lth_runs)")
+    p.add_argument("target", nargs="?", default=DEFAULT_STORE, help=f"a store or one run directory (default ./{DEFAULT_STORE})")
     p.add_argument("--out", metavar="DIR", help="output directory (default <store>/report)")
     _add_margin_flag(p)
     p.add_argument("--json", action="store_true")

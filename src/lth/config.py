@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Mapping
 
 from .errors import ConfigError
+from .kinds import KINDS
 from .steps import Step
 
 
@@ -124,7 +125,7 @@ class ExperimentConfig:
                                    "or restore its state")
     seed: int = option(0, flag="--seed", help="initialisation seed (default 0)")
     data_seed: int | None = option(None, flag="--data-seed", help="data-order seed (default: the init seed)")
-    kind: str = option("imp", help="imp, dense, or a branch kind (lth branch --help)")
+    kind: str = option("imp", choices=tuple(KINDS), help="imp, dense, or a branch kind (lth branch --help)")
     preset: str = option("", help="the preset's name: a label, not hashed")
 
     def __post_init__(self) -> None:

@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 
 from .errors import ConfigError
 from .jobs import STABILITY, Job
-from .store import Store
+from .store import JOBS_DIR, Store
 
 EXECUTORS = ("inline", "local", "slurm")
 
@@ -237,7 +237,7 @@ def run_jobs(jobs: list[Job], store: Store | str | Path, options: ExecutorOption
              executor: submitit.Executor | None = None) -> Outcome:
     """Run `jobs` (in an order where needs come first) until each is done, failed or blocked."""
     store = store if isinstance(store, Store) else Store(store)
-    executor = executor or make_executor(options, store.root / "_jobs", log)
+    executor = executor or make_executor(options, store.root / JOBS_DIR, log)
     by_key = {job.key: job for job in jobs}
     outcome = Outcome()
     submitted: dict[str, submitit.Job] = {}

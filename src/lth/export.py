@@ -17,7 +17,8 @@ from torch import nn
 
 from .errors import ConfigError, StoreError
 from .masks import Mask
-from .store import CONFIG_FILE, FINAL_FILE, MASK_FILE, START_FILE, SUMMARY_FILE, atomic_write, load_tensors, read_json
+from .store import (CONFIG_FILE, FINAL_FILE, MASK_FILE, START_FILE, SUMMARY_FILE, atomic_write, level_dir_name,
+                    load_tensors, read_json)
 
 FORMATS = ("torch-prune", "safetensors")
 
@@ -40,7 +41,7 @@ def export_ticket(run_dir: str | Path, level: int, out: str | Path, fmt: str = "
         raise ConfigError(f"unknown export format {fmt!r}; choose {', '.join(FORMATS)}")
     if weights not in ("final", "rewind"):
         raise ConfigError(f"--weights must be 'final' or 'rewind', got {weights!r}")
-    level_dir = Path(run_dir) / f"level_{level}"
+    level_dir = Path(run_dir) / level_dir_name(level)
     if not (level_dir / SUMMARY_FILE).exists():
         raise StoreError(f"level {level} of {run_dir} is not finished; run it first")
     state = load_tensors(level_dir / (FINAL_FILE if weights == "final" else START_FILE))

@@ -22,16 +22,18 @@ import torch
 from torch import nn
 
 from .config import ExperimentConfig, PruneConfig
-from .errors import ConfigError, StepError, StoreError, TrainingDiverged
+from .errors import ConfigError, StepError, TrainingDiverged
 from .distributed import barrier, world_size
 from .experiment import Setup, canonical, module_config, prepare
 from .hardware import hardware
+from .kinds import DENSE, IMP
 from .masks import Mask, check_levels, empty_layer_error, layer_fractions, magnitude_prune
 from .models import MODELS, build_model
 from .replicas import group_size, replica_optimizer_state, replica_state, stack_masks, stack_models
 from .steps import Step, to_iterations
-from .store import (EXECUTION_FILE, FINAL_FILE, MASK_FILE, METRICS_FILE, START_FILE, SUMMARY_FILE, Run, Store,
-                    load_checked, load_tensors, save_checked, save_tensors, step_file, step_optimizer_file,
+from .store import (DEFAULT_STORE, EXECUTION_FILE, FINAL_FILE, MASK_FILE, METRICS_FILE, RESUME_FILE, START_FILE,
+                    SUMMARY_FILE, Run, Store, level_dir_name, resume_group_file,
+                    load_tensors, load_torch_checked, save_checked, save_tensors, step_file, step_optimizer_file,
                     write_json, write_jsonl)
 from .train import ResumeCadence, compile_mode, train
 
@@ -69,11 +71,7 @@ def rewind_state(run: Run, setup: Setup) -> tuple[dict[str, torch.Tensor], dict 
 
 
 def load_optimizer_state(path: Path, device: torch.device) -> dict:
-    payload = load_checked(path)
-    try:
-        return torch.load(io.BytesIO(payload), map_location=device, weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - torch raises many types for a damaged file
-        raise StoreError(f"cannot read optimizer checkpoint {path} ({type(exc).__name__}); delete level_0 to recompute") from None
+    return load_torch_checked(path, device, "delete level_0 to recompute")
 
 
 def pruned_mask(run: Run, setup: Setup, level: int, model: nn.Module) -> Mask:
@@ -100,8 +98,8 @@ class Adopted:
     changes: dict[str, Any] = field(default_factory=dict)  # summary fields of this run (kind, rewind, ...)
 
 
-IMP = "imp"  # the kind of an IMP chain (the config default)
-DENSE = "dense"  # the kind of a dense run: level 0 only, shared by every IMP chain that starts from it
+# kinds.IMP: an IMP chain (the config default); kinds.DENSE: a dense run, level 0 only, shared by every IMP
+# chain that starts from it
 
 
 def dense_config(config: ExperimentConfig) -> ExperimentConfig:
@@ -181,7 +179,7 @@ def train_levels(trainings: list[Training], quiet: bool, resume_every: ResumeCad
     results = train_group(trainings, quiet, resume_every, compile)
     seconds = (time.perf_counter() - began) / replicas  # each replica's share of the wall time
     for t in trainings:  # the level is done: a stacked group's state left by another grouping is stale
-        for stale in t.directory.glob("resume_group_*.pt"):
+        for stale in t.directory.glob(resume_group_file("*")):
             stale.unlink(missing_ok=True)
     summaries = []
     for t, result in zip(trainings, results):
@@ -296,9 +294,9 @@ def resume_name(trainings: list[Training]) -> str:
     """The resume file of a training, or of a stacked group: named by its members in order, so a
     rerun that forms the same group resumes it (kept in the first member's level folder)."""
     if len(trainings) == 1:
-        return "resume.pt"
+        return RESUME_FILE
     members = hashlib.sha256(" ".join(t.run.hash for t in trainings).encode()).hexdigest()[:16]
-    return f"resume_group_{members}.pt"
+    return resume_group_file(members)
 
 
 def _as_json(section: Any) -> str:
@@ -317,7 +315,7 @@ def replica_groups(trainings: list[Training], replicas: str | int = "auto") -> l
     alone = []
     for t in trainings:
         c = t.setup.config
-        if size == 1 or t.plan.optimizer_state is not None or (t.directory / "resume.pt").exists() \
+        if size == 1 or t.plan.optimizer_state is not None or (t.directory / RESUME_FILE).exists() \
                 or c.train.precision == "fp16":  # one GradScaler for K copies: one's overflow would skip all steps
             alone.append([t])
             continue
@@ -346,7 +344,7 @@ Planner = Callable[[Run, Setup, int, nn.Module], "LevelPlan | Adopted"]
 
 def adopt(run: Run, level: int, adopted: Adopted, extra: dict[str, Any] | None = None) -> None:
     summary = {**adopted.source.summary(adopted.level), **adopted.changes, **(extra or {}),
-               "level": level, "adopted_from": f"{adopted.source.hash}/level_{adopted.level}"}
+               "level": level, "adopted_from": f"{adopted.source.hash}/{level_dir_name(adopted.level)}"}
     run.adopt_level(level, adopted.source, adopted.level, adopted.files, summary)
     barrier()
 
@@ -413,7 +411,7 @@ def run_chains(chains: list[Chain], levels: list[int], store: Store, *, data_roo
     return results
 
 
-def run_imp(config: ExperimentConfig, levels: int, store: Store | str | Path = "lth_runs", **options) -> ImpResult:
+def run_imp(config: ExperimentConfig, levels: int, store: Store | str | Path = DEFAULT_STORE, **options) -> ImpResult:
     """Run (or read from the store) levels 0..`levels` of IMP for `config`.
 
     options: data_root, device ("auto"), quiet, data (a dataset object instead of loading by name),
@@ -426,7 +424,7 @@ def run_imp(config: ExperimentConfig, levels: int, store: Store | str | Path = "
     return run_imp_many([config], levels, store, **options)[0]
 
 
-def run_imp_many(configs: list[ExperimentConfig], levels: int, store: Store | str | Path = "lth_runs",
+def run_imp_many(configs: list[ExperimentConfig], levels: int, store: Store | str | Path = DEFAULT_STORE,
                  **options) -> list[ImpResult]:
     """run_imp for several configs (e.g. seeds), level by level, small models stacked as replicas."""
     if options.get("model") is not None:

@@ -17,9 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from .branches import DATA_ORDER, branch_config, branch_levels, run_branch_many
+from .branches import branch_config, branch_levels, run_branch_many
 from .config import ExperimentConfig
-from .imp import DENSE, IMP, dense_config, run_dense_many, run_imp_many
+from .imp import dense_config, run_dense_many, run_imp_many
+from .kinds import DATA_ORDER, DENSE, IMP
+from .stability import BATCH_NORM, POINTS, TRAIN_EXAMPLES
 from .store import Run, Store
 
 STABILITY = "stability"
@@ -136,8 +138,8 @@ def branch_jobs(kind: str, configs: list[ExperimentConfig], levels: int, only: l
     return jobs
 
 
-def stability_jobs(configs: list[ExperimentConfig], level: int, points: int = 30, batch_norm: str = "recompute",
-                   train_examples: int = 5000, replicas: str | int = "auto") -> list[Job]:
+def stability_jobs(configs: list[ExperimentConfig], level: int, points: int = POINTS, batch_norm: str = BATCH_NORM,
+                   train_examples: int = TRAIN_EXAMPLES, replicas: str | int = "auto") -> list[Job]:
     """The level-`level` tickets of `configs`, their data-order copies, and their measurement."""
     jobs = branch_jobs(DATA_ORDER, configs, level, [level], replicas)
     measure = {"points": points, "batch_norm": batch_norm, "train_examples": train_examples}

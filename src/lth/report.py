@@ -15,28 +15,25 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from .aggregate import mean_std
-from .branches import (BASELINES, BRANCHES, DATA_ORDER, RANDOM_PRUNE, REINIT, RESET_INIT, pruning_at_init,
-                       starts_at_rewind)
-from .imp import DENSE, IMP
+from .branches import pruning_at_init, starts_at_rewind
+from .kinds import BASELINES, BRANCHES, DATA_ORDER, DENSE, IMP, KINDS, RANDOM_PRUNE
 from .claims import (DEFAULT_MARGIN, HEADER as CLAIMS_HEADER, Claim, family_note, study_claims,
                      warnings as claim_warnings)
 from .hardware import hardware_of, mixed_hardware_warning
+from .stability import settings_name
 from .steps import Step
 from .store import CONFIG_FILE, Run, Store, atomic_write, read_json, write_json
 
-# One colour per method, the same in every figure.
-COLORS = {IMP: "#1f77b4", RESET_INIT: "#d62728", REINIT: "#2ca02c", RANDOM_PRUNE: "#9467bd",
-          DENSE: "#7f7f7f", "pruning": "#ff7f0e", DATA_ORDER: "#1f77b4", "barrier": "#d62728",
-          "barrier-train": "#8c564b",
-          # pruning at initialization; its sanity checks (METHOD+check) share the method's colour, dashed
-          "magnitude-init": "#bcbd22", "snip": "#17becf", "grasp": "#e377c2", "synflow": "#8c564b"}
+# One colour per kind (kinds.py), the same in every figure, and the stability plots' own lines.
+COLORS = {**{name: kind.color for name, kind in KINDS.items()}, "pruning": "#ff7f0e", "barrier": "#d62728",
+          "barrier-train": "#8c564b"}
 REWIND_STYLES = ["-", "--", ":", "-."]
 STABILITY_METRICS = ("test_accuracy", "pruning_l2", "pruning_l2_normalized", "pruning_angle", "data_order_l2",
                      "data_order_l2_normalized", "data_order_angle", "barrier_test", "barrier_train")
 
 
 CLAIMS_FILE = "claims.json"
-DEFAULT_STABILITY_SETTINGS = "30pt_bn-recompute_5000"  # lth stability's defaults, as in the file name
+DEFAULT_STABILITY_SETTINGS = settings_name()  # lth stability's defaults, as in the file name
 CLAIMS_TITLE = "Claims of the papers, judged against the noise of the seeds"
 CLAIMS_LEGEND = ("Each row: the mean over seeds of the paired difference (same seed on both sides), its two-sided 95% "
                  "Student-t interval, what is tested, the p-value adjusted for the whole table (Holm) and the verdict. "
@@ -332,7 +329,7 @@ def missing_parts(study: Study, methods, stability) -> list[str]:
     """What a full study has that this store lacks, as advice."""
     notes = []
     for kind in BASELINES:
-        if kind == RESET_INIT and study.iterations(study.main_rewind) == 0:
+        if KINDS[kind].is_ticket_at_reset and study.iterations(study.main_rewind) == 0:
             continue  # at k = 0 the IMP run is the reset-to-init ticket
         if not any(curve.kind == kind for curve in methods):
             notes.append(f"no `{kind}` baseline yet: `lth branch {kind} --preset {study.preset}` (or `lth reproduce`)")

@@ -26,12 +26,24 @@ from .config import ExperimentConfig
 from .errors import ConfigError
 from .experiment import Setup, canonical, module_config, prepare
 from .imp import run_imp
+from .kinds import DATA_ORDER
 from .masks import Mask
 from .models import MODELS
 from .steps import Step
-from .store import FINAL_FILE, MASK_FILE, Store, load_tensors, read_json, write_json
+from .store import DEFAULT_STORE, FINAL_FILE, MASK_FILE, Store, level_dir_name, load_tensors, read_json, write_json
 from .replicas import stack_models, stackable
 from .train import evaluate, evaluate_replicas
+
+# The defaults of a stability measurement, defined here only ([LMC]: 30 points; see docs/science.md).
+POINTS = 30  # evenly spaced α on the line between the two copies
+BATCH_NORM = "recompute"  # BN statistics recomputed on training data at each α ("interpolate": not)
+TRAIN_EXAMPLES = 5000  # training examples for the train error and the recomputed BN statistics
+STABILITY_LEVEL = 2  # the level whose ticket is measured, when neither a flag nor a study plan says
+
+
+def settings_name(points: int = POINTS, batch_norm: str = BATCH_NORM, train_examples: int = TRAIN_EXAMPLES) -> str:
+    """How a measurement's settings are named in its file name and in the report's tables."""
+    return f"{points}pt_bn-{batch_norm}_{train_examples}"
 
 State = Mapping[str, torch.Tensor]
 
@@ -94,8 +106,8 @@ def _limited(batches, max_examples: int):
         seen += len(y)
 
 
-def interpolation_curve(model: nn.Module, setup: Setup, a: State, b: State, points: int = 30,
-                        batch_norm: str = "recompute", train_examples: int = 5000,
+def interpolation_curve(model: nn.Module, setup: Setup, a: State, b: State, points: int = POINTS,
+                        batch_norm: str = BATCH_NORM, train_examples: int = TRAIN_EXAMPLES,
                         per_pass: int | None = None) -> list[dict[str, float]]:
     """Test and train error at `points` evenly spaced alphas in [0, 1] (alpha = 1 is `a`).
 
@@ -154,14 +166,14 @@ def barrier(errors: list[float]) -> float:
     return max(errors) - (errors[0] + errors[-1]) / 2
 
 
-def measurement_path(copy_run_dir: Path, level: int, points: int = 30, batch_norm: str = "recompute",
-                     train_examples: int = 5000) -> Path:
+def measurement_path(copy_run_dir: Path, level: int, points: int = POINTS, batch_norm: str = BATCH_NORM,
+                     train_examples: int = TRAIN_EXAMPLES) -> Path:
     """Where the stability of a level is kept: beside the data-order copy it compares with."""
-    return copy_run_dir / f"level_{level}" / f"stability_{points}pt_bn-{batch_norm}_{train_examples}.json"
+    return copy_run_dir / level_dir_name(level) / f"stability_{settings_name(points, batch_norm, train_examples)}.json"
 
 
-def measure_stability(config: ExperimentConfig, level: int, store: Store | str | Path = "lth_runs", *,
-                      points: int = 30, batch_norm: str = "recompute", train_examples: int = 5000,
+def measure_stability(config: ExperimentConfig, level: int, store: Store | str | Path = DEFAULT_STORE, *,
+                      points: int = POINTS, batch_norm: str = BATCH_NORM, train_examples: int = TRAIN_EXAMPLES,
                       **options) -> dict[str, Any]:
     """Stability of the level-`level` IMP ticket of `config` at its rewind step (trains what is missing)."""
     if level < 0:
@@ -173,13 +185,13 @@ def measure_stability(config: ExperimentConfig, level: int, store: Store | str |
         config = module_config(config, options["model"])
     config = canonical([config], store, options.get("data_root"), options.get("data"))[0]
     imp = run_imp(config, level, store, **options)
-    copy = run_branch("data-order", config, level, store, only=[level], **options)
+    copy = run_branch(DATA_ORDER, config, level, store, only=[level], **options)
     cache = measurement_path(Path(copy.run_dir), level, points, batch_norm, train_examples)
     if cache.exists():
         return read_json(cache)
     keep = {k: v for k, v in options.items() if k in ("data_root", "device", "data", "model")}
     setup = prepare(config, cache_dir=store.cache_dir, **keep)
-    ticket_dir, copy_dir = Path(imp.run_dir) / f"level_{level}", Path(copy.run_dir) / f"level_{level}"
+    ticket_dir, copy_dir = Path(imp.run_dir) / level_dir_name(level), Path(copy.run_dir) / level_dir_name(level)
     mask = Mask.load(ticket_dir / MASK_FILE)
     ticket = load_tensors(ticket_dir / FINAL_FILE, setup.device)
     other = load_tensors(copy_dir / FINAL_FILE, setup.device)
@@ -199,23 +211,23 @@ def measure_stability(config: ExperimentConfig, level: int, store: Store | str |
     return row
 
 
-def measure_stability_many(configs: list[ExperimentConfig], level: int, store: Store | str | Path = "lth_runs",
+def measure_stability_many(configs: list[ExperimentConfig], level: int, store: Store | str | Path = DEFAULT_STORE,
                            **options) -> list[dict[str, Any]]:
     """measure_stability for several configs (e.g. seeds): the tickets and their data-order copies
     train first, level by level, small models stacked as replicas; then each is measured."""
     store = store if isinstance(store, Store) else Store(store)
     training = {k: v for k, v in options.items() if k not in ("points", "batch_norm", "train_examples")}
-    run_branch_many("data-order", configs, level, store, only=[level], **training)
+    run_branch_many(DATA_ORDER, configs, level, store, only=[level], **training)
     return [measure_stability(config, level, store, **options) for config in configs]
 
 
-def stability_sweep(config: ExperimentConfig, level: int, rewind_points: list[str], store="lth_runs",
+def stability_sweep(config: ExperimentConfig, level: int, rewind_points: list[str], store=DEFAULT_STORE,
                     **options) -> list[dict[str, Any]]:
     """measure_stability at each rewind point (each point has its own IMP chain)."""
     return stability_sweep_many([config], level, rewind_points, store, **options)[0]
 
 
-def stability_sweep_many(configs: list[ExperimentConfig], level: int, rewind_points: list[str], store="lth_runs",
+def stability_sweep_many(configs: list[ExperimentConfig], level: int, rewind_points: list[str], store=DEFAULT_STORE,
                          **options) -> list[list[dict[str, Any]]]:
     """stability_sweep for several configs: one list of rows (one per rewind point) per config."""
     for point in rewind_points:

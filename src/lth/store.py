@@ -46,6 +46,18 @@ FINAL_FILE = "final.safetensors"
 METRICS_FILE = "metrics.jsonl"
 SUMMARY_FILE = "summary.json"  # written last: the level is finished
 EXECUTION_FILE = "execution.json"
+RESUME_FILE = "resume.pt"  # a level's full training state while it trains (deleted when it is done)
+JOBS_DIR = "_jobs"  # <store>/_jobs: the executors' job logs and status
+STUDIES_DIR = "_studies"  # <store>/_studies/<hash>.json: what `lth reproduce` ran
+
+
+def level_dir_name(level: int) -> str:
+    return f"level_{level}"
+
+
+def resume_group_file(members: str) -> str:
+    """The resume file of a stacked group of runs, named by a digest of its members."""
+    return f"resume_group_{members}.pt"
 
 
 def step_file(iteration: int) -> str:
@@ -164,6 +176,18 @@ def load_checked(path: str | Path) -> bytes:
     return payload
 
 
+def load_torch_checked(path: str | Path, device, advice: str) -> dict:
+    """A torch.save'd training state (optimizer, resume) written by save_checked; a damaged one is a
+    StoreError that ends with `advice` (what to delete to recompute it)."""
+    import io
+
+    payload = load_checked(path)
+    try:
+        return torch.load(io.BytesIO(payload), map_location=device, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises many types for a damaged file
+        raise StoreError(f"corrupt checkpoint {path} ({type(exc).__name__}); {advice}") from None
+
+
 class Run:
     """One content-addressed run: a config and its levels."""
 
@@ -185,7 +209,7 @@ class Run:
         """A lock per level, so two processes never train the same level at once while different
         levels of one run (a baseline at level 2 and at level 3) may train side by side. flock() is
         released by the kernel when its holder dies, so a killed run leaves no stale lock."""
-        return FileLock(str(self.dir / f"level_{level}.lock"), timeout=timeout)
+        return FileLock(str(self.dir / f"{level_dir_name(level)}.lock"), timeout=timeout)
 
     @contextlib.contextmanager
     def training(self, levels: Iterable[int], wait: bool = True) -> Iterator[None]:
@@ -208,7 +232,7 @@ class Run:
                                      f"on {holder.get('host', '?')}); rerun without --no-wait to wait for it") from None
                 held.callback(lock.release)
                 held.enter_context(self._running(level))
-                write_json(self.dir / f"level_{level}.owner.json", {"pid": os.getpid(), "host": socket.gethostname()})
+                write_json(self.dir / f"{level_dir_name(level)}.owner.json", {"pid": os.getpid(), "host": socket.gethostname()})
             yield
 
     @contextlib.contextmanager
@@ -217,7 +241,7 @@ class Run:
         probes (level_locked) test with a shared one: a probe never touches the level's lock, so a
         `--no-wait` run cannot fail because `lth ls` or an executor driver looked at that moment.
         Probes hold their shared flock for microseconds; the holder waits them out (blocking)."""
-        fd = os.open(self.dir / f"level_{level}.running", os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(self.dir / f"{level_dir_name(level)}.running", os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield
@@ -225,7 +249,7 @@ class Run:
             os.close(fd)  # (releases the flock)
 
     def owner(self, level: int) -> dict[str, Any]:
-        path = self.dir / f"level_{level}.owner.json"
+        path = self.dir / f"{level_dir_name(level)}.owner.json"
         try:
             return read_json(path) if path.exists() else {}
         except StoreError:
@@ -233,10 +257,10 @@ class Run:
 
     def mark_failed(self, level: int, error: str, log: str | None = None) -> None:
         """Record why a level failed (shown by `lth ls`); cleared when the level succeeds."""
-        write_json(self.dir / f"level_{level}.failed.json", {"level": level, "error": error, "log": log})
+        write_json(self.dir / f"{level_dir_name(level)}.failed.json", {"level": level, "error": error, "log": log})
 
     def clear_failed(self, level: int) -> None:
-        (self.dir / f"level_{level}.failed.json").unlink(missing_ok=True)
+        (self.dir / f"{level_dir_name(level)}.failed.json").unlink(missing_ok=True)
 
     def failures(self) -> list[dict[str, Any]]:
         found = []
@@ -248,7 +272,7 @@ class Run:
         return found
 
     def level_dir(self, level: int) -> Path:
-        return self.dir / f"level_{level}"
+        return self.dir / level_dir_name(level)
 
     def level_done(self, level: int) -> bool:
         return (self.level_dir(level) / SUMMARY_FILE).exists()
@@ -296,7 +320,7 @@ class Run:
     def level_locked(self, level: int) -> bool:
         """Whether some process trains this level now, tested without taking its lock (see _running)."""
         try:
-            fd = os.open(self.dir / f"level_{level}.running", os.O_RDONLY)
+            fd = os.open(self.dir / f"{level_dir_name(level)}.running", os.O_RDONLY)
         except OSError:  # never trained here, or unreadable: nobody we can see trains it
             return False
         try:

@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from . import distributed
 from .config import TrainConfig
-from .errors import ConfigError, StepError, StoreError, TrainingDiverged
+from .errors import ConfigError, StepError, TrainingDiverged
 from .masks import Mask
 from .replicas import ReplicaBatches, repeated
 from .seeds import stream_seed
@@ -389,12 +389,6 @@ def _resume(path, device, model, optimizer, scaler, results: list[TrainResult]) 
 
 
 def _load_resume(path, device) -> dict:
-    import io
+    from .store import load_torch_checked
 
-    from .store import load_checked
-
-    payload = load_checked(path)
-    try:
-        return torch.load(io.BytesIO(payload), map_location=device, weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - torch raises many types for a damaged file
-        raise StoreError(f"corrupt resume checkpoint {path} ({type(exc).__name__}); delete it to restart that training") from None
+    return load_torch_checked(path, device, "delete it to restart that training")

@@ -1,0 +1,43 @@
+"""Every kind of run, registered once: what it is, where its training starts, which levels it
+trains, how the report draws and names it. Adding a branch kind is one record here plus its plan
+in branches.py; the CLI's choices, config validation, the study plan, the claims and the figures
+read this table. (How a kind gets its mask and weights is code: branches._planner.)"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Kind:
+    name: str
+    label: str  # in claims and legends, e.g. "random reinitialisation"
+    color: str  # one colour per kind, the same in every figure (sanity checks: their method's, dashed)
+    starts_at_rewind: bool  # its pruned levels train from the rewind step k (False: from step 0)
+    first_level: int = 1  # the first level a branch trains (0: it continues the dense network)
+    baseline: bool = False  # a control that makes a ticket a ticket (lth reproduce trains it off each chain)
+    is_ticket_at_reset: bool = False  # with k = 0 it is the IMP run itself: adopted, not trained nor claimed
+    method: str | None = None  # pruning at initialization: the criterion (init_pruning.py)
+    check: str | None = None  # pruning at initialization: the [PaI] §5 sanity check
+
+
+IMP, DENSE = "imp", "dense"
+RESET_INIT, REINIT, RANDOM_PRUNE, DATA_ORDER = "reset-init", "reinit", "random-prune", "data-order"
+SANITY_CHECKS = ("shuffle", "reinit", "invert")  # [PaI] §5: what the methods find is per-layer sparsity
+_PAI = (("magnitude-init", "magnitude", "#bcbd22"), ("snip", "snip", "#17becf"), ("grasp", "grasp", "#e377c2"),
+        ("synflow", "synflow", "#8c564b"))
+
+KINDS: dict[str, Kind] = {k.name: k for k in (
+    Kind(IMP, "ticket", "#1f77b4", starts_at_rewind=True, first_level=0),
+    Kind(DENSE, "dense", "#7f7f7f", starts_at_rewind=False, first_level=0),
+    Kind(RESET_INIT, "reset to init", "#d62728", starts_at_rewind=False, baseline=True, is_ticket_at_reset=True),
+    Kind(REINIT, "random reinitialisation", "#2ca02c", starts_at_rewind=False, baseline=True),
+    Kind(RANDOM_PRUNE, "random pruning", "#9467bd", starts_at_rewind=True, baseline=True),
+    Kind(DATA_ORDER, "another data order", "#1f77b4", starts_at_rewind=True, first_level=0),
+    *(Kind(name, name, color, starts_at_rewind=True, method=method) for name, method, color in _PAI),
+    *(Kind(f"{name}+{check}", f"{name}+{check}", color, starts_at_rewind=True, method=method, check=check)
+      for name, method, color in _PAI for check in SANITY_CHECKS),
+)}
+
+BASELINES = tuple(k.name for k in KINDS.values() if k.baseline)  # (reset-init, reinit, random-prune)
+PRUNING_AT_INIT = {k.name: k.method for k in KINDS.values() if k.method and not k.check}  # kind: criterion
+BRANCHES = tuple(name for name in KINDS if name not in (IMP, DENSE))  # what `lth branch KIND` trains
