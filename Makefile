@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/lth reproduce --preset mnist1d_mlp_scale  # [SCALE]'s regime, 10 seeds, k = 0 vs k = 50: see the plan in src/lth/reproduce.py
+	$(BIN)/lth reproduce --preset mnist1d_mlp_scale  # [SCALE]'s regime, 15 seeds, k = 0 vs k = 50: see the plan in src/lth/reproduce.py
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

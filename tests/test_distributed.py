@@ -42,14 +42,17 @@ def test_two_process_data_parallel_matches_one_process(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_killed_two_process_run_resumes_to_the_single_process_result(tmp_path):
+def test_a_killed_two_process_run_resumes_to_the_uninterrupted_bits(tmp_path):
+    """Both sides are two-process runs made here: over 400 iterations the one-process run drifts from
+    them by the all-reduce's summation order (0.04 on an AMD EPYC, under 1e-5 where this test was written);
+    a resume does not move them by a bit."""
     import signal
     import time
 
     store = tmp_path / "ddp"
     args = [a if a != "120it" else "400it" for a in ARGS]  # long enough to be caught mid-level
-    single = _run_args([sys.executable, "-m", "lth"], tmp_path / "single400", args)
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29518", "-m", "lth"]
+    uninterrupted = _run_args(torchrun, tmp_path / "ddp_in_one_go", [*args, "--checkpoint-every", "40it"])
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     process = subprocess.Popen([*torchrun, *args, "--store", str(store), "--checkpoint-every", "40it"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True, env=env)
@@ -61,10 +64,9 @@ def test_a_killed_two_process_run_resumes_to_the_single_process_result(tmp_path)
     process.wait()
     resumed = _run_args(torchrun, store, [*args, "--checkpoint-every", "40it"])
     for level in (0, 1):
-        a = load_tensors(Path(single["run_dir"]) / f"level_{level}" / "final.safetensors")
+        a = load_tensors(Path(uninterrupted["run_dir"]) / f"level_{level}" / "final.safetensors")
         b = load_tensors(Path(resumed["run_dir"]) / f"level_{level}" / "final.safetensors")
-        for name in a:
-            torch.testing.assert_close(a[name], b[name], rtol=1e-4, atol=1e-5)
+        assert a.keys() == b.keys() and all(torch.equal(a[name], b[name]) for name in a), level
 
 
 def _run_args(command: list[str], store: Path, args: list[str]) -> dict:

@@ -12,14 +12,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from .branches import BASELINES, RESET_INIT
+from .kinds import BASELINES, IMP, KINDS
 from .config import ExperimentConfig
 from .errors import ConfigError
 from .experiment import canonical, canonical_steps
-from .imp import IMP
 from .jobs import STABILITY, run_inline, stage_jobs, study_dense_jobs
+from .stability import STABILITY_LEVEL
 from .steps import Step
-from .store import Store, read_json, write_json
+from .store import DEFAULT_STORE, STUDIES_DIR, Store, read_json, write_json
 
 
 
@@ -37,7 +37,7 @@ class Stage:
 class StudyPlan:
     levels: int = 5
     rewind_points: tuple[str, ...] = ("0it",)
-    stability_level: int = 2
+    stability_level: int = STABILITY_LEVEL
     seeds: tuple[int, ...] = (0,)
     # Rewind points whose IMP chains also get the baselines at every level (besides the config's own
     # rewind step): [SCALE]'s contrast of resetting (k = 0) with rewinding (k > 0), side by side.
@@ -63,18 +63,18 @@ class StudyPlan:
             stages.append(Stage(IMP, rewind, self.levels))
             # reset-init at k = 0 would be the IMP run itself, trained again: leave it out
             stages += [Stage(kind, rewind, self.levels, self.baseline_levels or None) for kind in BASELINES
-                       if not (kind == RESET_INIT and Step.parse(rewind).amount == 0)]
+                       if not (KINDS[kind].is_ticket_at_reset and Step.parse(rewind).amount == 0)]
         stages += [Stage(STABILITY, point, self.stability_level) for point in self.rewind_points]
         return stages
 
 
-# Each preset's study. mnist1d_mlp_scale (`make run`, ~2 min on 2 CPU cores, 5 seeds: 3 flipped
-# verdicts in the regime map): [SCALE]'s contrast of resetting (k = 0) with rewinding (k = 50, 3% of
-# training), each chain with its baselines at level 10 (12% of the weights, where the map judges the
+# Each preset's study. mnist1d_mlp_scale (`make run`, 15 seeds: with 5 or 10, verdicts flipped between
+# machines or float orders, as benchmarks/verdict_stability.py measures): [SCALE]'s contrast of resetting
+# (k = 0) with rewinding (k = 50, 3% of training), each chain with its baselines at level 10 (12% of the weights, where the map judges the
 # claims) and the stability of its level-10 ticket. mnist1d_mlp: the same contrast at [M1D]'s width,
 # judged at level 8 (17%). mnist1d_mlp_lth: [LTH]'s reset-to-init study, with the barrier at k = 0 and 50.
 PLANS: dict[str, StudyPlan] = {
-    "mnist1d_mlp_scale": StudyPlan(levels=10, rewind_points=("0it", "50it"), stability_level=10, seeds=(0, 1, 2, 3, 4),
+    "mnist1d_mlp_scale": StudyPlan(levels=10, rewind_points=("0it", "50it"), stability_level=10, seeds=tuple(range(15)),
                                    baseline_rewinds=("0it",), baseline_levels=(10,)),
     "mnist1d_mlp": StudyPlan(levels=8, rewind_points=("0it", "50it"), stability_level=8, seeds=(0, 1, 2),
                              baseline_rewinds=("0it",), baseline_levels=(8,)),
@@ -96,7 +96,7 @@ def default_plan(config: ExperimentConfig) -> StudyPlan:
     if config.preset in PLANS:
         return PLANS[config.preset]
     points = tuple(dict.fromkeys(("0it", config.rewind)))
-    return StudyPlan(levels=5, rewind_points=points, stability_level=2)
+    return StudyPlan(levels=5, rewind_points=points)
 
 
 def check_plan(plan: StudyPlan) -> None:
@@ -108,7 +108,7 @@ def check_plan(plan: StudyPlan) -> None:
         raise ConfigError(f"baseline levels must lie in 1..{plan.levels}, got {','.join(map(str, plan.baseline_levels))}")
 
 
-def reproduce(config: ExperimentConfig, plan: StudyPlan, store: Store | str | Path = "lth_runs",
+def reproduce(config: ExperimentConfig, plan: StudyPlan, store: Store | str | Path = DEFAULT_STORE,
               log: Callable[[str], None] = print, **options) -> dict[str, Any]:
     """Run the whole study inline -- the jobs of `jobs.study_jobs`, the graph every executor runs --
     and return where each part is stored."""
@@ -141,7 +141,7 @@ def reproduce(config: ExperimentConfig, plan: StudyPlan, store: Store | str | Pa
             text = f"{stage.what} off the rewind-{stage.rewind} chain"
         log(f"[{number}/{len(stages)}] {seeds}: {text} ({time.perf_counter() - began:.0f} s)")
     summary["seconds"] = round(time.perf_counter() - began, 1)
-    write_json(store.root / "_studies" / f"{config.hash()}.json",
+    write_json(store.root / STUDIES_DIR / f"{config.hash()}.json",
                {"preset": config.preset, "plan": {"levels": plan.levels, "rewind_points": list(plan.rewind_points),
                 "stability_level": plan.stability_level, "seeds": list(plan.seeds),
                 "baseline_rewinds": list(plan.baseline_rewinds), "baseline_levels": list(plan.baseline_levels)}, "config": config.to_dict(),
