@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from lth.config import PruneConfig
 from lth.data import load_dataset
 from lth.data.loader import TensorDataset
-from lth.imp import resume_cadence
+from lth.levels import resume_cadence
 from lth.masks import Mask, layer_fractions, magnitude_prune
 from lth.models import build_model
 from lth.presets import get_preset

@@ -14,7 +14,6 @@ Writes <out>/confirm.md and confirm.csv. Everything already in the store is reus
 from __future__ import annotations
 
 import argparse
-import csv
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -24,6 +23,7 @@ from lth.presets import get_preset
 from lth.report import Study, find_studies, study_hardware
 from lth.reproduce import PLANS, reproduce
 from lth.store import Store
+from tables import markdown_table, write_csv
 
 
 def seed_list(text: str) -> tuple[int, ...]:
@@ -86,13 +86,8 @@ def main(argv: list[str] | None = None) -> None:
     rows = side_by_side(columns)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    with (out / "confirm.csv").open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    head = list(rows[0])
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head),
-             *["| " + " | ".join(row[k] for k in head) + " |" for row in rows], "",
+    write_csv(out / "confirm.csv", rows)
+    lines = [*markdown_table(rows), "",
              *[f"- {note}" for note in notes], f"- margin ±{args.margin:g} points; `python studies/confirm.py "
              f"--preset {args.preset} --selection {args.selection} --held-out {args.held_out}`"]
     (out / "confirm.md").write_text("\n".join(lines) + "\n")

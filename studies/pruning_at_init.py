@@ -15,7 +15,6 @@ from lth.claims).
 from __future__ import annotations
 
 import argparse
-import csv
 import statistics
 import sys
 import time
@@ -25,6 +24,7 @@ from lth.branches import PRUNING_AT_INIT, run_branch_many
 from lth.claims import judge
 from lth.imp import run_imp_many
 from lth.presets import get_preset
+from tables import write_csv
 
 CONTROLS = ("random-prune",)
 
@@ -62,10 +62,7 @@ def main(argv: list[str] | None = None) -> int:
                                  "test_accuracy": by_level[level]["test_accuracy"]})
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    with (out / "pruning_at_init.csv").open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(out / "pruning_at_init.csv", rows)
     print(table(rows, levels))
     return 0
 

@@ -16,6 +16,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from lth.claims import GREATER, MATCHING_MARGIN, NONINFERIOR, judge
+from tables import write_csv
 
 STABLE = 0.02  # [LMC]: a barrier below 2% counts as linearly mode connected (PAPERS.md)
 
@@ -58,11 +59,7 @@ def summarize(runs_csv: Path, out: Path) -> list[dict[str, str]]:
     for row in table:  # the chain, judged at the first level (the one with the barrier)
         level = levels[0]
         row["chain"] = _chain_part(row, level, table)
-    fields = list(table[0])
-    with (out / "regime_map.csv").open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(table)
+    write_csv(out / "regime_map.csv", table)
     _plot(cells, regimes, levels, out / "regime_map.png")
     (out / "regime_map.md").write_text(markdown(table, levels))
     _print(table, levels)

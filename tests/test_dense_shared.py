@@ -13,7 +13,10 @@ from conftest import tiny_config
 from lth.branches import run_branch
 from lth.cli import main
 from lth.config import DataConfig, ExperimentConfig, ModelConfig, PruneConfig, TrainConfig
-from lth.imp import DENSE, dense_config, load_optimizer_state, run_imp, run_imp_many, shape_model
+from lth.dense import dense_config
+from lth.imp import run_imp, run_imp_many
+from lth.kinds import DENSE
+from lth.levels import load_optimizer_state, shape_model
 from lth.masks import Mask, layer_fractions, magnitude_prune
 from lth.reproduce import StudyPlan, reproduce
 from lth.store import Store, load_tensors

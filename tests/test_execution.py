@@ -10,7 +10,7 @@ import lth
 from lth import run_imp
 from lth.cli import main
 from lth.hardware import blas, cpu_model, hardware
-from lth.imp import dense_config
+from lth.dense import dense_config
 from lth.report import write_report
 from conftest import tiny_config
 

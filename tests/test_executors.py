@@ -17,7 +17,8 @@ import torch
 from conftest import tiny_config
 from lth.cli import main
 from lth.executors import ExecutorOptions, StoreJob, make_executor, run_jobs, submit_ready
-from lth.imp import dense_config, run_imp, run_imp_many
+from lth.dense import dense_config
+from lth.imp import run_imp, run_imp_many
 from lth.jobs import imp_jobs, study_jobs
 from lth.reproduce import StudyPlan, reproduce
 from lth.store import Store, load_tensors

@@ -6,7 +6,7 @@ import pytest
 from lth import run_imp
 from lth.cli import main
 from lth.errors import StoreError
-from lth.imp import dense_config
+from lth.dense import dense_config
 from lth.store import load_checked, load_tensors, save_checked, save_tensors
 from conftest import tiny_config
 

@@ -16,7 +16,7 @@ from torch import nn
 from lth import run_imp
 from lth.cli import main
 from lth.config import ExperimentConfig
-from lth.imp import load_optimizer_state
+from lth.levels import load_optimizer_state
 from lth.masks import Mask
 from lth.models import build_model
 from lth.stability import barrier, find_rewind, recompute_batch_norm

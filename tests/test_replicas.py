@@ -8,7 +8,8 @@ import torch
 from conftest import DEVICES, tiny_config
 from lth.branches import run_branch_many
 from lth.cli import main
-from lth.imp import load_optimizer_state, run_imp_many
+from lth.imp import run_imp_many
+from lth.levels import load_optimizer_state
 from lth.masks import Mask, layer_fractions, magnitude_prune
 from lth.models import build_model
 from lth.config import PruneConfig

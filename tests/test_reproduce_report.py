@@ -7,6 +7,7 @@ import pytest
 from PIL import Image
 
 import lth.imp
+import lth.levels
 from lth.cli import main
 from lth.report import write_report
 from lth.reproduce import StudyPlan, reproduce
@@ -30,7 +31,7 @@ def test_reproduce_twice_trains_nothing_the_second_time(study, mnist1d, monkeypa
     def no_training(*args, **kwargs):
         raise AssertionError("trained again")
 
-    monkeypatch.setattr(lth.imp, "train", no_training)
+    monkeypatch.setattr(lth.levels, "train", no_training)  # (the one place levels are trained)
     reproduce(config, PLAN, store, log=lambda _: None, quiet=True, data=mnist1d)
 
 

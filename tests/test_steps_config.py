@@ -139,7 +139,9 @@ def test_a_run_stored_under_its_epochs_before_canonicalisation_keeps_its_address
     """Stores written before steps were canonicalised hold epoch-written runs under their own hash."""
     import shutil
 
-    from lth.imp import dense_config, run_imp
+    from lth.dense import dense_config
+
+    from lth.imp import run_imp
     from lth.store import CONFIG_FILE, write_json
 
     in_epochs = tiny_config(**{"train.iterations": "1ep", "train.eval_every": "20it"})

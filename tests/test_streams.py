@@ -11,7 +11,8 @@ from lth.branches import branch_config, run_branch
 from lth.config import DataConfig, ExperimentConfig, ModelConfig, PruneConfig, TrainConfig
 from lth.data.loader import DeviceLoader
 from lth.data.cifar import random_crop_flip
-from lth.imp import run_imp, shape_model
+from lth.imp import run_imp
+from lth.levels import shape_model
 from lth.masks import Mask, layer_fractions, magnitude_prune, random_prune
 from lth.models import build_model
 from lth.seeds import augment_seed, copy_data_seed, order_seed, random_prune_seed, reinit_seed, stream_seed

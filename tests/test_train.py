@@ -8,7 +8,7 @@ import torch
 from lth.config import PruneConfig, TrainConfig
 from lth.masks import Mask, layer_fractions, magnitude_prune
 from lth.models import build_model
-from lth.imp import AUTO_CHECKPOINT_SECONDS, resume_cadence
+from lth.levels import AUTO_CHECKPOINT_SECONDS, resume_cadence
 from lth.train import ResumeCadence, Schedule, train
 from conftest import DEVICES, tiny_config
 from lth.data.cifar import random_crop_flip

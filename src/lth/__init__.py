@@ -3,7 +3,8 @@ from .config import DataConfig, ExperimentConfig, ModelConfig, PruneConfig, Trai
 from .errors import LthError
 from .branches import run_branch
 from .export import export_ticket, load_ticket
-from .imp import ImpResult, run_imp
+from .imp import run_imp
+from .levels import ImpResult
 from .stability import measure_stability, stability_sweep
 from .masks import Mask, magnitude_prune, random_prune
 from .models import build_model

@@ -29,7 +29,8 @@ from torch import nn
 from .config import ExperimentConfig
 from .errors import ConfigError
 from .experiment import Setup, canonical, module_config
-from .imp import Adopted, Chain, ImpResult, LevelPlan, load_optimizer_state, rewind_state, run_chains, run_imp_many
+from .imp import run_imp_many
+from .levels import Adopted, Chain, ImpResult, LevelPlan, load_optimizer_state, rewind_state, run_chains
 from .kinds import (BASELINES, BRANCHES, DATA_ORDER, IMP, KINDS, PRUNING_AT_INIT, RANDOM_PRUNE, REINIT,  # noqa: F401
                     RESET_INIT, SANITY_CHECKS)
 from .masks import Mask, random_prune

@@ -436,7 +436,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
-    from .imp import describe_execution
+    from .execution import describe_execution
     from .kinds import DENSE
     from .store import Store
 

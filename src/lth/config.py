@@ -372,3 +372,8 @@ def _coerce(key: str, value: Any, current: Any) -> Any:
     except ValueError:
         raise ConfigError(f"bad value {value!r} for {key!r} (expected {type(current).__name__})") from None
     return value
+
+
+def section_key(section: Any) -> str:
+    """A config section as a dict key (its mapping fields, e.g. model.options, are not hashable)."""
+    return json.dumps(dataclasses.asdict(section), sort_keys=True)

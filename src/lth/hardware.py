@@ -1,7 +1,7 @@
 """The hardware a run's numbers come from. The same config and seeds give the same bits only on the
 same hardware: CPU kernels differ by CPU model and by the instruction set torch picks for it (its
 "CPU capability"), sums differ by BLAS library; GPUs differ by model and CUDA version. Each level's
-execution record names it (imp.execution), `lth ls` and the report show it."""
+execution record names it (execution.execution), `lth ls` and the report show it."""
 from __future__ import annotations
 
 import functools

@@ -19,7 +19,8 @@ from typing import Any, Iterable
 
 from .branches import branch_config, branch_levels, run_branch_many
 from .config import ExperimentConfig
-from .imp import dense_config, run_dense_many, run_imp_many
+from .dense import dense_config, run_dense_many
+from .imp import run_imp_many
 from .kinds import DATA_ORDER, DENSE, IMP
 from .stability import BATCH_NORM, POINTS, TRAIN_EXAMPLES
 from .store import Run, Store
@@ -84,9 +85,9 @@ class Job:
 
 
 def seed_groups(configs: list[ExperimentConfig], replicas: str | int = "auto") -> list[tuple[ExperimentConfig, ...]]:
-    """The seeds' configs in the groups that train as one stacked computation (imp.replica_groups
+    """The seeds' configs in the groups that train as one stacked computation (replicas.replica_groups
     splits a level's trainings the same way: in order, `replicas.group_size` at a time)."""
-    from .imp import shape_model
+    from .levels import shape_model
     from .models import MODELS
     from .replicas import group_size
 
@@ -114,7 +115,7 @@ def dense_job(group: tuple[ExperimentConfig, ...], rewinds: Iterable[str] = ()) 
 def imp_jobs(configs: list[ExperimentConfig], levels: int, replicas: str | int = "auto") -> list[Job]:
     """Per seed group: the dense run, then IMP levels 0..`levels`, each needing the one before (level 0
     adopts the dense run's files; a rewind step the dense run did not save is replayed then)."""
-    from .imp import shape_model
+    from .levels import shape_model
     from .masks import check_levels
 
     check_levels(shape_model(configs[0]), configs[0].prune, levels)  # in the driver, before any job is submitted

@@ -15,13 +15,20 @@ replicas' statistics; convolutions would need grouped kernels); everything else 
 from __future__ import annotations
 
 import copy
-from typing import Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import torch
 from torch import nn
 
+from .config import section_key
 from .data.loader import gather
+from .distributed import world_size
 from .masks import Mask
+from .models import MODELS
+from .store import RESUME_FILE
+
+if TYPE_CHECKING:
+    from .levels import Training
 
 MAX_AUTO_REPLICAS = 8
 
@@ -142,3 +149,24 @@ def group_size(replicas: str | int, model: nn.Module, registered: bool = True) -
     if replicas == "auto":
         return MAX_AUTO_REPLICAS if registered else 1
     return int(replicas)
+
+
+def replica_groups(trainings: list[Training], replicas: str | int = "auto") -> list[list[Training]]:
+    """Split one level's trainings into groups trained together: same model, data and training
+    config, same start and checkpoints, no optimizer state to restore, no half-done resume file."""
+    if not trainings:
+        return []
+    registered = trainings[0].setup.config.model.name in MODELS
+    size = group_size(replicas, trainings[0].model, registered) if world_size() == 1 else 1
+    groups: dict[Any, list[Training]] = {}
+    alone = []
+    for t in trainings:
+        c = t.setup.config
+        if size == 1 or t.plan.optimizer_state is not None or (t.directory / RESUME_FILE).exists() \
+                or c.train.precision == "fp16":  # one GradScaler for K copies: one's overflow would skip all steps
+            alone.append([t])
+            continue
+        key = (section_key(c.model), section_key(c.data), c.train, t.plan.start_iteration, t.plan.checkpoint_steps)
+        groups.setdefault(key, []).append(t)
+    chunks = [group[i:i + size] for group in groups.values() for i in range(0, len(group), size)]
+    return chunks + alone

@@ -304,7 +304,7 @@ def _runs_table(study: Study) -> tuple[list[str], list[list[str]]]:
 def _executed(run: Run) -> str:
     """How the run's levels were executed (docs/store.md, "What changes the numbers"); levels that differ are
     all listed."""
-    from .imp import describe_execution
+    from .execution import describe_execution
 
     found = {describe_execution(s["execution"]) for s in map(run.summary, run.levels_done()) if "execution" in s}
     return " | ".join(sorted(found)) or "not recorded (stored by an earlier lth)"

@@ -255,7 +255,7 @@ def _loader(data, config: TrainConfig, seeds: list[int], device: torch.device, a
     """The batches of each data seed; for several (stacked replicas), all of them at once."""
     if len(seeds) > 1 and distributed.world_size() > 1:
         raise ConfigError("stacked replicas train in one process")
-    if len(seeds) > 1 and config.precision == "fp16":  # (imp.replica_groups never stacks fp16 runs)
+    if len(seeds) > 1 and config.precision == "fp16":  # (replicas.replica_groups never stacks fp16 runs)
         raise ConfigError("fp16 cannot train stacked replicas: they would share one gradient scaler, and an "
                           "overflow in one replica would skip the step of all; train them one by one")
     # (a dataset of the user's own without `streams` draws its order as it likes)

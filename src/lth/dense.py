@@ -1,0 +1,82 @@
+"""The dense network, trained once: every IMP chain, branch and stability measurement of the same
+model, data, training config and seeds starts from one dense run (level 0 only), adopted by hard
+links. It saves its state at every rewind step asked for; a step asked for after it finished is a
+replay of its first k iterations, bit for bit."""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from typing import Any
+
+from torch import nn
+
+from .config import ExperimentConfig, PruneConfig
+from .distributed import barrier
+from .kinds import DENSE
+from .levels import Chain, LevelPlan, Planner, Training, rewind_iterations, run_chains, setup_for, train_group
+from .masks import Mask
+from .experiment import Setup
+from .steps import Step
+from .store import START_FILE, Run, Store, load_tensors, step_file
+
+
+def dense_config(config: ExperimentConfig) -> ExperimentConfig:
+    """The dense run an IMP chain starts from, addressed by what determines its training -- model, data,
+    training config and seeds -- and not by the rewind step or the pruning settings: every chain,
+    branch and stability measurement of those shares one dense training."""
+    return dataclasses.replace(config, kind=DENSE, rewind="0it", rewind_optimizer="reset", prune=PruneConfig())
+
+
+def dense_planner(steps: tuple[str, ...]) -> Planner:
+    """Level 0 of a dense run: all weights, from the initialisation, saving the state at `steps`."""
+    def plan(run: Run, setup: Setup, level: int, model: nn.Module) -> LevelPlan:
+        saved = sorted({rewind_iterations(step, setup) for step in steps} - {0})
+        return LevelPlan(Mask.ones(model), model.state_dict(), 0, checkpoint_steps=tuple(saved))
+    return plan
+
+
+def run_dense_many(configs: list[ExperimentConfig], store: Store, rewinds: tuple[str, ...] = (),
+                   **options) -> list[Run]:
+    """Train (or read) the dense run of each IMP config (dense_config), saving its state at each
+    config's rewind step and at `rewinds`. A step asked for after a dense run finished costs a replay
+    of its first k iterations (replay_rewind_point), not a new dense run."""
+    steps = tuple(dict.fromkeys((*(c.rewind for c in configs), *rewinds)))
+    dense = list({d.hash(): d for d in map(dense_config, configs)}.values())
+    run_chains([Chain(d, dense_planner(steps)) for d in dense], [0], store, **options)
+    runs = [store.run(d) for d in dense]
+    setups: dict[str, Setup] = {}
+    for run in runs:
+        for step in map(Step.parse, steps):
+            if step.amount == 0 or (step.unit == "it" and (run.level_dir(0) / step_file(step.amount)).exists()):
+                continue  # (an epoch step needs the data's epoch length to name its file)
+            if run.hash not in setups:
+                setups[run.hash] = setup_for(run.config, store, setups.values(), **options)
+            k = rewind_iterations(str(step), setups[run.hash])
+            if not (run.level_dir(0) / step_file(k)).exists():
+                replay_rewind_point(run, k, store, setups, options)
+    return runs
+
+
+def replay_rewind_point(run: Run, k: int, store: Store, setups: dict[str, Setup], options: dict[str, Any]) -> None:
+    """Save a finished dense run's state after k iterations by training it again from its
+    initialisation to k. Its batches are a function of the seed and the iteration, so this is the
+    state the dense run passed through: bit for bit at the same thread count, as the replay stacks the
+    runs that were stacked with it (its summary's `stack`), in the same order."""
+    members = [run if h == run.hash else store.stored_run(h) for h in run.summary(0).get("stack", [run.hash])]
+    trainings = []
+    for member in members:
+        if member.hash not in setups:
+            setups[member.hash] = setup_for(member.config, store, setups.values(), **options)
+        setup = setups[member.hash]
+        model = setup.new_model()
+        plan = LevelPlan(Mask.ones(model), load_tensors(member.level_dir(0) / START_FILE, setup.device), 0,
+                         checkpoint_steps=(k,))
+        trainings.append(Training(member, setup, 0, model, plan))
+    for t in trainings:
+        t.start()
+    with contextlib.ExitStack() as locks:
+        for member in sorted(members, key=lambda m: m.hash):
+            locks.enter_context(member.training([0]))
+        if not all((m.level_dir(0) / step_file(k)).exists() for m in members):  # (or another process did it)
+            train_group(trainings, options.get("quiet", False), compile=options.get("compile", False), stop=k)
+    barrier()

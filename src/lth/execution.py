@@ -1,0 +1,67 @@
+"""How a level was executed -- what can change its numbers without changing its config (docs/store.md,
+"What changes the numbers"): recorded beside each level, shown by `lth ls` and the report, and
+warned about when a run mixes executions."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from .distributed import is_main, world_size
+from .hardware import hardware
+from .store import EXECUTION_FILE, SUMMARY_FILE
+from .train import compile_mode
+
+if TYPE_CHECKING:
+    from .levels import Training
+
+
+def execution(device: torch.device, precision: str, replicas: int, compile: bool | str) -> dict[str, Any]:
+    """How a level was executed: what can change its numbers without changing its config (docs/store.md,
+    "What changes the numbers"), recorded in each level's summary (compile: False or the mode)."""
+    from . import __version__  # (lth/__init__ imports the library: not at module load)
+
+    name = device.type if device.type != "cuda" else f"cuda:{torch.cuda.get_device_name(device)}"
+    compile = compile_mode(device) if compile is True else compile
+    return {"processes": world_size(), "device": name, "precision": precision, "replicas": replicas,
+            "threads": torch.get_num_threads(), "compile": compile, "torch": torch.__version__, "lth": __version__,
+            "hardware": hardware(device)}
+
+
+def describe_execution(how: dict[str, Any]) -> str:
+    """A compact label, e.g. "cpu 2thr fp32 torch 2.13.0 lth 0.1.0 on AMD EPYC (AVX512, mkl)"."""
+    return " ".join([how["device"] + (f" x{how['processes']}" if how["processes"] > 1 else ""), f"{how['threads']}thr",
+                     how["precision"], *([f"K{how['replicas']}"] if how["replicas"] > 1 else []),
+                     *([f"compiled {how['compile']}" if isinstance(how["compile"], str) else "compiled"]
+                       if how["compile"] else []), f"torch {how['torch']}", f"lth {how['lth']}",
+                     *([f"on {how['hardware']}"] if how.get("hardware") else [])])
+
+
+def warn_if_executed_differently(t: Training, how: dict[str, Any], resuming: bool) -> None:
+    """One line on stderr when a level resumes, or a run is extended, with other execution settings
+    than its earlier work: the result then mixes them (and differs from a run made in one go)."""
+    earlier = []
+    if resuming and (t.directory / EXECUTION_FILE).exists():
+        earlier.append((f"level {t.level} before it was interrupted", _read_quietly(t.directory / EXECUTION_FILE)))
+    done = [level for level in t.run.levels_done() if level < t.level]
+    if done:
+        earlier.append((f"level {done[-1]}", _read_quietly(t.run.level_dir(done[-1]) / SUMMARY_FILE).get("execution")))
+    for where, before in earlier:
+        if not before or not is_main():
+            continue
+        # (a key the earlier record lacks was not recorded then: an older lth, not a change)
+        changed = [f"{key} {before[key]} -> {value}" for key, value in how.items() if key in before and before[key] != value]
+        if changed:
+            print(f"lth: warning: run {t.run.hash} level {t.level} runs with other settings than {where} "
+                  f"({', '.join(changed)}); its numbers may differ from a run made in one go (docs/store.md: "
+                  "What changes the numbers)", file=sys.stderr)
+
+
+def _read_quietly(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
