@@ -20,11 +20,12 @@ from lth.executors import ExecutorOptions, StoreJob, make_executor, run_jobs, su
 from lth.dense import dense_config
 from lth.imp import run_imp, run_imp_many
 from lth.jobs import imp_jobs, study_jobs
+from lth.options import RunOptions
 from lth.reproduce import StudyPlan, reproduce
 from lth.store import Store, load_tensors
 
 LOCAL = ExecutorOptions("local", workers=2, poll_seconds=0.2)
-RUN = {"device": "cpu"}
+RUN = {"device": "cpu"}  # RunOptions fields, as keywords of the library calls
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
@@ -57,7 +58,7 @@ def test_a_study_on_the_local_executor_stores_exactly_what_inline_stores(tmp_pat
     # the two seeds stacked, as inline stacks them: the dense run, IMP 0-2, three baselines at 1-2,
     # the data-order copy, the measurement
     assert len(jobs) == 12 and all(len(job.configs) == 2 for job in jobs)
-    outcome = run_jobs(jobs, tmp_path / "local", LOCAL, RUN, quiet=True, log=lambda _: None)
+    outcome = run_jobs(jobs, tmp_path / "local", LOCAL, RunOptions(**RUN), quiet=True, log=lambda _: None)
     assert not outcome.failed and len(outcome.done) == 12
     with _threads(LOCAL.threads):  # the jobs' thread count
         reproduce(config, plan, tmp_path / "inline", log=lambda _: None, quiet=True, **RUN)
@@ -70,7 +71,7 @@ def test_a_study_on_the_local_executor_stores_exactly_what_inline_stores(tmp_pat
     measured = [json.loads(p.read_text()) for p in sorted((tmp_path / "local").glob("*/level_1/stability_*.json"))]
     expected = [json.loads(p.read_text()) for p in sorted((tmp_path / "inline").glob("*/level_1/stability_*.json"))]
     assert len(measured) == 2 and measured == expected
-    again = run_jobs(jobs, tmp_path / "local", LOCAL, RUN, quiet=True, log=lambda _: None)
+    again = run_jobs(jobs, tmp_path / "local", LOCAL, RunOptions(**RUN), quiet=True, log=lambda _: None)
     assert again.submitted == 0 and len(again.done) == 12  # nothing in the store is submitted twice
 
 
@@ -109,7 +110,7 @@ def test_a_failing_job_is_reported_with_its_log_while_the_others_complete(tmp_pa
     good = tiny_config()
     bad = tiny_config(**{"train.lr": 1e6, "rewind": "0it"})  # the loss becomes nan at once
     jobs = imp_jobs([good], 1) + imp_jobs([bad], 1)  # each: the dense run, IMP levels 0 and 1
-    outcome = run_jobs(jobs, tmp_path, LOCAL, RUN, quiet=True, log=lambda _: None)
+    outcome = run_jobs(jobs, tmp_path, LOCAL, RunOptions(**RUN), quiet=True, log=lambda _: None)
     assert sorted(outcome.done) == sorted(job.key for job in jobs[:3])
     failed = outcome.failed[jobs[3].key]  # the bad config's dense run
     assert "became nan" in failed["error"] or "became inf" in failed["error"]
@@ -126,7 +127,7 @@ def test_a_preempted_job_is_requeued_and_resumes_to_the_same_bits(tmp_path):
     store = Store(tmp_path / "store")
     job = imp_jobs([config], 0)[0]
     executor = make_executor(ExecutorOptions("local", workers=1), store.root / "_jobs")
-    handle = executor.submit(StoreJob(job, str(store.root), {**RUN, "quiet": True, "checkpoint_every": "100it"}, 1))
+    handle = executor.submit(StoreJob(job, str(store.root), RunOptions(**RUN, quiet=True, checkpoint_every="100it"), 1))
     deadline = time.time() + 120
     while not list(store.root.glob("*/level_0/resume.pt")) and time.time() < deadline:
         time.sleep(0.05)
@@ -157,7 +158,7 @@ def test_slurm_jobs_carry_the_requested_resources(tmp_path, monkeypatch):
     store = Store(tmp_path / "store")
     jobs = [imp_jobs([tiny_config(seed=seed)], 0)[0] for seed in (0, 1, 2)]  # the dense runs: ready at once
     submitted = {}
-    submit_ready(make_executor(options, store.root / "_jobs"), jobs, store, options, RUN, submitted, {})
+    submit_ready(make_executor(options, store.root / "_jobs"), jobs, store, options, RunOptions(**RUN), submitted, {})
     assert list(submitted) == [job.key for job in jobs]
     handle = submitted[jobs[1].key]
     assert handle.job_id == "4242_1"
@@ -166,7 +167,7 @@ def test_slurm_jobs_carry_the_requested_resources(tmp_path, monkeypatch):
         assert f"#SBATCH {line}" in batch, line
     call = handle.submission().function
     assert isinstance(call, StoreJob) and call.job == jobs[1] and call.store_root == str(store.root)
-    assert call.threads == 8 and call.options["wait"] is True
+    assert call.threads == 8 and call.options.wait is True
 
 
 @pytest.mark.parametrize("flags, message", [

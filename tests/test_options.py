@@ -81,3 +81,29 @@ def test_bounds_read_as_intervals():
     assert [v in Bounds.parse("(0, 1)") for v in (0, 0.5, 1)] == [False, True, False]
     assert [v in Bounds.parse("[1, inf)") for v in (0, 1, 10**9)] == [False, True, True]
     assert str(Bounds.parse("(0, inf)")) == "positive" and str(Bounds.parse("[0, 1)")) == "in [0, 1)"
+
+
+def test_run_options_are_defined_once_and_reach_the_run_functions(tmp_path, mnist1d, capsys):
+    """lth.options.RunOptions: its flagged fields are the CLI's running flags; the run functions take it
+    whole or field by field; an unknown keyword is an error, not silently ignored."""
+    from dataclasses import fields
+
+    from conftest import tiny_config
+    from lth.imp import run_imp
+    from lth.options import RunOptions
+
+    with pytest.raises(SystemExit):
+        main(["imp", "--help"])
+    help_text = capsys.readouterr().out
+    flagged = [f.metadata["flag"] for f in fields(RunOptions) if f.metadata["flag"]]
+    assert flagged == ["--data-root", "--device", "--checkpoint-every", "--no-wait", "--compile", "--replicas", "--quiet"]
+    assert all(flag in help_text for flag in flagged)
+    assert all(f"`{flag}" in COMMANDS_DOC for flag in flagged)
+    whole = run_imp(tiny_config(), 1, tmp_path, options=RunOptions(quiet=True, data=mnist1d))
+    assert capsys.readouterr().err == ""  # quiet: no progress bar
+    by_field = run_imp(tiny_config(), 1, tmp_path, options=RunOptions(data=mnist1d), quiet=True)
+    assert whole.trained == 1 and by_field.trained == 0 and whole.run_dir == by_field.run_dir  # read, not retrained
+    run_imp(tiny_config(), 2, tmp_path, options=RunOptions(data=mnist1d, quiet=False))
+    assert "imp level 2" in capsys.readouterr().err  # not quiet: level 2's progress bar
+    with pytest.raises(TypeError):
+        run_imp(tiny_config(), 0, tmp_path, quite=True, data=mnist1d)  # a typo is an error

@@ -34,6 +34,7 @@ from .levels import Adopted, Chain, ImpResult, LevelPlan, load_optimizer_state, 
 from .kinds import (BASELINES, BRANCHES, DATA_ORDER, IMP, KINDS, PRUNING_AT_INIT, RANDOM_PRUNE, REINIT,  # noqa: F401
                     RESET_INIT, SANITY_CHECKS)
 from .masks import Mask, random_prune
+from .options import RunOptions, takes_run_options
 from .seeds import copy_data_seed, random_prune_seed, reinit_seed
 from .store import DEFAULT_STORE, MASK_FILE, START_FILE, Run, Store, load_tensors, step_optimizer_file
 
@@ -120,29 +121,33 @@ def branch_levels(kind: str, levels: int, only: list[int] | None = None) -> list
     return wanted
 
 
+@takes_run_options
 def run_branch(kind: str, config: ExperimentConfig, levels: int, store: Store | str | Path = DEFAULT_STORE,
-               data_seed: int | None = None, only: list[int] | None = None, **options) -> ImpResult:
+               data_seed: int | None = None, only: list[int] | None = None, options: RunOptions = RunOptions()
+               ) -> ImpResult:
     """Run the IMP chain of `config` to `levels` (or read it), then the branch `kind` at each level
     (or only at the levels in `only`: each branch level depends on the IMP chain alone).
 
     The result lists level 0 too: the dense network of the parent (or, for data-order, the dense
     network continued from the rewind step with the other data order)."""
-    return run_branch_many(kind, [config], levels, store, data_seed, only, **options)[0]
+    return run_branch_many(kind, [config], levels, store, data_seed, only, options=options)[0]
 
 
+@takes_run_options
 def run_branch_many(kind: str, configs: list[ExperimentConfig], levels: int, store: Store | str | Path = DEFAULT_STORE,
-                    data_seed: int | None = None, only: list[int] | None = None, **options) -> list[ImpResult]:
+                    data_seed: int | None = None, only: list[int] | None = None, options: RunOptions = RunOptions()
+                    ) -> list[ImpResult]:
     """run_branch for several configs (e.g. seeds); small models train stacked as replicas."""
     store = store if isinstance(store, Store) else Store(store)
-    if options.get("model") is not None:
-        configs = [module_config(c, options["model"]) for c in configs]
-    configs = canonical(configs, store, options.get("data_root"), options.get("data"))
+    if options.model is not None:
+        configs = [module_config(c, options.model) for c in configs]
+    configs = canonical(configs, store, options.data_root, options.data)
     wanted = branch_levels(kind, levels, only)
-    parents = run_imp_many(configs, levels, store, **options)
+    parents = run_imp_many(configs, levels, store, options=options)
     branches = [branch_config(c, kind, data_seed) for c in configs]
     chains = [Chain(b, _planner(kind, store.run(c)), {"parent": Path(p.run_dir).name})
               for b, c, p in zip(branches, configs, parents)]
-    results = run_chains(chains, wanted, store, **options)
+    results = run_chains(chains, wanted, store, options)
     if kind != DATA_ORDER and only is None:
         for result, parent in zip(results, parents):
             result.levels = [parent.levels[0], *result.levels]

@@ -14,6 +14,7 @@ from typing import Any, Sequence
 
 from .config import ExperimentConfig
 from .errors import ConfigError, LthError
+from .options import RunOptions, add_run_flags, from_args as options_from_args
 from .store import DEFAULT_STORE, JOBS_DIR, read_json
 
 
@@ -29,18 +30,6 @@ def _fraction(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
     if not 0.0 < value < 1.0:
         raise argparse.ArgumentTypeError(f"must be in (0, 1), got {value}")
-    return value
-
-
-def _replicas(text: str) -> str | int:
-    if text in ("auto", "off"):
-        return text
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be auto, off or a number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
 
 
@@ -69,21 +58,8 @@ def _dest(key: str) -> str:
 def _add_run_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("running")
     g.add_argument("--store", default=DEFAULT_STORE, metavar="DIR", help=f"where runs are kept (default ./{DEFAULT_STORE})")
-    g.add_argument("--data-root", metavar="DIR", help="directory holding the dataset files (not needed for mnist1d)")
-    g.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="default: cuda if available")
-    g.add_argument("--checkpoint-every", default="auto", metavar="STEP",
-                   help="save the full training state this often so a killed run resumes, e.g. 500it or 1ep "
-                   "(default auto: every 2 minutes of training)")
-    g.add_argument("--no-wait", action="store_true", help="if another process is training the same run, exit "
-                   "(code 2) naming it instead of waiting for it and reading its result")
-    g.add_argument("--compile", action="store_true", help="train through torch.compile: on one GPU in its "
-                   "reduce-overhead mode, replaying each step as CUDA graphs (ResNet-20: 2.5x eager on an H200), after "
-                   "a compilation of a minute or so; measured slower on CPU; last-bit float differences")
-    g.add_argument("--replicas", default="auto", type=_replicas, metavar="auto|off|K",
-                   help="train several runs of a small all-linear model (seeds, baselines, stability copies) as K "
-                   "stacked replicas of one computation (default auto: up to 8; off: one by one)")
+    add_run_flags(g)  # lth.options.RunOptions: --data-root, --device, --checkpoint-every, --no-wait, ...
     g.add_argument("--json", action="store_true", help="print one machine-readable JSON object on stdout")
-    g.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def _add_executor_flags(p: argparse.ArgumentParser) -> None:
@@ -217,10 +193,8 @@ def resolve_levels(config: ExperimentConfig, args: argparse.Namespace) -> int:
     return args.levels
 
 
-def _run_options(args: argparse.Namespace) -> dict[str, Any]:
-    return {"data_root": args.data_root, "device": args.device, "quiet": args.quiet or args.json,
-            "checkpoint_every": args.checkpoint_every, "wait": not args.no_wait, "compile": args.compile,
-            "replicas": args.replicas}
+def _run_options(args: argparse.Namespace) -> RunOptions:
+    return options_from_args(args, quiet=args.quiet or args.json)  # (--json: stdout is for the JSON)
 
 
 def _print_levels(levels: list[dict[str, Any]], title: str) -> None:
@@ -289,7 +263,7 @@ def cmd_imp(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     levels = 0 if args.command == "train" else resolve_levels(config, args)
     fan_out(args, config, lambda: imp_jobs(seed_configs(config, args), levels, args.replicas))
-    results = run_imp_many(seed_configs(config, args), levels, args.store, **_run_options(args))
+    results = run_imp_many(seed_configs(config, args), levels, args.store, options=_run_options(args))
     _report_levels(args, config, results, "IMP" if levels else "dense")
     return 0
 
@@ -301,7 +275,7 @@ def cmd_branch(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     levels = resolve_levels(config, args)
     fan_out(args, config, lambda: branch_jobs(args.kind, seed_configs(config, args), levels, replicas=args.replicas))
-    results = run_branch_many(args.kind, seed_configs(config, args), levels, args.store, **_run_options(args))
+    results = run_branch_many(args.kind, seed_configs(config, args), levels, args.store, options=_run_options(args))
     _report_levels(args, config, results, f"branch {args.kind} of")
     return 0
 
@@ -321,7 +295,7 @@ def cmd_stability(args: argparse.Namespace) -> int:
         [c.override({"rewind": point}) for c in seed_configs(config, args)], args.level, args.interpolation_points,
         args.batch_norm, replicas=args.replicas)]))
     per_seed = stability_sweep_many(seed_configs(config, args), args.level, points, args.store,
-                                    points=args.interpolation_points, batch_norm=args.batch_norm, **_run_options(args))
+                                    points=args.interpolation_points, batch_norm=args.batch_norm, options=_run_options(args))
     metrics = ["test_accuracy", "pruning_l2", "pruning_l2_normalized", "pruning_angle", "data_order_l2",
                "data_order_l2_normalized", "data_order_angle", "barrier_test", "barrier_train"]
     rows = per_seed[0] if len(per_seed) == 1 else aggregate_rows(per_seed, metrics, key="rewind")
@@ -388,7 +362,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     check_plan(plan)
     began = time.perf_counter()
     fan_out(args, config, lambda: study_jobs(config, plan, args.replicas))
-    summary = reproduce(config, plan, args.store, log=log, **_run_options(args))
+    summary = reproduce(config, plan, args.store, log=log, options=_run_options(args))
     summary["seconds"] = round(time.perf_counter() - began, 1)
     reports = write_report(args.store, args.out, margin=args.margin / 100)
     if args.json:

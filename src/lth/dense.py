@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from typing import Any
 
 from torch import nn
 
@@ -15,6 +14,7 @@ from .distributed import barrier
 from .kinds import DENSE
 from .levels import Chain, LevelPlan, Planner, Training, rewind_iterations, run_chains, setup_for, train_group
 from .masks import Mask
+from .options import RunOptions, takes_run_options
 from .experiment import Setup
 from .steps import Step
 from .store import START_FILE, Run, Store, load_tensors, step_file
@@ -35,14 +35,15 @@ def dense_planner(steps: tuple[str, ...]) -> Planner:
     return plan
 
 
+@takes_run_options
 def run_dense_many(configs: list[ExperimentConfig], store: Store, rewinds: tuple[str, ...] = (),
-                   **options) -> list[Run]:
+                   options: RunOptions = RunOptions()) -> list[Run]:
     """Train (or read) the dense run of each IMP config (dense_config), saving its state at each
     config's rewind step and at `rewinds`. A step asked for after a dense run finished costs a replay
     of its first k iterations (replay_rewind_point), not a new dense run."""
     steps = tuple(dict.fromkeys((*(c.rewind for c in configs), *rewinds)))
     dense = list({d.hash(): d for d in map(dense_config, configs)}.values())
-    run_chains([Chain(d, dense_planner(steps)) for d in dense], [0], store, **options)
+    run_chains([Chain(d, dense_planner(steps)) for d in dense], [0], store, options)
     runs = [store.run(d) for d in dense]
     setups: dict[str, Setup] = {}
     for run in runs:
@@ -50,14 +51,14 @@ def run_dense_many(configs: list[ExperimentConfig], store: Store, rewinds: tuple
             if step.amount == 0 or (step.unit == "it" and (run.level_dir(0) / step_file(step.amount)).exists()):
                 continue  # (an epoch step needs the data's epoch length to name its file)
             if run.hash not in setups:
-                setups[run.hash] = setup_for(run.config, store, setups.values(), **options)
+                setups[run.hash] = setup_for(run.config, store, setups.values(), options)
             k = rewind_iterations(str(step), setups[run.hash])
             if not (run.level_dir(0) / step_file(k)).exists():
                 replay_rewind_point(run, k, store, setups, options)
     return runs
 
 
-def replay_rewind_point(run: Run, k: int, store: Store, setups: dict[str, Setup], options: dict[str, Any]) -> None:
+def replay_rewind_point(run: Run, k: int, store: Store, setups: dict[str, Setup], options: RunOptions) -> None:
     """Save a finished dense run's state after k iterations by training it again from its
     initialisation to k. Its batches are a function of the seed and the iteration, so this is the
     state the dense run passed through: bit for bit at the same thread count, as the replay stacks the
@@ -66,7 +67,7 @@ def replay_rewind_point(run: Run, k: int, store: Store, setups: dict[str, Setup]
     trainings = []
     for member in members:
         if member.hash not in setups:
-            setups[member.hash] = setup_for(member.config, store, setups.values(), **options)
+            setups[member.hash] = setup_for(member.config, store, setups.values(), options)
         setup = setups[member.hash]
         model = setup.new_model()
         plan = LevelPlan(Mask.ones(model), load_tensors(member.level_dir(0) / START_FILE, setup.device), 0,
@@ -78,5 +79,5 @@ def replay_rewind_point(run: Run, k: int, store: Store, setups: dict[str, Setup]
         for member in sorted(members, key=lambda m: m.hash):
             locks.enter_context(member.training([0]))
         if not all((m.level_dir(0) / step_file(k)).exists() for m in members):  # (or another process did it)
-            train_group(trainings, options.get("quiet", False), compile=options.get("compile", False), stop=k)
+            train_group(trainings, options.quiet, compile=options.compile, stop=k)
     barrier()

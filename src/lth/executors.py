@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 
 from .errors import ConfigError
 from .jobs import STABILITY, Job
+from .options import RunOptions
 from .store import JOBS_DIR, Store
 
 EXECUTORS = ("inline", "local", "slurm")
@@ -71,7 +72,7 @@ class StoreJob(submitit.helpers.Checkpointable):
     """What runs inside a submitted job. On preemption or time-out submitit calls `checkpoint`,
     which (inherited) resubmits this same call: it resumes from the store's last checkpoint."""
 
-    def __init__(self, job: Job, store_root: str, options: dict[str, Any], threads: int) -> None:
+    def __init__(self, job: Job, store_root: str, options: RunOptions, threads: int) -> None:
         self.job, self.store_root, self.options, self.threads = job, store_root, options, threads
 
     def __call__(self) -> str:
@@ -81,11 +82,11 @@ class StoreJob(submitit.helpers.Checkpointable):
 
         if self.threads:
             torch.set_num_threads(self.threads)
-        options = dict(self.options)
+        options = self.options
         if submitit.JobEnvironment().num_tasks > 1:  # several GPUs: one DDP rank per task, like torchrun
             submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
-            options["device"] = init_from_env(options.get("device", "auto"))
-        self.job.execute(Store(self.store_root), **options)
+            options = options.replace(device=init_from_env(options.device))
+        self.job.execute(Store(self.store_root), options)
         return self.job.key
 
 
@@ -232,7 +233,7 @@ class _Progress:
             self.bar.close()
 
 
-def run_jobs(jobs: list[Job], store: Store | str | Path, options: ExecutorOptions, run_options: dict[str, Any],
+def run_jobs(jobs: list[Job], store: Store | str | Path, options: ExecutorOptions, run_options: RunOptions,
              log: Callable[[str], None] = print, quiet: bool = False,
              executor: submitit.Executor | None = None) -> Outcome:
     """Run `jobs` (in an order where needs come first) until each is done, failed or blocked."""
@@ -284,10 +285,10 @@ def run_jobs(jobs: list[Job], store: Store | str | Path, options: ExecutorOption
 
 
 def submit_ready(executor: submitit.Executor, ready: list[Job], store: Store, options: ExecutorOptions,
-            run_options: dict[str, Any], submitted: dict[str, submitit.Job], gpu_slots: dict[str, int]) -> None:
+            run_options: RunOptions, submitted: dict[str, submitit.Job], gpu_slots: dict[str, int]) -> None:
     if not ready:
         return
-    run_options = {**run_options, "quiet": True, "wait": True}  # progress bars would only fill the logs
+    run_options = run_options.replace(quiet=True, wait=True)  # progress bars would only fill the logs
     calls = [StoreJob(job, str(store.root), run_options, options.threads) for job in ready]
     if options.kind == "local":
         for job, call in zip(ready, calls):

@@ -20,6 +20,7 @@ from .errors import ConfigError
 from .experiment import Setup, canonical, module_config
 from .kinds import IMP
 from .levels import Adopted, Chain, ImpResult, LevelPlan, rewind_state, run_chains, shape_model
+from .options import RunOptions, takes_run_options
 from .masks import Mask, check_levels, empty_layer_error, layer_fractions, magnitude_prune
 from .store import DEFAULT_STORE, FINAL_FILE, MASK_FILE, Run, Store, load_tensors, step_file, step_optimizer_file
 
@@ -49,34 +50,30 @@ def pruned_mask(run: Run, setup: Setup, level: int, model: nn.Module) -> Mask:
     return mask
 
 
-def run_imp(config: ExperimentConfig, levels: int, store: Store | str | Path = DEFAULT_STORE, **options) -> ImpResult:
-    """Run (or read from the store) levels 0..`levels` of IMP for `config`.
-
-    options: data_root, device ("auto"), quiet, data (a dataset object instead of loading by name),
-    model (an nn.Module to prune instead of config.model; its current weights are the initialisation),
-    wait (default True: if another process trains this run, wait for it and read its result),
-    checkpoint_every (a step, or "auto": every 2 minutes of training; the full training state is
-    saved this often so a killed run resumes), compile (torch.compile the model),
-    replicas (run_imp_many: "auto", "off" or K -- copies stacked into one computation).
-    """
-    return run_imp_many([config], levels, store, **options)[0]
+@takes_run_options
+def run_imp(config: ExperimentConfig, levels: int, store: Store | str | Path = DEFAULT_STORE,
+            options: RunOptions = RunOptions()) -> ImpResult:
+    """Run (or read from the store) levels 0..`levels` of IMP for `config`. `options` (or its fields as
+    keywords, e.g. quiet=True, data=dataset, model=my_net, replicas="off"): lth.options.RunOptions."""
+    return run_imp_many([config], levels, store, options=options)[0]
 
 
+@takes_run_options
 def run_imp_many(configs: list[ExperimentConfig], levels: int, store: Store | str | Path = DEFAULT_STORE,
-                 **options) -> list[ImpResult]:
+                 options: RunOptions = RunOptions()) -> list[ImpResult]:
     """run_imp for several configs (e.g. seeds), level by level, small models stacked as replicas."""
-    if options.get("model") is not None:
-        configs = [module_config(c, options["model"]) for c in configs]
+    if options.model is not None:
+        configs = [module_config(c, options.model) for c in configs]
     if levels < 0:
         raise ConfigError(f"--levels must be 0 or more, got {levels}")
     if any(c.kind != IMP for c in configs):
         raise ConfigError("run_imp takes IMP configs, got kinds " + ", ".join(sorted({c.kind for c in configs})))
     # before any training: can the levels be reached?
     for c in {(section_key(c.model), section_key(c.prune)): c for c in configs}.values():
-        check_levels(options["model"] if options.get("model") is not None else shape_model(c), c.prune, levels)
+        check_levels(options.model if options.model is not None else shape_model(c), c.prune, levels)
     store = store if isinstance(store, Store) else Store(store)
-    configs = canonical(configs, store, options.get("data_root"), options.get("data"))
+    configs = canonical(configs, store, options.data_root, options.data)
     pending = [c for c in configs if not store.run(c).level_done(0)]
     if pending:
-        run_dense_many(pending, store, **options)
-    return run_chains([Chain(c, imp_level) for c in configs], list(range(levels + 1)), store, **options)
+        run_dense_many(pending, store, options=options)
+    return run_chains([Chain(c, imp_level) for c in configs], list(range(levels + 1)), store, options)

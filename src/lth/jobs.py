@@ -22,6 +22,7 @@ from .config import ExperimentConfig
 from .dense import dense_config, run_dense_many
 from .imp import run_imp_many
 from .kinds import DATA_ORDER, DENSE, IMP
+from .options import RunOptions
 from .stability import BATCH_NORM, POINTS, TRAIN_EXAMPLES
 from .store import Run, Store
 
@@ -70,18 +71,18 @@ class Job:
         """Some process (a job of an earlier driver, a user's own command) trains this level now."""
         return self.what != STABILITY and any(run.level_locked(self.level) for run in self.runs(store))
 
-    def execute(self, store: Store, **options) -> None:
+    def execute(self, store: Store, options: RunOptions = RunOptions()) -> None:
         configs = list(self.configs)
         if self.what == DENSE:
-            run_dense_many(configs, store, rewinds=self.dense_steps, **options)
+            run_dense_many(configs, store, rewinds=self.dense_steps, options=options)
         elif self.what == IMP:
-            run_imp_many(configs, self.level, store, **options)
+            run_imp_many(configs, self.level, store, options=options)
         elif self.what == STABILITY:
             from .stability import measure_stability_many
 
-            measure_stability_many(configs, self.level, store, **self.measure, **options)
+            measure_stability_many(configs, self.level, store, **self.measure, options=options)
         else:
-            run_branch_many(self.what, configs, self.level, store, only=[self.level], **options)
+            run_branch_many(self.what, configs, self.level, store, only=[self.level], options=options)
 
 
 def seed_groups(configs: list[ExperimentConfig], replicas: str | int = "auto") -> list[tuple[ExperimentConfig, ...]]:
@@ -176,13 +177,13 @@ def study_jobs(config: ExperimentConfig, plan, replicas: str | int = "auto", **m
     return unique(jobs)
 
 
-def run_inline(jobs: list[Job], store: Store, **options) -> int:
+def run_inline(jobs: list[Job], store: Store, options: RunOptions = RunOptions()) -> int:
     """The inline executor: run the jobs not yet done, in order (needs come first), in this process.
     Returns how many ran."""
     ran = 0
     for job in unique(jobs):
         if not job.done(store):
-            job.execute(store, **options)
+            job.execute(store, options)
             ran += 1
     return ran
 

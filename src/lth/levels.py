@@ -22,6 +22,7 @@ from .execution import execution, warn_if_executed_differently
 from .experiment import Setup, prepare
 from .masks import Mask
 from .models import build_model
+from .options import RunOptions
 from .replicas import replica_groups, replica_optimizer_state, replica_state, stack_masks, stack_models
 from .steps import to_iterations
 from .store import (EXECUTION_FILE, FINAL_FILE, MASK_FILE, METRICS_FILE, RESUME_FILE, START_FILE, SUMMARY_FILE, Run,
@@ -231,16 +232,16 @@ class Chain:
 
 
 def run_levels(config: ExperimentConfig, levels: list[int], planner: Planner, store: Store, *,
-               extra: dict[str, Any] | None = None, **options) -> ImpResult:
+               extra: dict[str, Any] | None = None, options: RunOptions = RunOptions()) -> ImpResult:
     """Train (or read from the store) the given levels of the run of `config`, in order."""
-    return run_chains([Chain(config, planner, extra)], levels, store, **options)[0]
+    return run_chains([Chain(config, planner, extra)], levels, store, options)[0]
 
 
-def run_chains(chains: list[Chain], levels: list[int], store: Store, *, data_root=None, device: str = "auto",
-               quiet: bool = False, data=None, checkpoint_every: str = "auto", model: nn.Module | None = None,
-               wait: bool = True, compile: bool = False, replicas: str | int = "auto") -> list[ImpResult]:
+def run_chains(chains: list[Chain], levels: list[int], store: Store, options: RunOptions = RunOptions()
+               ) -> list[ImpResult]:
     """Train (or read) the given levels of several runs, level by level; at each level the runs that
     can share a stacked model train as replicas of one computation (`replicas`: auto, off or K)."""
+    replicas = options.replicas
     if replicas not in ("auto", "off", 1, "1") and any(chain.config.train.precision == "fp16" for chain in chains):
         raise ConfigError(f"--replicas {replicas} cannot stack fp16 runs: stacked copies would share one gradient "
                           "scaler, and an overflow in one would skip the step of all; use --replicas off or auto "
@@ -250,12 +251,11 @@ def run_chains(chains: list[Chain], levels: list[int], store: Store, *, data_roo
     pending = [i for i, run in enumerate(runs) if not all(run.level_done(level) for level in levels)]
     setups: dict[int, Setup] = {}
     for i in pending:  # bad data fails here, before the store changes
-        setups[i] = setup_for(chains[i].config, store, setups.values(), data_root=data_root, device=device, data=data,
-                           model=model)
+        setups[i] = setup_for(chains[i].config, store, setups.values(), options)
     with contextlib.ExitStack() as locks:
         for i in sorted(pending, key=lambda i: runs[i].hash):  # one global order: no deadlock between callers
             runs[i].create()
-            locks.enter_context(runs[i].training([level for level in levels if not runs[i].level_done(level)], wait))
+            locks.enter_context(runs[i].training([level for level in levels if not runs[i].level_done(level)], options.wait))
         for level in levels:
             trainings = []
             for i in pending:
@@ -267,9 +267,9 @@ def run_chains(chains: list[Chain], levels: list[int], store: Store, *, data_roo
                     else:
                         trainings.append(Training(runs[i], setups[i], level, new_model, plan, chains[i].extra))
             for group in replica_groups(trainings, replicas):
-                resume_every = resume_cadence(checkpoint_every, group[0].setup.iterations_per_epoch)
+                resume_every = resume_cadence(options.checkpoint_every, group[0].setup.iterations_per_epoch)
                 try:
-                    train_levels(group, quiet, resume_every, compile)
+                    train_levels(group, options.quiet, resume_every, options.compile)
                 except TrainingDiverged as exc:  # keep the last good checkpoint; `lth ls` shows the failure
                     for t in group:
                         t.run.mark_failed(level, str(exc) if len(group) == 1 else f"{exc} (in one of {len(group)} "
@@ -283,11 +283,10 @@ def run_chains(chains: list[Chain], levels: list[int], store: Store, *, data_roo
     return results
 
 
-def setup_for(config: ExperimentConfig, store: Store, known: Iterable[Setup], data_root=None, device: str = "auto",
-           data=None, model: nn.Module | None = None, **_) -> Setup:
+def setup_for(config: ExperimentConfig, store: Store, known: Iterable[Setup], options: RunOptions) -> Setup:
     """prepare() the config, reusing the dataset of a known setup on the same data (loaded once)."""
-    shared = next((s.data for s in known if s.config.data == config.data), data)
-    return prepare(config, data_root, store.cache_dir, device, shared, model)
+    shared = next((s.data for s in known if s.config.data == config.data), options.data)
+    return prepare(config, options.data_root, store.cache_dir, options.device, shared, options.model)
 
 
 def shape_model(config: ExperimentConfig) -> nn.Module:

@@ -17,6 +17,7 @@ from .config import ExperimentConfig
 from .errors import ConfigError
 from .experiment import canonical, canonical_steps
 from .jobs import STABILITY, run_inline, stage_jobs, study_dense_jobs
+from .options import RunOptions, takes_run_options
 from .stability import STABILITY_LEVEL
 from .steps import Step
 from .store import DEFAULT_STORE, STUDIES_DIR, Store, read_json, write_json
@@ -108,25 +109,26 @@ def check_plan(plan: StudyPlan) -> None:
         raise ConfigError(f"baseline levels must lie in 1..{plan.levels}, got {','.join(map(str, plan.baseline_levels))}")
 
 
+@takes_run_options
 def reproduce(config: ExperimentConfig, plan: StudyPlan, store: Store | str | Path = DEFAULT_STORE,
-              log: Callable[[str], None] = print, **options) -> dict[str, Any]:
+              log: Callable[[str], None] = print, options: RunOptions = RunOptions()) -> dict[str, Any]:
     """Run the whole study inline -- the jobs of `jobs.study_jobs`, the graph every executor runs --
     and return where each part is stored."""
     store = store if isinstance(store, Store) else Store(store)
     check_plan(plan)
-    config = canonical([config], store, options.get("data_root"), options.get("data"))[0]
-    plan = plan.in_iterations(config, store, options.get("data_root"), options.get("data"))
+    config = canonical([config], store, options.data_root, options.data)[0]
+    plan = plan.in_iterations(config, store, options.data_root, options.data)
     began = time.perf_counter()
     summary = {"imp": [], "branches": [], "stability": []}
     seeded = plan.seeded(config)
     seeds = "seed " + ",".join(map(str, plan.seeds)) if len(plan.seeds) == 1 else "seeds " + ",".join(map(str, plan.seeds))
-    replicas = options.get("replicas", "auto")
+    replicas = options.replicas
     stages = plan.stages(config)
-    run_inline(study_dense_jobs(config, plan, replicas), store, **options)  # (every rewind point in one training)
+    run_inline(study_dense_jobs(config, plan, replicas), store, options)  # (every rewind point in one training)
     log(f"[0/{len(stages)}] {seeds}: the dense network ({time.perf_counter() - began:.0f} s)")
     for number, stage in enumerate(stages, 1):
         ran = stage_jobs(stage, seeded, replicas)
-        run_inline(ran, store, **options)
+        run_inline(ran, store, options)
         runs = list(dict.fromkeys(str(run.dir) for job in ran if job.what == stage.what for run in job.runs(store)))
         if stage.what == IMP:
             summary["imp"] += runs

@@ -28,6 +28,7 @@ from .experiment import Setup, canonical, module_config, prepare
 from .imp import run_imp
 from .kinds import DATA_ORDER
 from .masks import Mask
+from .options import RunOptions, takes_run_options
 from .models import MODELS
 from .steps import Step
 from .store import DEFAULT_STORE, FINAL_FILE, MASK_FILE, Store, level_dir_name, load_tensors, read_json, write_json
@@ -172,25 +173,25 @@ def measurement_path(copy_run_dir: Path, level: int, points: int = POINTS, batch
     return copy_run_dir / level_dir_name(level) / f"stability_{settings_name(points, batch_norm, train_examples)}.json"
 
 
+@takes_run_options
 def measure_stability(config: ExperimentConfig, level: int, store: Store | str | Path = DEFAULT_STORE, *,
                       points: int = POINTS, batch_norm: str = BATCH_NORM, train_examples: int = TRAIN_EXAMPLES,
-                      **options) -> dict[str, Any]:
+                      options: RunOptions = RunOptions()) -> dict[str, Any]:
     """Stability of the level-`level` IMP ticket of `config` at its rewind step (trains what is missing)."""
     if level < 0:
         raise ConfigError(f"--level must be 0 or more, got {level}")
     if batch_norm not in ("recompute", "interpolate"):
         raise ConfigError(f"batch_norm must be 'recompute' or 'interpolate', got {batch_norm!r}")
     store = store if isinstance(store, Store) else Store(store)
-    if options.get("model") is not None:
-        config = module_config(config, options["model"])
-    config = canonical([config], store, options.get("data_root"), options.get("data"))[0]
-    imp = run_imp(config, level, store, **options)
-    copy = run_branch(DATA_ORDER, config, level, store, only=[level], **options)
+    if options.model is not None:
+        config = module_config(config, options.model)
+    config = canonical([config], store, options.data_root, options.data)[0]
+    imp = run_imp(config, level, store, options=options)
+    copy = run_branch(DATA_ORDER, config, level, store, only=[level], options=options)
     cache = measurement_path(Path(copy.run_dir), level, points, batch_norm, train_examples)
     if cache.exists():
         return read_json(cache)
-    keep = {k: v for k, v in options.items() if k in ("data_root", "device", "data", "model")}
-    setup = prepare(config, cache_dir=store.cache_dir, **keep)
+    setup = prepare(config, options.data_root, store.cache_dir, options.device, options.data, options.model)
     ticket_dir, copy_dir = Path(imp.run_dir) / level_dir_name(level), Path(copy.run_dir) / level_dir_name(level)
     mask = Mask.load(ticket_dir / MASK_FILE)
     ticket = load_tensors(ticket_dir / FINAL_FILE, setup.device)
@@ -211,28 +212,36 @@ def measure_stability(config: ExperimentConfig, level: int, store: Store | str |
     return row
 
 
-def measure_stability_many(configs: list[ExperimentConfig], level: int, store: Store | str | Path = DEFAULT_STORE,
-                           **options) -> list[dict[str, Any]]:
+@takes_run_options
+def measure_stability_many(configs: list[ExperimentConfig], level: int, store: Store | str | Path = DEFAULT_STORE, *,
+                           points: int = POINTS, batch_norm: str = BATCH_NORM, train_examples: int = TRAIN_EXAMPLES,
+                           options: RunOptions = RunOptions()) -> list[dict[str, Any]]:
     """measure_stability for several configs (e.g. seeds): the tickets and their data-order copies
     train first, level by level, small models stacked as replicas; then each is measured."""
     store = store if isinstance(store, Store) else Store(store)
-    training = {k: v for k, v in options.items() if k not in ("points", "batch_norm", "train_examples")}
-    run_branch_many(DATA_ORDER, configs, level, store, only=[level], **training)
-    return [measure_stability(config, level, store, **options) for config in configs]
+    run_branch_many(DATA_ORDER, configs, level, store, only=[level], options=options)
+    return [measure_stability(config, level, store, points=points, batch_norm=batch_norm,
+                              train_examples=train_examples, options=options) for config in configs]
 
 
-def stability_sweep(config: ExperimentConfig, level: int, rewind_points: list[str], store=DEFAULT_STORE,
-                    **options) -> list[dict[str, Any]]:
+@takes_run_options
+def stability_sweep(config: ExperimentConfig, level: int, rewind_points: list[str], store=DEFAULT_STORE, *,
+                    points: int = POINTS, batch_norm: str = BATCH_NORM, train_examples: int = TRAIN_EXAMPLES,
+                    options: RunOptions = RunOptions()) -> list[dict[str, Any]]:
     """measure_stability at each rewind point (each point has its own IMP chain)."""
-    return stability_sweep_many([config], level, rewind_points, store, **options)[0]
+    return stability_sweep_many([config], level, rewind_points, store, points=points, batch_norm=batch_norm,
+                                train_examples=train_examples, options=options)[0]
 
 
-def stability_sweep_many(configs: list[ExperimentConfig], level: int, rewind_points: list[str], store=DEFAULT_STORE,
-                         **options) -> list[list[dict[str, Any]]]:
+@takes_run_options
+def stability_sweep_many(configs: list[ExperimentConfig], level: int, rewind_points: list[str], store=DEFAULT_STORE, *,
+                         points: int = POINTS, batch_norm: str = BATCH_NORM, train_examples: int = TRAIN_EXAMPLES,
+                         options: RunOptions = RunOptions()) -> list[list[dict[str, Any]]]:
     """stability_sweep for several configs: one list of rows (one per rewind point) per config."""
     for point in rewind_points:
         Step.parse(point)
-    per_point = [measure_stability_many([c.override({"rewind": point}) for c in configs], level, store, **options)
+    per_point = [measure_stability_many([c.override({"rewind": point}) for c in configs], level, store, points=points,
+                                        batch_norm=batch_norm, train_examples=train_examples, options=options)
                  for point in rewind_points]
     return [[rows[i] for rows in per_point] for i in range(len(configs))]
 
