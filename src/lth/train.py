@@ -153,57 +153,32 @@ def train(model: nn.Module, data, config: TrainConfig, *, mask: Mask | None = No
     """
     device = torch.device(device)
     seeds = [data_seed] if isinstance(data_seed, int) else list(data_seed)
-    replicas = len(seeds)
     loader = _loader(data, config, seeds, device, augment)
-    ipe = loader.iterations_per_epoch
-    schedule = Schedule.from_config(config, ipe)
-    start = to_iterations(start, ipe) if isinstance(start, str) else int(start)
-    stop = schedule.total if stop is None else (to_iterations(stop, ipe) if isinstance(stop, str) else int(stop))
-    if not 0 <= start <= stop:
-        raise StepError(f"cannot train from iteration {start} to {stop}: the schedule has {schedule.total} iterations")
+    schedule = Schedule.from_config(config, loader.iterations_per_epoch)
+    start, stop = _span(start, stop, schedule, loader.iterations_per_epoch)  # (checked before the model changes)
+    loop = _Loop.set_up(model, config, loader, schedule, seeds, device, mask, optimizer_state, compile)
     checkpoints = dict(checkpoints or {})
     cadence = resume_every if isinstance(resume_every, ResumeCadence) else ResumeCadence(iterations=resume_every)
     saves = resume_path is not None and (cadence.iterations or cadence.seconds)
-
-    model.to(device).train()
-    channels_last = _channels_last(model, device)
-    if channels_last:
-        model.to(memory_format=torch.channels_last)
-    forward = distributed.wrap(model)  # DDP under torchrun; the model itself otherwise
-    mode = compile_mode(device) if compile is True else compile
-    graphs = mode == "reduce-overhead"
-    if mode:
-        forward = torch.compile(forward, mode=mode)
-    optimizer = make_optimizer(model, config)
-    # fp16 needs loss scaling; for fp32/bf16 the scaler is disabled (and bypassed in the loop)
-    scaler = torch.amp.GradScaler(device.type, enabled=config.precision == "fp16")
-    precision = autocast(device, config.precision)  # one context, entered at every step
-    if optimizer_state is not None:
-        optimizer.load_state_dict(optimizer_state)
-    pairs = _mask_pairs(model, mask, device)
-    if pairs:
-        with torch.no_grad():
-            torch._foreach_mul_(pairs[0], pairs[1])
-
     results = [TrainResult() for _ in seeds]
-    interval = _Interval.empty(replicas, start, device)
+    interval = _Interval.empty(loop.replicas, start, device)
     iteration = start
     if resume_path is not None and Path(resume_path).exists():
-        iteration, interval = _resume(resume_path, device, model, optimizer, scaler, results)
+        iteration, interval = _resume(resume_path, device, model, loop.optimizer, loop.scaler, results)
 
     # The model's own randomness (dropout, a user's torch.rand) draws from the global generators,
     # seeded at each step by (data seeds, iteration): reproducible, and a resumed run draws what an
     # uninterrupted one does. The caller gets its generators' states back at the end.
-    step_generators = _global_generators(device)
-    callers_states = [generator.get_state() for generator in step_generators]
+    callers_states = [generator.get_state() for generator in loop.step_generators]
     bar = tqdm(total=stop - start, initial=iteration - start, desc=description, disable=quiet,
                leave=False, mininterval=0.5, dynamic_ncols=True)
-    current_lr, last_save = None, time.monotonic()
+    last_save = time.monotonic()
     while True:
         if iteration in checkpoints:
-            checkpoints[iteration](iteration, model, optimizer)
-        if iteration > start and (iteration % schedule.eval_every == 0 or iteration == stop) and iteration > interval.start:
-            records = _record(model, data, device, iteration, interval, replicas)
+            checkpoints[iteration](iteration, model, loop.optimizer)
+        if iteration > start and (iteration % loop.schedule.eval_every == 0 or iteration == stop) \
+                and iteration > interval.start:
+            records = _record(model, data, device, iteration, interval, loop.replicas)
             for r, record in zip(results, records):
                 r.metrics.append(record)
             bar.set_postfix(loss=f"{records[0]['train_loss']:.3f}", test_acc=f"{records[0]['test_accuracy']:.3f}")
@@ -211,44 +186,103 @@ def train(model: nn.Module, data, config: TrainConfig, *, mask: Mask | None = No
         if iteration >= stop:
             break
         if saves and iteration > start and cadence.due(iteration, time.monotonic() - last_save):
-            _save_resume(resume_path, model, optimizer, scaler, iteration, interval, results)
+            _save_resume(resume_path, model, loop.optimizer, loop.scaler, iteration, interval, results)
             last_save = time.monotonic()
-
-        x, y = loader.batch(iteration)
-        for generator in step_generators:
-            generator.manual_seed(stream_seed("step", *seeds, iteration))
-        lr = schedule.lr_at(iteration)
-        if lr != current_lr:
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            current_lr = lr
-        if channels_last and x.dim() == 4:
-            x = x.contiguous(memory_format=torch.channels_last)
-        if graphs:  # a new training step: the last step's graph outputs may be overwritten
-            torch.compiler.cudagraph_mark_step_begin()
-        with precision:
-            out = forward(x)
-            loss, losses = _loss(out, y, replicas)
-        optimizer.zero_grad(set_to_none=True)
-        if scaler.is_enabled():
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-        else:  # (the disabled scaler's pass-through calls are measurable on a small model)
-            loss.backward()
-            optimizer.step()
-        if pairs:
-            with torch.no_grad():
-                torch._foreach_mul_(pairs[0], pairs[1])
-        interval.add(losses, out, y, replicas)
+        loop.step(iteration, interval)
         iteration += 1
         bar.update(1)
     bar.close()
-    for generator, state in zip(step_generators, callers_states):
+    for generator, state in zip(loop.step_generators, callers_states):
         generator.set_state(state)
     if resume_path is not None:
         Path(resume_path).unlink(missing_ok=True)
-    return results[0] if replicas == 1 else results
+    return results[0] if loop.replicas == 1 else results
+
+
+def _span(start: str | int, stop: str | int | None, schedule: Schedule, ipe: int) -> tuple[int, int]:
+    """`start` and `stop` in iterations (stop: the end of the schedule by default)."""
+    start = to_iterations(start, ipe) if isinstance(start, str) else int(start)
+    stop = schedule.total if stop is None else (to_iterations(stop, ipe) if isinstance(stop, str) else int(stop))
+    if not 0 <= start <= stop:
+        raise StepError(f"cannot train from iteration {start} to {stop}: the schedule has {schedule.total} iterations")
+    return start, stop
+
+
+@dataclass
+class _Loop:
+    """What every step of one training uses, set up once: the model's forward (DDP, compiled), the
+    optimizer and its scaler, the mask's parameter pairs, the batches and the schedule."""
+
+    model: nn.Module
+    forward: Callable
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    precision: contextlib.AbstractContextManager
+    pairs: tuple[list, list] | None
+    loader: object
+    schedule: Schedule
+    seeds: list[int]
+    channels_last: bool
+    graphs: bool
+    step_generators: list[torch.Generator]
+    current_lr: float | None = None
+
+    @property
+    def replicas(self) -> int:
+        return len(self.seeds)
+
+    @classmethod
+    def set_up(cls, model: nn.Module, config: TrainConfig, loader, schedule: Schedule, seeds: list[int],
+               device: torch.device, mask: Mask | None, optimizer_state: dict | None, compile: bool | str) -> _Loop:
+        model.to(device).train()
+        channels_last = _channels_last(model, device)
+        if channels_last:
+            model.to(memory_format=torch.channels_last)
+        forward = distributed.wrap(model)  # DDP under torchrun; the model itself otherwise
+        mode = compile_mode(device) if compile is True else compile
+        if mode:
+            forward = torch.compile(forward, mode=mode)
+        optimizer = make_optimizer(model, config)
+        # fp16 needs loss scaling; for fp32/bf16 the scaler is disabled (and bypassed in the loop)
+        scaler = torch.amp.GradScaler(device.type, enabled=config.precision == "fp16")
+        if optimizer_state is not None:
+            optimizer.load_state_dict(optimizer_state)
+        pairs = _mask_pairs(model, mask, device)
+        if pairs:
+            with torch.no_grad():
+                torch._foreach_mul_(pairs[0], pairs[1])
+        return cls(model, forward, optimizer, scaler, autocast(device, config.precision), pairs, loader, schedule,
+                   seeds, channels_last, mode == "reduce-overhead", _global_generators(device))
+
+    def step(self, iteration: int, interval: _Interval) -> None:
+        """One optimizer step on the batch of `iteration`, the mask re-applied after it."""
+        x, y = self.loader.batch(iteration)
+        for generator in self.step_generators:
+            generator.manual_seed(stream_seed("step", *self.seeds, iteration))
+        lr = self.schedule.lr_at(iteration)
+        if lr != self.current_lr:
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
+            self.current_lr = lr
+        if self.channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        if self.graphs:  # a new training step: the last step's graph outputs may be overwritten
+            torch.compiler.cudagraph_mark_step_begin()
+        with self.precision:
+            out = self.forward(x)
+            loss, losses = _loss(out, y, self.replicas)
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.scaler.is_enabled():
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:  # (the disabled scaler's pass-through calls are measurable on a small model)
+            loss.backward()
+            self.optimizer.step()
+        if self.pairs:
+            with torch.no_grad():
+                torch._foreach_mul_(self.pairs[0], self.pairs[1])
+        interval.add(losses, out, y, self.replicas)
 
 
 def _loader(data, config: TrainConfig, seeds: list[int], device: torch.device, augment: bool):
