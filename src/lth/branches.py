@@ -31,7 +31,7 @@ from .errors import ConfigError
 from .experiment import Setup, canonical, module_config
 from .imp import run_imp_many
 from .levels import Adopted, Chain, ImpResult, LevelPlan, load_optimizer_state, rewind_state, run_chains
-from .kinds import (BASELINES, BRANCHES, DATA_ORDER, IMP, KINDS, PRUNING_AT_INIT, RANDOM_PRUNE, REINIT,  # noqa: F401
+from .kinds import (BASELINES, BRANCHES, DATA_ORDER, IMP, KINDS, Kind, PRUNING_AT_INIT, RANDOM_PRUNE, REINIT,  # noqa: F401
                     RESET_INIT, SANITY_CHECKS)
 from .masks import Mask, random_prune
 from .options import RunOptions, takes_run_options
@@ -64,51 +64,52 @@ def branch_config(config: ExperimentConfig, kind: str, data_seed: int | None = N
 
 
 def _planner(kind: str, parent: Run):
+    """Level L of a branch, from its record (kinds.py): its mask, its starting weights, its start."""
+    spec = KINDS[kind]
+
     def plan(run: Run, setup: Setup, level: int, model: nn.Module) -> LevelPlan | Adopted:
-        if pruning_at_init(kind):
-            return _pruned_at_init(kind, parent, setup, level, model)
-        if KINDS[kind].is_ticket_at_reset and setup.rewind == 0:  # the ticket's own training: same mask, start, seeds
+        if spec.is_ticket_at_reset and setup.rewind == 0:  # the ticket's own training: same mask, start, seeds
             return Adopted(parent, level, changes={"kind": kind})
         ticket = Mask.load(parent.level_dir(level) / MASK_FILE)
-        if kind == RESET_INIT:
-            init = load_tensors(parent.level_dir(0) / START_FILE, setup.device)
-            return LevelPlan(ticket, init, 0)
-        if kind == REINIT:
-            fresh = setup.new_model(seed=reinit_seed(setup.config.seed, setup.config.train.streams))
-            return LevelPlan(ticket, fresh.state_dict(), 0)
-        state, optimizer_state = rewind_state(parent, setup)
-        if kind == RANDOM_PRUNE:
-            generator = torch.Generator().manual_seed(random_prune_seed(setup.config.seed, level, setup.config.train.streams))
-            return LevelPlan(random_prune(ticket, generator), state, setup.rewind, optimizer_state)
-        if level == 0:  # the dense network continued from step k with another order: keep its optimizer
-            opt = load_optimizer_state(parent.level_dir(0) / step_optimizer_file(setup.rewind),
-                                       setup.device) if setup.rewind > 0 else None
-            return LevelPlan(ticket, state, setup.rewind, opt)
-        return LevelPlan(ticket, state, setup.rewind, optimizer_state)
+        mask = _mask(spec, ticket, parent, setup, level, model)
+        weights, optimizer_state = _weights(spec, parent, setup)
+        if spec.mask == "method":
+            optimizer_state = None  # a mask found afresh at k: a fresh optimizer
+        if level == 0 and setup.rewind > 0:  # the dense network continued from step k: keep its optimizer
+            optimizer_state = load_optimizer_state(parent.level_dir(0) / step_optimizer_file(setup.rewind), setup.device)
+        return LevelPlan(mask, weights, setup.rewind if spec.starts_at_rewind else 0, optimizer_state)
     return plan
 
 
-def _pruned_at_init(kind: str, parent: Run, setup: Setup, level: int, model: nn.Module) -> LevelPlan:
-    """The level-`level` network of a pruning-at-init branch: `model` set to W_k, scored by the method
-    down to exactly the ticket's count of weights (so its x value is the ticket's), trained from k."""
+def _mask(spec: Kind, ticket: Mask, parent: Run, setup: Setup, level: int, model: nn.Module) -> Mask:
+    config = setup.config
+    if spec.mask == "ticket":
+        return ticket
+    if spec.mask == "random":
+        return random_prune(ticket, torch.Generator().manual_seed(random_prune_seed(config.seed, level,
+                                                                                    config.train.streams)))
+    # pruning at initialization: `model` set to W_k, scored by the method down to exactly the ticket's count
+    # of weights (so its x value is the ticket's)
     from .init_pruning import prune_at_init, pruned_layers
     from .seeds import stream_seed
 
-    method, check = pruning_at_init(kind)
-    config = setup.config
-    ticket = Mask.load(parent.level_dir(level) / MASK_FILE)
-    state, _ = rewind_state(parent, setup)
-    model.load_state_dict(state)
+    model.load_state_dict(rewind_state(parent, setup)[0])
     # SNIP and GraSP score on the first batch the dense network trained on (any dataset has one)
     loader = setup.data.train_loader(config.train.batch_size, config.order_seed, setup.device, False, config.train.streams)
     generator = torch.Generator().manual_seed(stream_seed("pai-shuffle", config.seed, level))
     counts = [ticket.per_layer()[name] for name in pruned_layers(model, config.prune.ignore)]  # (kept, size)
     fraction = sum(kept for kept, _ in counts) / sum(size for _, size in counts)  # of the layers it prunes
-    mask = prune_at_init(method, model, fraction, loader.batch(0), generator,
-                         invert=check == "invert", shuffle=check == "shuffle", ignore=config.prune.ignore)
-    if check == "reinit":
-        state = setup.new_model(seed=reinit_seed(config.seed, config.train.streams)).state_dict()
-    return LevelPlan(mask, state, setup.rewind)  # a fresh optimizer at k, as random-prune
+    return prune_at_init(spec.method, model, fraction, loader.batch(0), generator, invert=spec.check == "invert",
+                         shuffle=spec.check == "shuffle", ignore=config.prune.ignore)
+
+
+def _weights(spec: Kind, parent: Run, setup: Setup) -> tuple[dict[str, torch.Tensor], dict | None]:
+    """The weights a branch level starts from, and the optimizer state to restore (None: a fresh one)."""
+    if spec.weights == "init":
+        return load_tensors(parent.level_dir(0) / START_FILE, setup.device), None
+    if spec.weights == "reinit":
+        return setup.new_model(seed=reinit_seed(setup.config.seed, setup.config.train.streams)).state_dict(), None
+    return rewind_state(parent, setup)
 
 
 def branch_levels(kind: str, levels: int, only: list[int] | None = None) -> list[int]:
