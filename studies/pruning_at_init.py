@@ -20,7 +20,8 @@ import sys
 import time
 from pathlib import Path
 
-from lth.branches import PRUNING_AT_INIT, run_branch_many
+from lth.branches import run_branch_many
+from lth.kinds import PRUNING_AT_INIT
 from lth.claims import judge
 from lth.imp import run_imp_many
 from lth.presets import get_preset

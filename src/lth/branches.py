@@ -31,25 +31,11 @@ from .errors import ConfigError
 from .experiment import Setup, canonical, module_config
 from .imp import run_imp_many
 from .levels import Adopted, Chain, ImpResult, LevelPlan, load_optimizer_state, rewind_state, run_chains
-from .kinds import (BASELINES, BRANCHES, DATA_ORDER, IMP, KINDS, Kind, PRUNING_AT_INIT, RANDOM_PRUNE, REINIT,  # noqa: F401
-                    RESET_INIT, SANITY_CHECKS)
+from .kinds import BRANCHES, DATA_ORDER, IMP, KINDS, Kind
 from .masks import Mask, random_prune
 from .options import RunOptions, takes_run_options
 from .seeds import copy_data_seed, random_prune_seed, reinit_seed
 from .store import DEFAULT_STORE, MASK_FILE, START_FILE, Run, Store, load_tensors, step_optimizer_file
-
-
-
-def pruning_at_init(kind: str) -> tuple[str, str | None] | None:
-    """(method, sanity check or None) of a pruning-at-init branch kind, None for the other kinds."""
-    found = KINDS.get(kind)
-    return (found.method, found.check) if found is not None and found.method else None
-
-
-def starts_at_rewind(kind: str) -> bool:
-    """Whether a run of this kind trains its pruned levels from the rewind step k (the others,
-    reset-init and reinit, from step 0)."""
-    return KINDS[kind].starts_at_rewind
 
 
 def branch_config(config: ExperimentConfig, kind: str, data_seed: int | None = None) -> ExperimentConfig:

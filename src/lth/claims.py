@@ -107,26 +107,32 @@ def _one_sided(mean: float, se: float, df: int, null: float, above: bool) -> flo
     return float(stats.t.sf(t, df) if above else stats.t.cdf(t, df))
 
 
-def test_p(differences: Sequence[float], test: str = GREATER, margin: float = 0.0) -> tuple[float, str, str]:
-    """(p, verdict if p is small enough, verdict otherwise) of one claim on its paired differences."""
+def _shown(test: str, margin: float, difference: float) -> str:
+    """The verdict a claim's p-value stands for: the side of its null hypothesis the mean lies on."""
+    if test == EQUIVALENT:
+        return "equivalent" if -margin < difference < margin else "not equivalent"
+    return "holds" if difference > (-margin if test == NONINFERIOR else 0.0) else "contradicted"
+
+
+def p_value(differences: Sequence[float], test: str = GREATER, margin: float = 0.0) -> float:
+    """The p-value of one claim on its paired differences, for the verdict `_shown` names (NaN for one seed)."""
     values = list(differences)
     if len(values) < 2:
-        return math.nan, "one seed", "one seed"
+        return math.nan
     mean, df = statistics.fmean(values), len(values) - 1
     se = statistics.stdev(values) / math.sqrt(len(values))
-    if test == EQUIVALENT:  # TOST: both "d <= -δ" and "d >= δ" rejected; or d shown beyond one of them
-        p_equivalent = max(_one_sided(mean, se, df, -margin, True), _one_sided(mean, se, df, margin, False))
-        p_beyond = min(_one_sided(mean, se, df, margin, True), _one_sided(mean, se, df, -margin, False))
-        if p_equivalent <= p_beyond:
-            return p_equivalent, "equivalent", "undecided"
-        return p_beyond, "not equivalent", "undecided"
+    if test == EQUIVALENT:
+        if _shown(test, margin, mean) == "equivalent":  # TOST: both "d <= -δ" and "d >= δ" rejected
+            return max(_one_sided(mean, se, df, -margin, True), _one_sided(mean, se, df, margin, False))
+        return min(_one_sided(mean, se, df, margin, True), _one_sided(mean, se, df, -margin, False))  # beyond ±δ
     null = -margin if test == NONINFERIOR else 0.0
-    p_above, p_below = _one_sided(mean, se, df, null, True), _one_sided(mean, se, df, null, False)
-    return min(1.0, 2 * min(p_above, p_below)), "holds" if p_above < p_below else "contradicted", "undecided"
+    return min(1.0, 2 * min(_one_sided(mean, se, df, null, True), _one_sided(mean, se, df, null, False)))
 
 
-def verdict(p: float, shown: str, otherwise: str, alpha: float = ALPHA) -> str:
-    return otherwise if math.isnan(p) or p > alpha else shown
+def verdict(p: float, shown: str, alpha: float = ALPHA) -> str:
+    if math.isnan(p):
+        return "one seed"
+    return shown if p <= alpha else "undecided"
 
 
 def judge(claim: str, source: str, where: str, a: Mapping[int, float], b: Mapping[int, float] | None = None,
@@ -138,9 +144,10 @@ def judge(claim: str, source: str, where: str, a: Mapping[int, float], b: Mappin
         return None
     differences = [a[s] - (b[s] if b is not None else 0.0) for s in seeds]
     mean, low, high = paired_interval(differences)
-    p, shown, otherwise = test_p(differences, test, margin)
-    return Claim(claim, source, where, mean, low, high, len(seeds), verdict(p, shown, otherwise), unit, test,
-                 margin if test != GREATER else 0.0, p, p)
+    margin = margin if test != GREATER else 0.0
+    p = p_value(differences, test, margin)
+    return Claim(claim, source, where, mean, low, high, len(seeds), verdict(p, _shown(test, margin, mean)), unit, test,
+                 margin, p, p)
 
 
 def holm(claims: Sequence[Claim], alpha: float = ALPHA) -> list[Claim]:
@@ -151,17 +158,8 @@ def holm(claims: Sequence[Claim], alpha: float = ALPHA) -> list[Claim]:
     for rank, (p, i) in enumerate(tested):
         running = max(running, min(1.0, (len(tested) - rank) * p))
         adjusted[i] = running
-    return [replace(c, p_holm=adjusted[i], verdict=verdict(adjusted[i], _shown(c), "undecided", alpha))
+    return [replace(c, p_holm=adjusted[i], verdict=verdict(adjusted[i], _shown(c.test, c.margin, c.difference), alpha))
             if i in adjusted else c for i, c in enumerate(claims)]
-
-
-def _shown(claim: Claim) -> str:
-    """The verdict a claim's p-value stands for (what `test_p` found on its side)."""
-    if claim.test == EQUIVALENT:
-        inside = -claim.margin < claim.difference < claim.margin
-        return "equivalent" if inside else "not equivalent"
-    null = -claim.margin if claim.test == NONINFERIOR else 0.0
-    return "holds" if claim.difference > null else "contradicted"
 
 
 def slope(xs: Sequence[float], ys: Sequence[float]) -> float:

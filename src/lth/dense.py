@@ -11,11 +11,11 @@ from torch import nn
 
 from .config import ExperimentConfig, PruneConfig
 from .distributed import barrier
+from .experiment import Setup
 from .kinds import DENSE
 from .levels import Chain, LevelPlan, Planner, Training, rewind_iterations, run_chains, setup_for, train_group
 from .masks import Mask
 from .options import RunOptions, takes_run_options
-from .experiment import Setup
 from .steps import Step
 from .store import START_FILE, Run, Store, load_tensors, step_file
 

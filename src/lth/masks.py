@@ -102,8 +102,8 @@ def check_levels(model: nn.Module, prune: PruneConfig, levels: int) -> None:
                               f"round to zero in every layer; ask for at most {level - 1} levels")
         # layer-wise, a layer whose fraction of its few weights rounds to nothing stops shrinking while the
         # others go on: the level would not prune what was asked (a layer kept alive by rounding)
-        stuck = [n for n, c in counts.items() if prune.strategy == "layerwise" and fractions[n] and c == before[n]]
-        if stuck:
+        stuck = [n for n, c in counts.items() if fractions[n] and c == before[n]]
+        if stuck and prune.strategy == "layerwise":
             raise ConfigError(f"level {level} would prune no weight of layer {stuck[0]!r} ({before[stuck[0]]} left: "
                               f"{fractions[stuck[0]]:g} of them rounds to none) while the other layers shrink; ask for "
                               f"at most {level - 1} levels, a larger fraction for that layer, or ignore it (prune.ignore)")

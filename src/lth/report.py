@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from .aggregate import mean_std
-from .branches import pruning_at_init, starts_at_rewind
 from .kinds import BASELINES, BRANCHES, DATA_ORDER, DENSE, IMP, KINDS, RANDOM_PRUNE
 from .claims import (DEFAULT_MARGIN, HEADER as CLAIMS_HEADER, Claim, family_note, study_claims,
                      warnings as claim_warnings)
@@ -89,7 +88,7 @@ class Study:
         for run in self.runs:
             if run.config.rewind == rewind:
                 for level in run.levels_done():
-                    if level > 0 and starts_at_rewind(run.config.kind):
+                    if level > 0 and KINDS[run.config.kind].starts_at_rewind:
                         return run.summary(level)["start_iteration"]
         return step.amount * 10**9  # not resolvable from the store: order epochs after iterations
 
@@ -97,7 +96,7 @@ class Study:
         """Every accuracy-vs-level curve: IMP at each rewind step, then each baseline off each chain."""
         rewinds = self.rewinds()
         curves = [Curve(f"imp rewind {k}", IMP, k, self.levels(IMP, k)) for k in rewinds]
-        for kind in (*BASELINES, *(k for k in BRANCHES if pruning_at_init(k))):
+        for kind in (*BASELINES, *(k for k in BRANCHES if KINDS[k].method)):
             for k in rewinds:
                 found = self.levels(kind, k)
                 if found:

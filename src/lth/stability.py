@@ -196,7 +196,7 @@ def measure_stability(config: ExperimentConfig, level: int, store: Store | str |
     mask = Mask.load(ticket_dir / MASK_FILE)
     ticket = load_tensors(ticket_dir / FINAL_FILE, setup.device)
     other = load_tensors(copy_dir / FINAL_FILE, setup.device)
-    dense = load_tensors(Path(imp.run_dir) / "level_0" / FINAL_FILE, setup.device)
+    dense = load_tensors(Path(imp.run_dir) / level_dir_name(0) / FINAL_FILE, setup.device)
     model = setup.new_model()
     curve = interpolation_curve(model, setup, ticket, other, points, batch_norm, train_examples)
     pruning, data_order = distances(ticket, dense, mask), distances(ticket, other, mask)
