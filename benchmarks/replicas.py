@@ -22,7 +22,7 @@ from lth.masks import Mask
 from lth.models import build_model
 from lth.presets import get_preset
 from lth.replicas import stack_masks, stack_models
-from lth.train import train
+from lth.train import train, train_replicas
 
 
 def datasets(cache: str) -> dict[str, object]:
@@ -51,7 +51,7 @@ def stacked(config, data, k: int, device: torch.device) -> float:
     built, masks = models(config, k)
     model, mask = stack_models(built), stack_masks(masks)
     began = time.perf_counter()
-    train(model, data, config.train, mask=mask, data_seed=list(range(k)), quiet=True, device=device)
+    train_replicas(model, data, config.train, list(range(k)), mask=mask, quiet=True, device=device)
     return time.perf_counter() - began
 
 

@@ -16,7 +16,7 @@ from lth.config import PruneConfig
 from lth.errors import ConfigError
 from lth.replicas import group_size, replica_state, stack_masks, stack_models, stackable
 from lth.store import load_tensors
-from lth.train import train
+from lth.train import train, train_replicas
 
 
 def _close(a: dict, b: dict, atol: float = 1e-5) -> bool:
@@ -40,8 +40,8 @@ def test_stacked_replicas_train_like_separate_runs(mnist1d, optimizer, device):
         separate.append((train(copy, mnist1d, config.train, mask=mask, data_seed=10 + seed, quiet=True,
                                 device=device), copy))
     stacked = stack_models(models)
-    results = train(stacked, mnist1d, config.train, mask=stack_masks(masks), data_seed=[10, 11, 12], quiet=True,
-                    device=device)
+    results = train_replicas(stacked, mnist1d, config.train, [10, 11, 12], mask=stack_masks(masks), quiet=True,
+                             device=device)
     assert len(results) == 3
     for index, (result, (alone, model)) in enumerate(zip(results, separate)):
         state = {k: v.cpu() for k, v in replica_state(stacked.state_dict(), index).items()}
@@ -49,6 +49,22 @@ def test_stacked_replicas_train_like_separate_runs(mnist1d, optimizer, device):
         assert all((state[name][~masks[index][name]] == 0).all() for name in masks[index])
         assert result.final["test_accuracy"] == pytest.approx(alone.final["test_accuracy"], abs=0.002)
         assert result.final["train_loss"] == pytest.approx(alone.final["train_loss"], rel=1e-4)
+
+
+def test_train_with_a_list_of_seeds_still_trains_replicas_and_warns(mnist1d):
+    """The old way to train stacked replicas, train(data_seed=[...]), gives train_replicas' bits."""
+    config = tiny_config()
+    states = []
+    for call in ("train_replicas", "train"):
+        model = stack_models([build_model(config.model.name, config.model.options, seed) for seed in (0, 1)])
+        if call == "train":
+            with pytest.warns(DeprecationWarning, match="train_replicas"):
+                results = train(model, mnist1d, config.train, data_seed=[3, 4], quiet=True)
+        else:
+            results = train_replicas(model, mnist1d, config.train, [3, 4], quiet=True)
+        assert len(results) == 2 and results[0].final != results[1].final
+        states.append(model.state_dict())
+    assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
 
 
 def test_seeds_of_imp_and_a_baseline_stacked_match_one_by_one(tmp_path, mnist1d):
@@ -128,4 +144,4 @@ def test_fp16_runs_are_never_stacked_and_asking_for_it_is_refused(tmp_path, mnis
     assert not (tmp_path / "cli").exists()  # refused before anything was written
     model = stack_models([build_model("mnist1d_mlp", {"hidden": 8}, seed) for seed in (0, 1)])
     with pytest.raises(ConfigError, match="fp16 cannot train stacked replicas"):
-        train(model, mnist1d, configs[0].train, data_seed=[0, 1], quiet=True)
+        train_replicas(model, mnist1d, configs[0].train, [0, 1], quiet=True)

@@ -31,7 +31,7 @@ def test_reproduce_twice_trains_nothing_the_second_time(study, mnist1d, monkeypa
     def no_training(*args, **kwargs):
         raise AssertionError("trained again")
 
-    monkeypatch.setattr(lth.levels, "train", no_training)  # (the one place levels are trained)
+    monkeypatch.setattr(lth.levels, "train_replicas", no_training)  # (the one place levels are trained)
     reproduce(config, PLAN, store, log=lambda _: None, quiet=True, data=mnist1d)
 
 

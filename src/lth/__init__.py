@@ -10,10 +10,10 @@ from .masks import Mask, magnitude_prune, random_prune
 from .models import build_model
 from .steps import Step
 from .store import Store
-from .train import train
+from .train import train, train_replicas
 
 __all__ = ["DataConfig", "ExperimentConfig", "ModelConfig", "PruneConfig", "TrainConfig", "config_hash",
            "LthError", "ImpResult", "run_imp", "Mask", "magnitude_prune", "random_prune", "build_model",
-           "Step", "Store", "train", "run_branch", "export_ticket", "load_ticket", "measure_stability",
+           "Step", "Store", "train", "train_replicas", "run_branch", "export_ticket", "load_ticket", "measure_stability",
            "stability_sweep"]
 __version__ = "0.1.0"

@@ -150,12 +150,9 @@ def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
 
 def _steps(text: str) -> tuple[str, ...]:
     """Comma-separated steps (--rewind-points, --baseline-rewinds), each checked: `0it,50it,2ep`."""
-    from .steps import Step
+    from .steps import check_steps
 
-    steps = tuple(part.strip() for part in text.split(",") if part.strip())
-    for step in steps:
-        Step.parse(step)
-    return steps
+    return check_steps(part.strip() for part in text.split(",") if part.strip())
 
 
 def _parse_seeds(text: str | None, flag: str = "--seeds") -> list[int] | None:

@@ -17,7 +17,7 @@ from typing import Any, Mapping
 
 from .errors import ConfigError
 from .kinds import KINDS
-from .steps import Step
+from .steps import Step, check_steps, to_iterations
 
 
 def option(default: Any = dataclasses.MISSING, *, help: str, flag: str | None = None,
@@ -171,7 +171,7 @@ class ExperimentConfig:
         """This config with every step in iterations ("2ep" -> "782it" at 391 iterations per epoch),
         so a run written in epochs and the same run written in iterations have one address."""
         def it(step: str) -> str:
-            return f"{Step.parse(step).iterations(iterations_per_epoch)}it"
+            return f"{to_iterations(step, iterations_per_epoch)}it"
 
         t = self.train
         train = dataclasses.replace(t, iterations=it(t.iterations), warmup=it(t.warmup), eval_every=it(t.eval_every),
@@ -217,8 +217,7 @@ def validate(config: ExperimentConfig) -> None:
                 if v not in Bounds.parse(bounds):
                     where = f" of {name!r}" if name is not None else ""
                     raise ConfigError(f"{what}{where} must be {Bounds.parse(bounds)}, got {v}")
-    for step in (t.iterations, t.warmup, t.eval_every, config.rewind, *t.lr_drops):
-        Step.parse(step)
+    check_steps((t.iterations, t.warmup, t.eval_every, config.rewind, *t.lr_drops))
     if Step.parse(t.iterations).amount < 1:
         raise ConfigError("training length must be at least 1 iteration")
     if p.strategy == "global" and p.layer_fractions:

@@ -13,7 +13,7 @@ from .config import ExperimentConfig, PruneConfig
 from .distributed import barrier
 from .experiment import Setup
 from .kinds import DENSE
-from .levels import Chain, LevelPlan, Planner, Training, rewind_iterations, run_chains, setup_for, train_group
+from .levels import Chain, LevelPlan, Planner, Training, run_chains, setup_for, train_group
 from .masks import Mask
 from .options import RunOptions, takes_run_options
 from .steps import Step
@@ -30,7 +30,7 @@ def dense_config(config: ExperimentConfig) -> ExperimentConfig:
 def dense_planner(steps: tuple[str, ...]) -> Planner:
     """Level 0 of a dense run: all weights, from the initialisation, saving the state at `steps`."""
     def plan(run: Run, setup: Setup, level: int, model: nn.Module) -> LevelPlan:
-        saved = sorted({rewind_iterations(step, setup) for step in steps} - {0})
+        saved = sorted({setup.rewind_iterations(step) for step in steps} - {0})
         return LevelPlan(Mask.ones(model), model.state_dict(), 0, checkpoint_steps=tuple(saved))
     return plan
 
@@ -48,11 +48,11 @@ def run_dense_many(configs: list[ExperimentConfig], store: Store, rewinds: tuple
     setups: dict[str, Setup] = {}
     for run in runs:
         for step in map(Step.parse, steps):
-            if step.amount == 0 or (step.unit == "it" and (run.level_dir(0) / step_file(step.amount)).exists()):
+            if step.is_start or (step.unit == "it" and (run.level_dir(0) / step_file(step.amount)).exists()):
                 continue  # (an epoch step needs the data's epoch length to name its file)
             if run.hash not in setups:
                 setups[run.hash] = setup_for(run.config, store, setups.values(), options)
-            k = rewind_iterations(str(step), setups[run.hash])
+            k = setups[run.hash].rewind_iterations(str(step))
             if not (run.level_dir(0) / step_file(k)).exists():
                 replay_rewind_point(run, k, store, setups, options)
     return runs

@@ -37,9 +37,25 @@ class Setup:
     data: object
     device: torch.device
     iterations_per_epoch: int
-    total: int  # iterations in the schedule
-    rewind: int  # the rewind step, in iterations
     module: nn.Module | None = None  # a user's model object instead of a registry name
+
+    @property
+    def total(self) -> int:
+        """Iterations in the schedule."""
+        return to_iterations(self.config.train.iterations, self.iterations_per_epoch)
+
+    @property
+    def rewind(self) -> int:
+        """The config's rewind step, in iterations."""
+        return self.rewind_iterations(self.config.rewind)
+
+    def rewind_iterations(self, step: str) -> int:
+        """A rewind step in iterations, checked to lie before the end of training."""
+        k = to_iterations(step, self.iterations_per_epoch)
+        if k >= self.total:
+            raise StepError(f"rewind step {step} ({k} iterations) is not before the end of training "
+                            f"({self.config.train.iterations} = {self.total} iterations)")
+        return k
 
     def new_model(self, seed: int | None = None) -> nn.Module:
         seed = self.config.seed if seed is None else seed
@@ -110,10 +126,6 @@ def canonical_steps(steps: tuple[str, ...] | list[str], config: ExperimentConfig
 def prepare(config: ExperimentConfig, data_root: str | Path | None = None, cache_dir: str | Path | None = None,
             device: str | torch.device = "auto", data=None, model: nn.Module | None = None) -> Setup:
     data = data if data is not None else load_dataset(config.data.dataset, data_root, cache_dir, config.data.options)
-    ipe = epoch_length(config, data=data)
-    total = to_iterations(config.train.iterations, ipe)
-    rewind = to_iterations(config.rewind, ipe)
-    if rewind >= total:
-        raise StepError(f"rewind step {config.rewind} ({rewind} iterations) is not before the end of training "
-                        f"({config.train.iterations} = {total} iterations)")
-    return Setup(config, data, resolve_device(device), ipe, total, rewind, model)
+    setup = Setup(config, data, resolve_device(device), epoch_length(config, data=data), model)
+    setup.rewind_iterations(config.rewind)  # a rewind at or past the end is refused before any work
+    return setup

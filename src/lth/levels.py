@@ -17,7 +17,7 @@ from torch import nn
 
 from .config import ExperimentConfig
 from .distributed import barrier, world_size
-from .errors import ConfigError, StepError, TrainingDiverged
+from .errors import ConfigError, TrainingDiverged
 from .execution import execution, warn_if_executed_differently
 from .experiment import Setup, prepare
 from .masks import Mask
@@ -28,7 +28,7 @@ from .steps import to_iterations
 from .store import (EXECUTION_FILE, FINAL_FILE, MASK_FILE, METRICS_FILE, RESUME_FILE, START_FILE, SUMMARY_FILE, Run,
                     Store, level_dir_name, load_tensors, load_torch_checked, resume_group_file, save_checked,
                     save_tensors, step_file, step_optimizer_file, write_json, write_jsonl)
-from .train import ResumeCadence, train
+from .train import ResumeCadence, train_replicas
 
 
 @dataclass
@@ -76,14 +76,6 @@ class Adopted:
     level: int
     files: tuple[str, ...] = (MASK_FILE, START_FILE, FINAL_FILE, METRICS_FILE, EXECUTION_FILE)
     changes: dict[str, Any] = field(default_factory=dict)  # summary fields of this run (kind, rewind, ...)
-
-
-def rewind_iterations(step: str, setup: Setup) -> int:
-    k = to_iterations(step, setup.iterations_per_epoch)
-    if k >= setup.total:
-        raise StepError(f"rewind step {step} ({k} iterations) is not before the end of training "
-                        f"({setup.config.train.iterations} = {setup.total} iterations)")
-    return k
 
 
 @dataclass
@@ -172,20 +164,19 @@ def train_group(trainings: list[Training], quiet: bool, resume_every: ResumeCade
 
     model = first.model if replicas == 1 else stack_models([t.model for t in trainings])
     mask = plan.mask if replicas == 1 else stack_masks([t.plan.mask for t in trainings])
-    seeds = config.order_seed if replicas == 1 else [t.setup.config.order_seed for t in trainings]
+    seeds = [t.setup.config.order_seed for t in trainings]
     left = f"{100 * plan.mask.fraction_remaining():.1f}% left" + (f", {replicas} replicas" if replicas > 1 else "")
-    results = train(model, first.setup.data, config.train, mask=mask, start=plan.start_iteration, stop=stop,
-                    data_seed=seeds, augment=config.data.augment, device=first.setup.device,
-                    checkpoints={k: save_checkpoint for k in plan.checkpoint_steps},
-                    optimizer_state=plan.optimizer_state,
-                    resume_path=None if stop is not None else first.directory / resume_name(trainings),
-                    resume_every=resume_every, quiet=quiet, compile=compile,
-                    description=f"{config.kind} level {first.level} ({left})" if stop is None else
-                    f"{config.kind}: replaying to iteration {stop}")
-    if replicas == 1:
-        return [results]
-    for index, t in enumerate(trainings):
-        t.model.load_state_dict(replica_state(model.state_dict(), index))
+    results = train_replicas(model, first.setup.data, config.train, seeds, mask=mask, start=plan.start_iteration,
+                             stop=stop, augment=config.data.augment, device=first.setup.device,
+                             checkpoints={k: save_checkpoint for k in plan.checkpoint_steps},
+                             optimizer_state=plan.optimizer_state,
+                             resume_path=None if stop is not None else first.directory / resume_name(trainings),
+                             resume_every=resume_every, quiet=quiet, compile=compile,
+                             description=f"{config.kind} level {first.level} ({left})" if stop is None else
+                             f"{config.kind}: replaying to iteration {stop}")
+    if replicas > 1:
+        for index, t in enumerate(trainings):
+            t.model.load_state_dict(replica_state(model.state_dict(), index))
     return results
 
 

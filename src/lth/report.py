@@ -83,7 +83,7 @@ class Study:
     def iterations(self, rewind: str) -> int:
         """A rewind step in iterations, as the runs resolved it (epochs need the data's epoch length)."""
         step = Step.parse(rewind)
-        if step.amount == 0 or step.unit == "it":
+        if step.is_start or step.unit == "it":
             return step.amount
         for run in self.runs:
             if run.config.rewind == rewind:

@@ -19,7 +19,7 @@ from .experiment import canonical, canonical_steps
 from .jobs import STABILITY, run_inline, stage_jobs, study_dense_jobs
 from .options import RunOptions, takes_run_options
 from .stability import STABILITY_LEVEL
-from .steps import Step
+from .steps import Step, check_steps
 from .store import DEFAULT_STORE, STUDIES_DIR, Store, read_json, write_json
 
 
@@ -64,7 +64,7 @@ class StudyPlan:
             stages.append(Stage(IMP, rewind, self.levels))
             # reset-init at k = 0 would be the IMP run itself, trained again: leave it out
             stages += [Stage(kind, rewind, self.levels, self.baseline_levels or None) for kind in BASELINES
-                       if not (KINDS[kind].is_ticket_at_reset and Step.parse(rewind).amount == 0)]
+                       if not (KINDS[kind].is_ticket_at_reset and Step.parse(rewind).is_start)]
         stages += [Stage(STABILITY, point, self.stability_level) for point in self.rewind_points]
         return stages
 
@@ -103,8 +103,7 @@ def default_plan(config: ExperimentConfig) -> StudyPlan:
 def check_plan(plan: StudyPlan) -> None:
     if not 0 <= plan.stability_level <= plan.levels:
         raise ConfigError(f"stability level {plan.stability_level} must lie in 0..{plan.levels}")
-    for point in (*plan.rewind_points, *plan.baseline_rewinds):
-        Step.parse(point)
+    check_steps((*plan.rewind_points, *plan.baseline_rewinds))
     if any(not 1 <= level <= plan.levels for level in plan.baseline_levels):
         raise ConfigError(f"baseline levels must lie in 1..{plan.levels}, got {','.join(map(str, plan.baseline_levels))}")
 

@@ -30,7 +30,7 @@ from .kinds import DATA_ORDER
 from .masks import Mask
 from .options import RunOptions, takes_run_options
 from .models import MODELS
-from .steps import Step
+from .steps import check_steps
 from .store import DEFAULT_STORE, FINAL_FILE, MASK_FILE, Store, level_dir_name, load_tensors, read_json, write_json
 from .replicas import stack_models, stackable
 from .train import evaluate, evaluate_replicas
@@ -238,8 +238,7 @@ def stability_sweep_many(configs: list[ExperimentConfig], level: int, rewind_poi
                          points: int = POINTS, batch_norm: str = BATCH_NORM, train_examples: int = TRAIN_EXAMPLES,
                          options: RunOptions = RunOptions()) -> list[list[dict[str, Any]]]:
     """stability_sweep for several configs: one list of rows (one per rewind point) per config."""
-    for point in rewind_points:
-        Step.parse(point)
+    check_steps(rewind_points)
     per_point = [measure_stability_many([c.override({"rewind": point}) for c in configs], level, store, points=points,
                                         batch_norm=batch_norm, train_examples=train_examples, options=options)
                  for point in rewind_points]

@@ -14,6 +14,7 @@ import contextlib
 import inspect
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Mapping, Sequence
@@ -29,7 +30,7 @@ from .errors import ConfigError, StepError, TrainingDiverged
 from .masks import Mask
 from .replicas import ReplicaBatches, repeated
 from .seeds import stream_seed
-from .steps import to_iterations
+from .steps import Step, to_iterations
 
 
 @dataclass(frozen=True)
@@ -127,32 +128,57 @@ class ResumeCadence:
             bool(self.seconds and since_last_save >= self.seconds)
 
 
-def train(model: nn.Module, data, config: TrainConfig, *, mask: Mask | None = None, start: str | int = 0,
-          stop: str | int | None = None, data_seed: int | Sequence[int] = 0, augment: bool = False,
+def train(model: nn.Module, data, config: TrainConfig, *, mask: Mask | None = None, start: Step | str | int = 0,
+          stop: Step | str | int | None = None, data_seed: int = 0, augment: bool = False,
           device: torch.device | str = "cpu", checkpoints: Mapping[int, Checkpoint] | None = None,
           optimizer_state: dict | None = None, resume_path: str | Path | None = None,
           resume_every: ResumeCadence | int = 0,
-          quiet: bool = False, description: str = "train", compile: bool | str = False) -> TrainResult | list[TrainResult]:
+          quiet: bool = False, description: str = "train", compile: bool | str = False) -> TrainResult:
     """Train `model` in place from iteration `start` to `stop` (default: the end of the schedule).
 
     data: a dataset with `train_loader()` and `test_batches()` (see `lth.data`).
     mask: pruned weights are zeroed before the first step and after every optimizer step.
+    start, stop: steps ("500it", "2ep") or numbers of iterations.
+    data_seed: the seed of the data order.
     compile: run the forward and backward passes through `torch.compile` (same weights and
         checkpoints; float results may differ in the last bits): a mode name, or True for
         `compile_mode`'s choice (CUDA graphs on one GPU).
     config.precision: "bf16"/"fp16" autocast the forward pass and loss (fp16 with a gradient scaler);
         weights, optimizer and evaluation stay fp32.
-    data_seed: one seed, or K seeds to train the K replicas of a stacked model (replicas.py) at once,
-        each with its own data order; then the result is a list of K TrainResults.
     checkpoints: {iteration: callback(iteration, model, optimizer)} called when the weights are those
         after `iteration` steps (the rewind checkpoint among them).
     optimizer_state: start from this optimizer state (rewinding the optimizer) instead of a fresh one.
-    resume_path: if given, the full training state (of all replicas) is saved there at the
-        `resume_every` cadence (a ResumeCadence, or a number of steps) and training resumes from it
-        when it exists; the result is bit-identical on CPU.
+    resume_path: if given, the full training state is saved there at the `resume_every` cadence (a
+        ResumeCadence, or a number of steps) and training resumes from it when it exists; the result
+        is bit-identical on CPU.
+
+    To train the K replicas of a stacked model (replicas.py), each with its own data order, call
+    `train_replicas` with K data seeds.
     """
+    stacked = isinstance(data_seed, Sequence)  # (the old way to train stacked replicas; still works)
+    if stacked:
+        warnings.warn("train(data_seed=[...]) is deprecated: call train_replicas(model, data, config, data_seeds, ...)",
+                      DeprecationWarning, stacklevel=2)
+    results = train_replicas(model, data, config, list(data_seed) if stacked else [data_seed], mask=mask, start=start, stop=stop, augment=augment,
+                             device=device, checkpoints=checkpoints, optimizer_state=optimizer_state,
+                             resume_path=resume_path, resume_every=resume_every, quiet=quiet,
+                             description=description, compile=compile)
+    return results if stacked else results[0]
+
+
+def train_replicas(model: nn.Module, data, config: TrainConfig, data_seeds: Sequence[int], *, mask: Mask | None = None,
+                   start: Step | str | int = 0, stop: Step | str | int | None = None, augment: bool = False,
+                   device: torch.device | str = "cpu", checkpoints: Mapping[int, Checkpoint] | None = None,
+                   optimizer_state: dict | None = None, resume_path: str | Path | None = None,
+                   resume_every: ResumeCadence | int = 0, quiet: bool = False, description: str = "train",
+                   compile: bool | str = False) -> list[TrainResult]:
+    """`train()` for a model of len(data_seeds) stacked replicas (replicas.stack_models; one seed: a
+    plain model), each replica with its own data order: one TrainResult per replica. A mask is the
+    stacked masks (replicas.stack_masks); the resume file holds every replica's state."""
+    if not data_seeds:
+        raise ConfigError("train_replicas needs at least one data seed")
     device = torch.device(device)
-    seeds = [data_seed] if isinstance(data_seed, int) else list(data_seed)
+    seeds = list(data_seeds)
     loader = _loader(data, config, seeds, device, augment)
     schedule = Schedule.from_config(config, loader.iterations_per_epoch)
     start, stop = _span(start, stop, schedule, loader.iterations_per_epoch)  # (checked before the model changes)
@@ -196,13 +222,13 @@ def train(model: nn.Module, data, config: TrainConfig, *, mask: Mask | None = No
         generator.set_state(state)
     if resume_path is not None:
         Path(resume_path).unlink(missing_ok=True)
-    return results[0] if loop.replicas == 1 else results
+    return results
 
 
-def _span(start: str | int, stop: str | int | None, schedule: Schedule, ipe: int) -> tuple[int, int]:
+def _span(start: Step | str | int, stop: Step | str | int | None, schedule: Schedule, ipe: int) -> tuple[int, int]:
     """`start` and `stop` in iterations (stop: the end of the schedule by default)."""
-    start = to_iterations(start, ipe) if isinstance(start, str) else int(start)
-    stop = schedule.total if stop is None else (to_iterations(stop, ipe) if isinstance(stop, str) else int(stop))
+    start = to_iterations(start, ipe)
+    stop = schedule.total if stop is None else to_iterations(stop, ipe)
     if not 0 <= start <= stop:
         raise StepError(f"cannot train from iteration {start} to {stop}: the schedule has {schedule.total} iterations")
     return start, stop
