@@ -6,6 +6,7 @@ import subprocess
 import pytest
 from PIL import Image
 
+import lth
 import lth.imp
 import lth.levels
 from lth.cli import main
@@ -78,6 +79,28 @@ def test_report_on_empty_and_partial_stores_says_what_is_missing(tmp_path, mnist
     assert "no `reinit` baseline yet" in text and "no stability measurements yet" in text
     assert (report / "accuracy_vs_weights.png").exists() and not (report / "interpolation.png").exists()
     assert main(["report", str(tmp_path / "missing")]) == 2
+
+
+def test_report_takes_its_store_as_every_command_does(study, tmp_path, capsys):
+    """`lth report DIR` and `lth report --store DIR` write the same report; two different stores are refused."""
+    _, store, _ = study
+    assert main(["report", str(store), "--out", str(tmp_path / "positional"), "--json"]) == 0
+    positional = json.loads(capsys.readouterr().out)
+    assert main(["report", "--store", str(store), "--out", str(tmp_path / "flag"), "--json"]) == 0
+    flag = json.loads(capsys.readouterr().out)
+    assert len(flag["reports"]) == len(positional["reports"]) == 1 and flag["claims"] == positional["claims"]
+    assert main(["report", str(store), "--store", str(tmp_path), "--out", str(tmp_path / "both")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("lth: error: two stores given") and "\n" not in err and not (tmp_path / "both").exists()
+
+
+def test_version_names_lth_and_torch(capsys):
+    import torch
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out.startswith(f"lth {lth.__version__} (torch {torch.__version__}, Python 3.")
 
 
 def test_ls_lists_runs_with_kind_and_levels(study, capsys):

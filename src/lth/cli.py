@@ -55,11 +55,19 @@ def _dest(key: str) -> str:
     return "config_" + key.replace(".", "_")
 
 
+def _add_store_flag(p, default: str | None = DEFAULT_STORE) -> None:
+    p.add_argument("--store", default=default, metavar="DIR", help=f"where runs are kept (default ./{DEFAULT_STORE})")
+
+
+def _add_json_flag(p) -> None:
+    p.add_argument("--json", action="store_true", help="print one machine-readable JSON object on stdout")
+
+
 def _add_run_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("running")
-    g.add_argument("--store", default=DEFAULT_STORE, metavar="DIR", help=f"where runs are kept (default ./{DEFAULT_STORE})")
+    _add_store_flag(g)
     add_run_flags(g)  # lth.options.RunOptions: --data-root, --device, --checkpoint-every, --no-wait, ...
-    g.add_argument("--json", action="store_true", help="print one machine-readable JSON object on stdout")
+    _add_json_flag(g)
 
 
 def _add_executor_flags(p: argparse.ArgumentParser) -> None:
@@ -396,7 +404,9 @@ def _print_claims(reports: list[Path]) -> None:
 def cmd_report(args: argparse.Namespace) -> int:
     from .report import write_report
 
-    reports = write_report(args.target, args.out, margin=args.margin / 100)
+    if args.target is not None and args.store is not None and Path(args.target) != Path(args.store):
+        raise ConfigError(f"two stores given ({args.target} and --store {args.store}): name one")
+    reports = write_report(args.target or args.store or DEFAULT_STORE, args.out, margin=args.margin / 100)
     if args.json:
         print(json.dumps({"reports": [str(r) for r in reports], "claims": _claims_json(reports)}))
         return 0
@@ -465,11 +475,20 @@ def _add_level_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seeds", metavar="S,S,...", help="run each seed (init and data order) and report mean ± std")
 
 
+def _version() -> str:
+    import torch
+
+    from . import __version__
+
+    return f"lth {__version__} (torch {torch.__version__}, Python {sys.version.split()[0]})"
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .kinds import BRANCHES
 
     parser = _Parser(prog="lth", description="Lottery tickets at scale: iterative magnitude pruning with rewinding, "
                      "baselines and stability analysis. Start with `lth presets`, then `lth imp --preset mnist1d_mlp`.")
+    parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("presets", help="list the presets, or print one's full config",
@@ -477,7 +496,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", nargs="?", help="print this preset's full config as JSON")
     p.add_argument("--keys", action="store_true", help="list every config key (for --set KEY=VALUE): its type, "
                    "meaning and flag")
-    p.add_argument("--json", action="store_true")
+    _add_json_flag(p)
     p.set_defaults(func=cmd_presets)
 
     p = sub.add_parser("train", help="train the dense network once (IMP level 0)",
@@ -566,17 +585,18 @@ def build_parser() -> argparse.ArgumentParser:
                        "paired differences over seeds and judged with the study's other claims as one family (Holm): "
                        "holds / contradicted / undecided, or for a 'matches' claim equivalent / not equivalent / "
                        "undecided within --margin.")
-    p.add_argument("target", nargs="?", default=DEFAULT_STORE, help=f"a store or one run directory (default ./{DEFAULT_STORE})")
+    p.add_argument("target", nargs="?", help=f"a store or one run directory (default: --store, ./{DEFAULT_STORE})")
+    _add_store_flag(p, default=None)
     p.add_argument("--out", metavar="DIR", help="output directory (default <store>/report)")
     _add_margin_flag(p)
-    p.add_argument("--json", action="store_true")
+    _add_json_flag(p)
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("ls", help="list the runs in a store", description="List runs: hash, preset, kind, rewind, "
                        "seed, levels done, best accuracy, status: ok, locked/running, interrupted (rerun to resume) or "
                        "failed (with its error and log).")
-    p.add_argument("--store", default=DEFAULT_STORE, metavar="DIR")
-    p.add_argument("--json", action="store_true")
+    _add_store_flag(p)
+    _add_json_flag(p)
     p.set_defaults(func=cmd_ls)
 
     p = sub.add_parser("export", help="write a ticket (mask + weights) for plain PyTorch",
@@ -584,13 +604,14 @@ def build_parser() -> argparse.ArgumentParser:
                        "torch.nn.utils.prune's form (weight_orig + weight_mask); --format safetensors writes weights/* "
                        "and masks/*. Load either with lth.load_ticket(path, model).")
     p.add_argument("run", help="run directory, or its hash (a unique prefix will do) in --store")
-    p.add_argument("--level", type=int, required=True)
-    p.add_argument("--format", choices=["torch-prune", "safetensors"], default="safetensors")
+    p.add_argument("--level", type=int, required=True, help="the pruning level to export (0: the dense network)")
+    p.add_argument("--format", choices=["torch-prune", "safetensors"], default="safetensors",
+                   help="file format (default safetensors)")
     p.add_argument("--weights", choices=["final", "rewind"], default="final",
                    help="the trained weights, or the rewound weights the ticket trains from")
     p.add_argument("--out", metavar="FILE", help="output file (default ticket_<run>_level<L>_<weights>.<ext>)")
-    p.add_argument("--store", default=DEFAULT_STORE, metavar="DIR")
-    p.add_argument("--json", action="store_true")
+    _add_store_flag(p)
+    _add_json_flag(p)
     p.set_defaults(func=cmd_export)
     return parser
 
