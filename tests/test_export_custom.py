@@ -41,9 +41,14 @@ def test_torch_prune_export_loads_in_plain_pytorch(tmp_path, mnist1d):
     assert evaluate(model, mnist1d.test_batches("cpu"))[1] == result.levels[1]["test_accuracy"]
 
 
-def test_export_of_a_missing_run_or_level_exits_2(tmp_path, capsys):
+def test_export_of_a_missing_run_or_level_exits_2(tmp_path, capsys, mnist1d):
     assert main(["export", "deadbeef", "--level", "1", "--store", str(tmp_path)]) == 2
     assert "no run match" in capsys.readouterr().err
+    result = run_imp(tiny_config(), 1, tmp_path, quiet=True, data=mnist1d)
+    assert main(["export", result.run_dir, "--level", "3", "--out", str(tmp_path / "t.safetensors")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"lth: error: level 3 of {result.run_dir} is not finished (its finished levels: 0, 1); run it first"
+    assert not (tmp_path / "t.safetensors").exists()
 
 
 def test_a_users_model_runs_by_import_path_and_as_an_object(tmp_path, mnist1d):

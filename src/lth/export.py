@@ -18,7 +18,7 @@ from torch import nn
 from .errors import ConfigError, StoreError
 from .masks import Mask
 from .store import (CONFIG_FILE, FINAL_FILE, MASK_FILE, START_FILE, SUMMARY_FILE, atomic_write, level_dir_name,
-                    load_tensors, read_json)
+                    levels_done_in, load_tensors, read_json)
 
 FORMATS = ("torch-prune", "safetensors")
 
@@ -43,7 +43,9 @@ def export_ticket(run_dir: str | Path, level: int, out: str | Path, fmt: str = "
         raise ConfigError(f"--weights must be 'final' or 'rewind', got {weights!r}")
     level_dir = Path(run_dir) / level_dir_name(level)
     if not (level_dir / SUMMARY_FILE).exists():
-        raise StoreError(f"level {level} of {run_dir} is not finished; run it first")
+        done = levels_done_in(run_dir)
+        finished = f"its finished levels: {', '.join(map(str, done))}" if done else "no level of it is finished"
+        raise StoreError(f"level {level} of {run_dir} is not finished ({finished}); run it first")
     state = load_tensors(level_dir / (FINAL_FILE if weights == "final" else START_FILE))
     mask = Mask.load(level_dir / MASK_FILE)
     out = Path(out)

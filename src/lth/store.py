@@ -335,7 +335,12 @@ class Run:
 
     def levels_done(self) -> list[int]:
         """Finished levels (branches other than data-order start at level 1)."""
-        return sorted(int(p.parent.name.removeprefix("level_")) for p in self.dir.glob(f"level_*/{SUMMARY_FILE}"))
+        return levels_done_in(self.dir)
+
+
+def levels_done_in(run_dir: Path) -> list[int]:
+    """The finished levels in a run directory."""
+    return sorted(int(p.parent.name.removeprefix("level_")) for p in Path(run_dir).glob(f"level_*/{SUMMARY_FILE}"))
 
 
 class Store:
