@@ -152,13 +152,14 @@ def stability_jobs(configs: list[ExperimentConfig], level: int, points: int = PO
     return jobs
 
 
-def stage_jobs(stage, configs: list[ExperimentConfig], replicas: str | int = "auto", **measure) -> list[Job]:
-    """The jobs of one stage of a study (reproduce.Stage) for the seeds' `configs`."""
+def stage_jobs(stage, configs: list[ExperimentConfig], replicas: str | int = "auto") -> list[Job]:
+    """The jobs of one stage of a study (reproduce.Stage) for the seeds' `configs` (stability measured
+    with the default settings, as every study does)."""
     staged = [c.override({"rewind": stage.rewind}) for c in configs]
     if stage.what == IMP:
         return imp_jobs(staged, stage.level, replicas)
     if stage.what == STABILITY:
-        return stability_jobs(staged, stage.level, replicas=replicas, **measure)
+        return stability_jobs(staged, stage.level, replicas=replicas)
     return branch_jobs(stage.what, staged, stage.level, list(stage.only) if stage.only else None, replicas)
 
 
@@ -168,12 +169,12 @@ def study_dense_jobs(config: ExperimentConfig, plan, replicas: str | int = "auto
     return [dense_job(group, steps) for group in seed_groups(plan.seeded(config), replicas)]
 
 
-def study_jobs(config: ExperimentConfig, plan, replicas: str | int = "auto", **measure) -> list[Job]:
+def study_jobs(config: ExperimentConfig, plan, replicas: str | int = "auto") -> list[Job]:
     """Every job of `lth reproduce`: the dense runs first (study_dense_jobs), then the stages of its
     plan (reproduce.StudyPlan.stages)."""
     jobs = study_dense_jobs(config, plan, replicas)
     for stage in plan.stages(config):
-        jobs += stage_jobs(stage, plan.seeded(config), replicas, **measure)
+        jobs += stage_jobs(stage, plan.seeded(config), replicas)
     return unique(jobs)
 
 
