@@ -14,6 +14,6 @@ from .train import train, train_replicas
 
 __all__ = ["DataConfig", "ExperimentConfig", "ModelConfig", "PruneConfig", "TrainConfig", "config_hash",
            "LthError", "ImpResult", "run_imp", "Mask", "magnitude_prune", "random_prune", "build_model",
-           "Step", "Store", "train", "train_replicas", "run_branch", "export_ticket", "load_ticket", "measure_stability",
-           "stability_sweep"]
+           "Step", "Store", "train", "train_replicas", "run_branch", "export_ticket", "load_ticket",
+           "measure_stability", "stability_sweep"]
 __version__ = "0.1.0"
