@@ -159,7 +159,8 @@ def train(model: nn.Module, data, config: TrainConfig, *, mask: Mask | None = No
     if stacked:
         warnings.warn("train(data_seed=[...]) is deprecated: call train_replicas(model, data, config, data_seeds, ...)",
                       DeprecationWarning, stacklevel=2)
-    results = train_replicas(model, data, config, list(data_seed) if stacked else [data_seed], mask=mask, start=start, stop=stop, augment=augment,
+    seeds = list(data_seed) if stacked else [data_seed]
+    results = train_replicas(model, data, config, seeds, mask=mask, start=start, stop=stop, augment=augment,
                              device=device, checkpoints=checkpoints, optimizer_state=optimizer_state,
                              resume_path=resume_path, resume_every=resume_every, quiet=quiet,
                              description=description, compile=compile)
