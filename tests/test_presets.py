@@ -10,7 +10,7 @@ from lth.models import build_model
 from lth.presets import PRESETS, get_preset, preset_rows
 from lth.steps import to_iterations
 
-TRAIN_SIZES = {"mnist1d": 4000, "mnist": 60000, "cifar10": 50000, "cifar100": 50000, "imagenet": 1_281_167}
+TRAIN_SIZES = {"mnist1d": 4000, "mnist5k": 4000, "mnist": 60000, "cifar10": 50000, "cifar100": 50000, "imagenet": 1_281_167}
 
 # Key values per preset, as cited in presets.py (PAPERS.md: [LTH] Fig. 2, [SCALE], [LMC]).
 EXPECTED = {
@@ -27,6 +27,9 @@ EXPECTED = {
                               drops=("30ep", "60ep", "80ep"), warmup="5ep", rewind="6ep"),
     "mnist1d_resnet": dict(model="mnist1d_resnet", optimizer="sgd", lr=0.1, batch=100, warmup="0it", rewind="0it"),
     "lenet300_mnist": dict(model="lenet300", optimizer="adam", lr=1.2e-3, batch=60, iterations="50000it", rewind="0it"),
+    # [LTH]'s LeNet recipe at ~55 epochs of the 4,000 real training digits, as 50K it are of MNIST's 55K
+    "lenet300_mnist5k": dict(model="lenet300", optimizer="adam", lr=1.2e-3, batch=60, iterations="3600it",
+                             rewind="0it"),
     "mnist1d_mlp": dict(model="mnist1d_mlp", optimizer="adam", lr=2e-2, batch=100, iterations="1500it", rewind="50it"),
     "mnist1d_mlp_lth": dict(model="mnist1d_mlp", optimizer="adam", lr=1.2e-3, batch=100, iterations="1500it",
                             rewind="0it"),

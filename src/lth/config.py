@@ -62,7 +62,7 @@ class Bounds:
 
 @dataclass(frozen=True)
 class DataConfig:
-    dataset: str = option("mnist1d", flag="--dataset", help="dataset name: mnist1d, mnist, cifar10, cifar100, imagenet")
+    dataset: str = option("mnist1d", flag="--dataset", help="dataset name: mnist1d, mnist5k, mnist, cifar10, cifar100, imagenet")
     augment: bool = option(False, help="on-device augmentation (random crop + flip) for image datasets")
     options: Mapping[str, Any] = option(factory=dict, help="the dataset's generation arguments (mnist1d only: keys of "
                                         "mnist1d's get_dataset_args, e.g. num_samples, corr_noise_scale, iid_noise_scale)")

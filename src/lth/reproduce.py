@@ -74,6 +74,8 @@ class StudyPlan:
 # (k = 0) with rewinding (k = 50, 3% of training), each chain with its baselines at level 10 (12% of the weights, where the map judges the
 # claims) and the stability of its level-10 ticket. mnist1d_mlp: the same contrast at [M1D]'s width,
 # judged at level 8 (17%). mnist1d_mlp_lth: [LTH]'s reset-to-init study, with the barrier at k = 0 and 50.
+# lenet300_mnist5k: [LTH] Fig. 3 on real digits -- reset to init, reinit and random pruning at every level (the
+# early-stopping curves need each level), 5 seeds, to level 8 (16.8% of the weights), the barrier at k = 0.
 PLANS: dict[str, StudyPlan] = {
     "mnist1d_mlp_scale": StudyPlan(levels=10, rewind_points=("0it", "50it"), stability_level=10, seeds=tuple(range(15)),
                                    baseline_rewinds=("0it",), baseline_levels=(10,)),
@@ -81,6 +83,7 @@ PLANS: dict[str, StudyPlan] = {
                              baseline_rewinds=("0it",), baseline_levels=(8,)),
     "mnist1d_mlp_lth": StudyPlan(levels=8, rewind_points=("0it", "50it"), stability_level=8, seeds=(0, 1, 2),
                                  baseline_levels=(4, 8)),
+    "lenet300_mnist5k": StudyPlan(levels=8, rewind_points=("0it",), stability_level=8, seeds=tuple(range(5))),
     "mnist1d_resnet": StudyPlan(levels=5, rewind_points=("0it", "20it", "100it"), stability_level=3),
     "resnet20_cifar10": StudyPlan(levels=8, rewind_points=("0it", "100it", "500it", "2000it"), stability_level=8,
                                   baseline_rewinds=("0it",)),

