@@ -93,7 +93,7 @@ def test_a_full_disk_during_a_checkpoint_keeps_the_previous_one_and_the_run_resu
 
     def fsync_then_fill_the_disk(fd):
         writes.append(fd)
-        if len(writes) == 7:  # config, owner, mask, start, execution, a first checkpoint ... then the disk is full
+        if len(writes) == 8:  # config, data, owner, mask, start, execution, a first checkpoint ... then the disk is full
             raise OSError(errno.ENOSPC, "No space left on device")
         real_fsync(fd)
 

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
+from . import data_identity
 from .config import ExperimentConfig
-from .data import load_dataset
 from .errors import StepError
 from .models import build_model
 from .steps import to_iterations
@@ -92,8 +92,7 @@ def epoch_length(config: ExperimentConfig, data_root: str | Path | None = None,
     if data is None:
         key = (config.data.dataset, json.dumps(dict(config.data.options), sort_keys=True), str(data_root))
         if key not in _TRAINING_SET_SIZES:  # (an ImageNet folder is scanned once, not per config)
-            _TRAINING_SET_SIZES[key] = load_dataset(config.data.dataset, data_root, cache_dir,
-                                                    config.data.options).num_train
+            _TRAINING_SET_SIZES[key] = data_identity.load(config, data_root, cache_dir).num_train
         size = _TRAINING_SET_SIZES[key]
     else:
         size = data.num_train
@@ -104,8 +103,9 @@ def canonical(configs: list[ExperimentConfig], store: Store, data_root: str | Pa
               data=None) -> list[ExperimentConfig]:
     """Each config with its steps in iterations, the form runs are addressed by: `--iterations 2ep`
     and the same number of iterations name one run. Configs written in iterations (every preset but
-    ImageNet's) come back as they are without touching the data; a run stored before steps were
-    canonicalised (under its epochs) keeps its address."""
+    ImageNet's) come back as they are; a run stored before steps were canonicalised (under its epochs)
+    keeps its address. The data is fingerprinted on the way (lth.data_identity.bind): a run stored
+    with other data is refused here, before any work."""
     resolved = []
     for config in configs:
         if not config.uses_epochs():
@@ -114,6 +114,7 @@ def canonical(configs: list[ExperimentConfig], store: Store, data_root: str | Pa
         in_iterations = config.in_iterations(epoch_length(config, data_root, store.cache_dir, data))
         legacy = store.run(config).dir.exists() and not store.run(in_iterations).dir.exists()
         resolved.append(config if legacy else in_iterations)
+    data_identity.bind(resolved, store, data_root, data)
     return resolved
 
 
@@ -125,7 +126,7 @@ def canonical_steps(steps: tuple[str, ...] | list[str], config: ExperimentConfig
 
 def prepare(config: ExperimentConfig, data_root: str | Path | None = None, cache_dir: str | Path | None = None,
             device: str | torch.device = "auto", data=None, model: nn.Module | None = None) -> Setup:
-    data = data if data is not None else load_dataset(config.data.dataset, data_root, cache_dir, config.data.options)
+    data = data if data is not None else data_identity.load(config, data_root, cache_dir)
     setup = Setup(config, data, resolve_device(device), epoch_length(config, data=data), model)
     setup.rewind_iterations(config.rewind)  # a rewind at or past the end is refused before any work
     return setup

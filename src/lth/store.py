@@ -21,9 +21,11 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import socket
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
@@ -33,8 +35,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from .config import ExperimentConfig
-from .errors import ConfigError, StoreError
+from .config import ExperimentConfig, section_key
+from .errors import ConfigError, DataError, StoreError
 
 DEFAULT_STORE = "lth_runs"
 
@@ -46,13 +48,50 @@ FINAL_FILE = "final.safetensors"
 METRICS_FILE = "metrics.jsonl"
 SUMMARY_FILE = "summary.json"  # written last: the level is finished
 EXECUTION_FILE = "execution.json"
+DATA_FILE = "data.json"  # the fingerprint of the data the run was trained on (lth.data_identity)
 RESUME_FILE = "resume.pt"  # a level's full training state while it trains (deleted when it is done)
 JOBS_DIR = "_jobs"  # <store>/_jobs: the executors' job logs and status
 STUDIES_DIR = "_studies"  # <store>/_studies/<hash>.json: what `lth reproduce` ran
+REPLICA_PROBES_FILE = "_replicas.json"  # <store>/_replicas.json: what --replicas auto measured, per network and device
+
+
+CHECKSUM_KEY = "sha256"  # in every JSON object the store writes but config.json (its directory's name checks it)
+_LEVEL_NAME = re.compile(r"level_(\d+)")
 
 
 def level_dir_name(level: int) -> str:
     return f"level_{level}"
+
+
+def level_of(name: str) -> int | None:
+    """The level a `level_<L>` name (or `level_<L>.lock`, ...) stands for; None for stray names
+    (`level_1.bak/`, `level_x/`), which are not part of the run."""
+    stem, _, suffix = name.partition(".")
+    match = _LEVEL_NAME.fullmatch(stem)
+    return int(match.group(1)) if match and suffix in ("", "lock", "running", "owner.json", "failed.json") else None
+
+
+def repair(path: str | Path) -> str:
+    """The one command that removes a damaged or missing store file `path` and what was computed from
+    it, so that rerunning the command that made it recomputes it (docs/store.md, "Repairing a run")."""
+    path = Path(path)
+    if path.name == CONFIG_FILE:  # without its config a run cannot be read: it goes as a whole
+        return f"rm -r {path.parent}"
+    level = level_of(path.parent.name)
+    if level is None or path.name.startswith(("step_", "resume")):  # a checkpoint alone is recomputed (replayed, restarted)
+        return f"rm {path}"
+    run_dir = path.parent.parent
+    later = [run_dir / level_dir_name(L) for L in levels_in(run_dir) if L >= level] if run_dir.is_dir() else []
+    return "rm -r " + " ".join(str(p) for p in later or [path.parent])  # this level and those pruned from it
+
+
+def damaged(path: str | Path, what: str) -> StoreError:
+    return StoreError(f"{what} {path}; repair: `{repair(path)}`, then rerun the command that made it")
+
+
+def _json_digest(value: Mapping[str, Any]) -> str:
+    body = {k: v for k, v in value.items() if k != CHECKSUM_KEY}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
 def resume_group_file(members: str) -> str:
@@ -99,6 +138,10 @@ def atomic_write(path: str | Path, mode: str = "wb") -> Iterator[Any]:
 
 
 def write_json(path: str | Path, value: Any) -> None:
+    """JSON, atomically; an object carries the sha256 of its other keys (read_json checks it), except
+    a run's config.json, whose hash is its directory's name."""
+    if isinstance(value, Mapping) and Path(path).name != CONFIG_FILE:
+        value = {**value, CHECKSUM_KEY: _json_digest(value)}
     with atomic_write(path, "w") as handle:
         json.dump(value, handle, indent=2, sort_keys=True)
         handle.write("\n")
@@ -111,17 +154,26 @@ def write_jsonl(path: str | Path, rows: list[Mapping[str, Any]]) -> None:
 
 
 def read_json(path: str | Path) -> Any:
+    """A JSON file of the store, its checksum verified and removed (files written before checksums
+    existed have none and are read as they are)."""
     try:
-        return json.loads(Path(path).read_text())
-    except (OSError, ValueError) as exc:
-        raise StoreError(f"cannot read {path}: {exc}; delete the file to recompute it") from None
+        value = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise damaged(path, "missing file") from None
+    except (OSError, ValueError, RecursionError) as exc:
+        raise damaged(path, f"unreadable file ({type(exc).__name__})") from None
+    if isinstance(value, dict) and CHECKSUM_KEY in value:
+        if value[CHECKSUM_KEY] != _json_digest(value):
+            raise damaged(path, "damaged file (checksum mismatch)")
+        value = {k: v for k, v in value.items() if k != CHECKSUM_KEY}
+    return value
 
 
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
     try:
         return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
     except (OSError, ValueError) as exc:
-        raise StoreError(f"cannot read {path}: {exc}; delete the file to recompute it") from None
+        raise damaged(path, f"unreadable file ({type(exc).__name__})") from None
 
 
 def save_tensors(path: str | Path, tensors: Mapping[str, torch.Tensor]) -> None:
@@ -151,9 +203,9 @@ def load_tensors(path: str | Path, device: torch.device | str = "cpu") -> dict[s
             raise ValueError("checksum mismatch")
         tensors = st_load(data)
     except FileNotFoundError:
-        raise StoreError(f"missing file {path}; rerun the command that produces it") from None
-    except (SafetensorError, OSError, ValueError, UnicodeDecodeError) as exc:
-        raise StoreError(f"corrupt tensor file {path} ({exc}); delete it to recompute") from None
+        raise damaged(path, "missing file") from None
+    except (SafetensorError, OSError, ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise damaged(path, f"corrupt tensor file ({exc})") from None
     # safetensors hands the tensors back in an order that varies between processes; sort it, as
     # anything that walks the dict (random pruning draws layer by layer) must not depend on it
     return {k: tensors[k].to(device) for k in sorted(tensors)}
@@ -169,10 +221,10 @@ def load_checked(path: str | Path) -> bytes:
     try:
         data = Path(path).read_bytes()
     except FileNotFoundError:
-        raise StoreError(f"missing file {path}; rerun the command that produces it") from None
+        raise damaged(path, "missing file") from None
     digest, _, payload = data.partition(b"\n")
     if hashlib.sha256(payload).hexdigest().encode() != digest:
-        raise StoreError(f"corrupt checkpoint {path} (checksum mismatch); delete it to recompute")
+        raise damaged(path, "corrupt checkpoint (checksum mismatch)")
     return payload
 
 
@@ -188,13 +240,37 @@ def load_torch_checked(path: str | Path, device, advice: str) -> dict:
         raise StoreError(f"corrupt checkpoint {path} ({type(exc).__name__}); {advice}") from None
 
 
-class Run:
-    """One content-addressed run: a config and its levels."""
+@dataclass(frozen=True)
+class DataRecord:
+    """The data a run was trained on: its dataset and a fingerprint of its content (lth.data_identity),
+    kept in <run>/data.json. A run's address is its config alone (so stores written before keep their
+    addresses); the record makes reading or extending it with other data an error instead."""
 
-    def __init__(self, root: Path, config: ExperimentConfig):
+    dataset: str
+    fingerprint: str
+    examples: tuple[int, int]  # (training, test)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"dataset": self.dataset, "fingerprint": self.fingerprint, "examples": list(self.examples)}
+
+    @classmethod
+    def read(cls, path: Path) -> DataRecord:
+        raw = read_json(path)
+        try:
+            return cls(str(raw["dataset"]), str(raw["fingerprint"]), (int(raw["examples"][0]), int(raw["examples"][1])))
+        except (TypeError, KeyError, IndexError, ValueError):
+            raise damaged(path, "data record of another shape in") from None
+
+
+class Run:
+    """One content-addressed run: a config and its levels; `data`, when known, is what this process
+    trains it on (recorded when the run is created)."""
+
+    def __init__(self, root: Path, config: ExperimentConfig, data: DataRecord | None = None):
         self.config = config
         self.hash = config.hash()
         self.dir = root / self.hash
+        self.data = data
 
     def create(self) -> Run:
         try:
@@ -203,7 +279,22 @@ class Run:
             raise StoreError(f"cannot create run directory {self.dir}: {exc.strerror}; pass a writable --store") from None
         if not (self.dir / CONFIG_FILE).exists():
             write_json(self.dir / CONFIG_FILE, self.config.to_dict())
+        if self.data is not None and not (self.dir / DATA_FILE).exists():  # (a run stored before records it now)
+            write_json(self.dir / DATA_FILE, self.data.to_json())
         return self
+
+    def check_data(self) -> None:
+        """Refuse a run trained on other data than this process reads for it (one line, naming both)."""
+        path = self.dir / DATA_FILE
+        if self.data is None or not path.exists():
+            return
+        stored = DataRecord.read(path)
+        if stored.fingerprint != self.data.fingerprint:
+            raise DataError(f"run {self.hash} was trained on other {stored.dataset} data (fingerprint "
+                            f"{stored.fingerprint[:12]}, {stored.examples[0]}+{stored.examples[1]} examples) than this "
+                            f"command reads ({self.data.fingerprint[:12]}, {self.data.examples[0]}+"
+                            f"{self.data.examples[1]}); point --data-root at the data it was trained on, or pass "
+                            "another --store for the new data")
 
     def lock(self, level: int, timeout: float = -1) -> FileLock:
         """A lock per level, so two processes never train the same level at once while different
@@ -278,7 +369,13 @@ class Run:
         return (self.level_dir(level) / SUMMARY_FILE).exists()
 
     def summary(self, level: int) -> dict[str, Any]:
-        return read_json(self.level_dir(level) / SUMMARY_FILE)
+        path = self.level_dir(level) / SUMMARY_FILE
+        summary = read_json(path)
+        numbers = ("test_accuracy", "weights_remaining")
+        if not isinstance(summary, dict) or not all(isinstance(summary.get(k), (int, float)) and
+                                                    not isinstance(summary.get(k), bool) for k in numbers):
+            raise damaged(path, "summary of another shape (no numeric test_accuracy and weights_remaining) in")
+        return summary
 
     def adopt_level(self, level: int, source: Run, source_level: int, files: Iterable[str],
                     summary: Mapping[str, Any]) -> None:
@@ -309,12 +406,12 @@ class Run:
             first = failures[0]
             log = f" (log: {first['log']})" if first.get("log") else ""
             return f"failed: level {first.get('level')}: {first.get('error', '')}{log}"
-        if any(self.level_locked(int(p.name.split(".")[0].removeprefix("level_"))) for p in self.dir.glob("level_*.running")):
+        if any(self.level_locked(level_of(p.name)) for p in self.dir.glob("level_*.running") if level_of(p.name) is not None):
             return "locked/running"
         # a level writes start.safetensors when it begins and summary.json when it ends; between them
         # nobody holds its lock only if its process died (with or without a resume file to go on from)
-        interrupted = sorted(int(p.parent.name.removeprefix("level_")) for p in self.dir.glob(f"level_*/{START_FILE}")
-                             if not (p.parent / SUMMARY_FILE).exists())
+        interrupted = [level for level in levels_in(self.dir) if (self.level_dir(level) / START_FILE).exists()
+                       and not (self.level_dir(level) / SUMMARY_FILE).exists()]
         return f"interrupted in level {interrupted[0]} (rerun the command to resume)" if interrupted else "ok"
 
     def level_locked(self, level: int) -> bool:
@@ -338,36 +435,62 @@ class Run:
         return levels_done_in(self.dir)
 
 
+def levels_in(run_dir: Path) -> list[int]:
+    """The level folders of a run directory, in order (stray names such as `level_1.bak/` are not levels)."""
+    found = (level_of(p.name) for p in Path(run_dir).glob("level_*") if p.is_dir())
+    return sorted(level for level in found if level is not None)
+
+
 def levels_done_in(run_dir: Path) -> list[int]:
     """The finished levels in a run directory."""
-    return sorted(int(p.parent.name.removeprefix("level_")) for p in Path(run_dir).glob(f"level_*/{SUMMARY_FILE}"))
+    return [level for level in levels_in(run_dir) if (Path(run_dir) / level_dir_name(level) / SUMMARY_FILE).exists()]
 
 
 class Store:
     def __init__(self, root: str | Path = DEFAULT_STORE):
         self.root = Path(root)
+        # data section -> the data this process reads for it (lth.data_identity.bind); runs of it are checked
+        self.data: dict[str, DataRecord] = {}
+        self._checked: set[str] = set()
+
+    def use_data(self, data_key: str, record: DataRecord) -> None:
+        """Runs whose config has this data section (config.section_key) are trained on `record` here."""
+        if self.data.get(data_key) != record:
+            self.data[data_key] = record
+            self._checked.clear()
 
     def run(self, config: ExperimentConfig) -> Run:
-        return Run(self.root, config)
+        run = Run(self.root, config, self.data.get(section_key(config.data)))
+        if run.data is not None and run.hash not in self._checked:
+            run.check_data()
+            self._checked.add(run.hash)
+        return run
 
     @property
     def cache_dir(self) -> Path:
         return self.root / "_cache"
 
     def stored_run(self, run_hash: str) -> Run:
-        """The run stored under `run_hash`, from its config.json."""
-        return Run(self.root, ExperimentConfig.from_dict(read_json(self.root / run_hash / CONFIG_FILE)))
+        """The run stored under `run_hash`, from its config.json, which must be the config of that
+        address: a damaged, edited, copied or renamed run directory is named, never read."""
+        path = self.root / run_hash / CONFIG_FILE
+        try:
+            run = Run(self.root, ExperimentConfig.from_dict(read_json(path)))
+        except ConfigError as exc:
+            raise damaged(path, f"config that lth cannot read ({exc}) in") from None
+        if run.hash != run_hash:
+            raise StoreError(f"{path.parent} holds the config of run {run.hash}, not of {run_hash} (a copied, renamed "
+                             f"or edited run directory would be counted twice); repair: `rm -r {path.parent}`")
+        return run
 
     def runs(self) -> list[Run]:
-        found = []
-        for config_path in sorted(self.root.glob(f"*/{CONFIG_FILE}")):
-            try:
-                found.append(self.stored_run(config_path.parent.name))
-            except (StoreError, ConfigError):
-                continue  # a foreign or damaged directory is not a run of ours
-        return found
+        """Every run in the store, each verified (stored_run); directories without a config.json
+        (_cache, _jobs, a report) are not runs."""
+        if self.root.exists() and not self.root.is_dir():
+            raise StoreError(f"--store {self.root} is a file, not a store directory")
+        return [self.stored_run(path.parent.name) for path in sorted(self.root.glob(f"*/{CONFIG_FILE}"))]
 
 
 __all__ = ["Store", "Run", "atomic_write", "CONFIG_FILE", "MASK_FILE", "START_FILE", "FINAL_FILE", "METRICS_FILE", "SUMMARY_FILE",
-           "EXECUTION_FILE", "step_file", "step_optimizer_file", "save_tensors", "load_tensors", "write_json", "read_json",
+           "EXECUTION_FILE", "DATA_FILE", "step_file", "step_optimizer_file", "save_tensors", "load_tensors", "write_json", "read_json",
            "write_jsonl", "read_jsonl", "DEFAULT_STORE", "Timeout"]

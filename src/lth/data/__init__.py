@@ -5,7 +5,7 @@ import inspect
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 from .loader import DeviceLoader, TensorDataset
 
 # name -> loader(root, cache_dir[, options]); other formats register themselves in their own modules.
@@ -71,11 +71,23 @@ def load_dataset(name: str, root: str | Path | None = None, cache_dir: str | Pat
     loader = LOADERS[name]
     where = (Path(root) if root else None, Path(cache_dir) if cache_dir else None)
     if not options:
-        return loader(*where)
+        return _nonempty(loader(*where))
     if "options" not in inspect.signature(loader).parameters:
         raise ConfigError(f"dataset {name!r} takes no data.options (got {', '.join(sorted(options))}): it is read "
                           "from its files as they are")
-    return loader(*where, options=options)
+    return _nonempty(loader(*where, options=options))
+
+
+def _nonempty(data):
+    """A split without examples would train on nothing or report 0.00% accuracy: refused, naming it."""
+    sizes = {"training": data.num_train, "test": getattr(data, "num_test", None)}
+    if sizes["test"] is None and hasattr(data, "y_test"):
+        sizes["test"] = len(data.y_test)
+    empty = [split for split, size in sizes.items() if size == 0]
+    if empty:
+        raise DataError(f"dataset {data.name!r} has an empty {' and '.join(empty)} split; give it data files (or "
+                        "data.options) with examples in both splits")
+    return data
 
 
 __all__ = ["DeviceLoader", "TensorDataset", "load_dataset", "register", "LOADERS"]

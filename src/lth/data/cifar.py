@@ -67,10 +67,11 @@ def read_batch(path: Path, label_key: str, num_classes: int, layout: str) -> tup
         raise DataError(f"CIFAR file {path} holds a {type(batch).__name__}, expected a dict with data and {label_key}; {layout}")
     data, labels = _get(batch, "data"), _get(batch, label_key)
     if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
-        shape = getattr(data, "shape", None)
-        raise DataError(f"CIFAR file {path}: 'data' must be a uint8 array of shape (N, 3072), got {shape}; {layout}")
-    try:
-        labels = np.asarray(labels, dtype=np.int64)
+        got = f"a {data.dtype} array of shape {data.shape}" if isinstance(data, np.ndarray) else f"a {type(data).__name__}"
+        raise DataError(f"CIFAR file {path}: 'data' must be a uint8 array of shape (N, 3072), got {got}; {layout}")
+    try:  # integers only: a float label (3.7) would be truncated to a class silently
+        labels = np.asarray(labels)
+        labels = labels.astype(np.int64) if (labels.dtype.kind in "iu" or labels.size == 0) and labels.ndim == 1 else None
     except (TypeError, ValueError):
         labels = None
     if labels is None or labels.shape != (len(data),):

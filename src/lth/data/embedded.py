@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import zipfile
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Mapping
@@ -28,6 +29,10 @@ def _arguments(options: Mapping[str, Any] | None) -> dict[str, Any]:
     unknown = sorted(set(options or {}) - set(args))
     if unknown:
         raise ConfigError(f"unknown mnist1d data.options {', '.join(unknown)}; known: {', '.join(sorted(args))}")
+    split = (options or {}).get("train_split", args["train_split"])
+    if isinstance(split, bool) or not isinstance(split, (int, float)) or not 0 < split < 1:
+        raise ConfigError(f"mnist1d data.options train_split is the fraction of examples trained on, in (0, 1); "
+                          f"got {split!r}")
     return {**args, **(options or {})}
 
 
@@ -39,6 +44,17 @@ def _generate(args: dict[str, Any]) -> dict[str, np.ndarray]:
     except Exception as exc:  # noqa: BLE001 - the package's own checks raise many types
         raise ConfigError(f"mnist1d cannot generate data with data.options {args}: {type(exc).__name__}: {exc}") from None
     return {"x": data["x"], "y": data["y"], "x_test": data["x_test"], "y_test": data["y_test"]}
+
+
+def _digest(arrays: Mapping[str, np.ndarray]) -> str:
+    """The sha256 of the four arrays, stored in the cache beside them: a damaged or swapped cache file
+    is regenerated, never trusted."""
+    digest = hashlib.sha256()
+    for key in ("x", "y", "x_test", "y_test"):
+        array = np.ascontiguousarray(arrays[key])
+        digest.update(f"{key}{array.dtype}{array.shape}".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
 
 
 def _arguments_key(args: dict[str, Any]) -> str:
@@ -53,8 +69,10 @@ def load_mnist1d(cache_dir: Path | None = None, options: Mapping[str, Any] | Non
         try:
             with np.load(cache) as stored:
                 arrays = {k: stored[k] for k in ("x", "y", "x_test", "y_test")}
-        except (OSError, ValueError, KeyError):
-            arrays = None  # a damaged cache is regenerated, never trusted
+                if str(stored["sha256"]) != _digest(arrays):
+                    arrays = None
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+            arrays = None  # a damaged cache (or one written before it held its sha256) is regenerated, never trusted
     if arrays is None:
         arrays = _generate(args)
         if cache is not None:
@@ -62,7 +80,7 @@ def load_mnist1d(cache_dir: Path | None = None, options: Mapping[str, Any] | Non
 
             try:
                 with atomic_write(cache) as handle:
-                    np.savez(handle, **arrays)
+                    np.savez(handle, **arrays, sha256=np.array(_digest(arrays)))
             except OSError:
                 pass  # the cache only saves time; an unwritable store is reported when the run is created
     as_float = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))  # noqa: E731

@@ -7,6 +7,7 @@ with the file's name instead of failing later inside training.
 from __future__ import annotations
 
 import gzip
+import math
 import zlib
 from pathlib import Path
 
@@ -63,7 +64,7 @@ def read_idx(path: Path, magic: int, ndim: int) -> np.ndarray:
         raise DataError(f"MNIST file {path} has magic number {int(header[0])}, expected {magic} "
                         f"(IDX uint8 with {ndim} dimension(s)); {LAYOUT}")
     shape = tuple(int(d) for d in header[1:])
-    expected = header_size + int(np.prod(shape, dtype=np.int64))
+    expected = header_size + math.prod(shape)  # (exact: a forged header cannot overflow it)
     if min(shape) < 0 or len(raw) != expected:
         raise DataError(f"MNIST file {path} has {len(raw)} bytes, but its header {shape} needs {expected} "
                         f"(truncated or corrupt); {LAYOUT}")
