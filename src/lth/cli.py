@@ -18,6 +18,13 @@ from .options import RunOptions, add_run_flags, from_args as options_from_args
 from .store import DEFAULT_STORE, JOBS_DIR, read_json
 
 
+DEFAULT_LEVELS = 5  # lth imp / branch without --levels or --target-weights
+# executor flags with their defaults: any other value is refused inline, where nothing would use it
+INLINE_IGNORES = {"workers": 2, "gpus_per_job": 0, "cpus_per_job": None, "timeout_min": None, "slurm_partition": None,
+                  "slurm_array_parallelism": 256, "slurm_option": []}
+MAY_BE_EMPTY = {"baseline_rewinds"}  # '' means none; every other '' (--store '', --preset '') is refused
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # one line, exit 2, no usage dump
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
@@ -126,6 +133,7 @@ def _key_values(items: list[str]) -> dict[str, str]:
 
 
 def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
+    from .config import expand_sections, missing_keys
     from .presets import get_preset
 
     if args.preset and args.config:
@@ -133,8 +141,12 @@ def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
     if args.config:
         try:
             raw = json.loads(Path(args.config).read_text())
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"cannot read config file {args.config}: {exc}") from None
+        except (OSError, ValueError, RecursionError) as exc:
+            raise ConfigError(f"cannot read config file {args.config}: {type(exc).__name__}: {exc}") from None
+        missing = missing_keys(raw) if isinstance(raw, dict) else []
+        if missing:  # (read alone, they would take the code's defaults, not a preset's)
+            raise ConfigError(f"config file {args.config} lacks {', '.join(missing[:6])}{' ...' if len(missing) > 6 else ''}"
+                              f"; give every key (`lth presets NAME` prints a whole config) or use --preset with --set")
         config = ExperimentConfig.from_dict(raw)
     else:
         config = get_preset(args.preset or "mnist1d_mlp")
@@ -147,6 +159,7 @@ def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
         if not sep:
             raise ConfigError(f"--set takes KEY=VALUE, got {item!r}")
         overrides[key.strip()] = value
+    overrides = expand_sections(overrides)  # (--set 'train={...}' sets those keys of the preset's section)
     if config.model.options and "model.name" in overrides and overrides["model.name"] != config.model.name:
         overrides["model.options"] = {}  # options of the preset's model do not fit another model
     config = config.override(overrides) if overrides else config
@@ -156,11 +169,15 @@ def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
     return canonical([config], Store(args.store), args.data_root)[0]  # steps in iterations: the runs' addresses
 
 
-def _steps(text: str) -> tuple[str, ...]:
-    """Comma-separated steps (--rewind-points, --baseline-rewinds), each checked: `0it,50it,2ep`."""
+def _steps(text: str, flag: str = "--rewind-points") -> tuple[str, ...]:
+    """Comma-separated steps (--rewind-points, --baseline-rewinds), each checked: `0it,50it,2ep`; only
+    --baseline-rewinds may be empty (no extra chains)."""
     from .steps import check_steps
 
-    return check_steps(part.strip() for part in text.split(",") if part.strip())
+    steps = check_steps(part.strip() for part in text.split(",") if part.strip())
+    if not steps and flag != "--baseline-rewinds":
+        raise ConfigError(f"{flag} needs at least one step, e.g. 0it,50it; got {text!r}")
+    return steps
 
 
 def _parse_seeds(text: str | None, flag: str = "--seeds") -> list[int] | None:
@@ -187,15 +204,18 @@ def seed_configs(config: ExperimentConfig, args: argparse.Namespace) -> list[Exp
 
 
 def resolve_levels(config: ExperimentConfig, args: argparse.Namespace) -> int:
+    if getattr(args, "target_weights", None) is not None and args.levels is not None:
+        raise ConfigError("give --levels or --target-weights, not both (the target decides the levels)")
     if getattr(args, "target_weights", None) is not None:
         from .masks import levels_for_target
         from .models import build_model
 
         return levels_for_target(build_model(config.model.name, config.model.options, config.seed), config.prune,
                                  args.target_weights)
-    if args.levels < 0:
-        raise ConfigError(f"--levels must be 0 or more, got {args.levels}")
-    return args.levels
+    levels = DEFAULT_LEVELS if args.levels is None else args.levels
+    if levels < 0:
+        raise ConfigError(f"--levels must be 0 or more, got {levels}")
+    return levels
 
 
 def _run_options(args: argparse.Namespace) -> RunOptions:
@@ -345,6 +365,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     from .store import Store
 
     config = config_from_args(args)
+    check_out_dir(Path(args.out) if args.out else Path(args.store) / "report", "--out")
     plan = default_plan(config)
     if args.levels is not None:
         plan = replace(plan, levels=args.levels, stability_level=min(plan.stability_level, args.levels),
@@ -356,7 +377,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     if args.baseline_levels is not None:
         plan = replace(plan, baseline_levels=tuple(_parse_seeds(args.baseline_levels, "--baseline-levels") or ()))
     if args.baseline_rewinds is not None:
-        plan = replace(plan, baseline_rewinds=_steps(args.baseline_rewinds))
+        plan = replace(plan, baseline_rewinds=_steps(args.baseline_rewinds, "--baseline-rewinds"))
     seeds = _parse_seeds(args.seeds)
     if seeds:
         plan = replace(plan, seeds=tuple(seeds))
@@ -401,12 +422,29 @@ def _print_claims(reports: list[Path]) -> None:
                 print(f"warning: {warning}")
 
 
+def check_out_dir(out: Path, flag: str) -> None:
+    """An output folder that can be written, checked before any work (naming --out, not the store)."""
+    import tempfile
+
+    if out.exists() and not out.is_dir():
+        raise LthError(f"{flag} {out} is a file, not a folder; pass {flag} DIR")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=out).close()
+    except OSError as exc:
+        raise LthError(f"cannot write to {flag} {out}: {exc.strerror or exc}; pass another {flag} DIR") from None
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from .report import write_report
 
     if args.target is not None and args.store is not None and Path(args.target) != Path(args.store):
         raise ConfigError(f"two stores given ({args.target} and --store {args.store}): name one")
-    reports = write_report(args.target or args.store or DEFAULT_STORE, args.out, margin=args.margin / 100)
+    target = Path(args.target or args.store or DEFAULT_STORE)
+    if not target.is_dir():
+        raise LthError(f"no store at {target}: not a directory; name a store (or one run directory) to report on")
+    check_out_dir(Path(args.out) if args.out else target / "report", "--out")
+    reports = write_report(target, args.out, margin=args.margin / 100)
     if args.json:
         print(json.dumps({"reports": [str(r) for r in reports], "claims": _claims_json(reports)}))
         return 0
@@ -421,6 +459,8 @@ def cmd_ls(args: argparse.Namespace) -> int:
     from .kinds import DENSE
     from .store import Store
 
+    if not Path(args.store).is_dir():  # ("no runs" would hide a mistyped path)
+        raise LthError(f"no store at {args.store}: not a directory; pass --store DIR of an existing store")
     rows = []
     for run in Store(args.store).runs():
         done = run.levels_done()
@@ -454,7 +494,10 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
 
 def _margin(text: str) -> float:
-    value = float(text)
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"the margin is a number of points of accuracy, got {text!r}") from None
     if not 0 < value < 100:
         raise argparse.ArgumentTypeError(f"the margin is in points of accuracy, in (0, 100); got {text}")
     return value
@@ -469,7 +512,7 @@ def _add_margin_flag(p: argparse.ArgumentParser) -> None:
 
 
 def _add_level_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--levels", type=int, default=5, help="pruning levels after the dense level 0 (default 5)")
+    p.add_argument("--levels", type=int, help=f"pruning levels after the dense level 0 (default {DEFAULT_LEVELS})")
     p.add_argument("--target-weights", type=_fraction, metavar="F",
                    help="instead of --levels: prune until at most this fraction of weights remains")
     p.add_argument("--seeds", metavar="S,S,...", help="run each seed (init and data order) and report mean ± std")
@@ -616,10 +659,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def check_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """What argparse cannot see: empty values, executor flags that inline would ignore, numbers out of range."""
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[args.command]
+    for action in sub._actions:
+        value = getattr(args, action.dest, None)
+        if action.dest not in MAY_BE_EMPTY and (value == "" or (isinstance(value, list) and "" in value)):
+            name = action.option_strings[-1] if action.option_strings else action.dest.upper()
+            raise ConfigError(f"{name} is empty; give it a value or leave it out")
+    if getattr(args, "executor", None) == "inline":
+        given = [f"--{key.replace('_', '-')}" for key, default in INLINE_IGNORES.items() if getattr(args, key) != default]
+        if given:
+            raise ConfigError(f"{', '.join(given)} only apply to --executor local or slurm (inline trains in this "
+                              "process; for several GPUs run it under torchrun)")
+    for key in ("workers", "cpus_per_job", "timeout_min", "slurm_array_parallelism", "interpolation_points"):
+        if getattr(args, key, None) is not None and getattr(args, key) < 1:
+            raise ConfigError(f"--{key.replace('_', '-')} must be at least 1, got {getattr(args, key)}")
+    if getattr(args, "gpus_per_job", 0) < 0:
+        raise ConfigError(f"--gpus-per-job must be 0 or more, got {args.gpus_per_job}")
+    if getattr(args, "threshold", None) is not None and not 0 <= args.threshold < 1:  # (nan fails both)
+        raise ConfigError(f"--threshold is a barrier as a fraction of accuracy, in [0, 1); got {args.threshold}")
+    if getattr(args, "level", None) is not None and args.level < 0:
+        raise ConfigError(f"--level must be 0 or more, got {args.level}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        check_flags(parser, args)
         if hasattr(args, "device"):
             from .distributed import init_from_env, is_main
 

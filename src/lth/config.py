@@ -10,6 +10,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field, fields
@@ -58,6 +59,11 @@ class Bounds:
         if self.high == math.inf:
             return f"at least {self.low:g}" if self.low_closed else ("positive" if self.low == 0 else f"> {self.low:g}")
         return f"in {'[' if self.low_closed else '('}{self.low:g}, {self.high:g}{']' if self.high_closed else ')'}"
+
+
+SEED_BOUNDS = "[0, 4611686018427387904)"  # 2^62
+SECTIONS = ("data", "model", "train", "prune")  # the config's sections: `--set train={...}` sets some of their keys
+SAFE_LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")  # a preset label becomes a file name (the report's folder)
 
 
 @dataclass(frozen=True)
@@ -123,8 +129,10 @@ class ExperimentConfig:
     rewind_optimizer: str = option("reset", flag="--rewind-optimizer", choices=("reset", "rewind"),
                                    help="at the rewind step, start a fresh optimizer (reset, the papers' default) "
                                    "or restore its state")
-    seed: int = option(0, flag="--seed", help="initialisation seed (default 0)")
-    data_seed: int | None = option(None, flag="--data-seed", help="data-order seed (default: the init seed)")
+    # seeds in [0, 2^62): streams derive seeds from them (seed + offset, hashes) that torch takes as int64
+    seed: int = option(0, flag="--seed", bounds=SEED_BOUNDS, what="seed", help="initialisation seed (default 0)")
+    data_seed: int | None = option(None, flag="--data-seed", bounds=SEED_BOUNDS, what="data seed",
+                                   help="data-order seed (default: the init seed)")
     kind: str = option("imp", choices=tuple(KINDS), help="imp, dense, or a branch kind (lth branch --help)")
     preset: str = option("", help="the preset's name: a label, not hashed")
 
@@ -179,9 +187,10 @@ class ExperimentConfig:
         return dataclasses.replace(self, train=train, rewind=it(self.rewind))
 
     def override(self, assignments: Mapping[str, Any]) -> ExperimentConfig:
-        """Return a copy with dotted keys replaced, e.g. {"train.lr": "0.1", "seed": 3}."""
+        """Return a copy with dotted keys replaced, e.g. {"train.lr": "0.1", "seed": 3}; a section
+        given whole ({"train": {"lr": 0.01}}) sets the keys it names and keeps the others."""
         raw = self.to_dict()
-        for key, value in assignments.items():
+        for key, value in expand_sections(assignments).items():
             *parents, leaf = key.split(".")
             node = raw
             for part in parents:
@@ -200,6 +209,41 @@ class ExperimentConfig:
 ADDED_LATER = {("train", "precision"): "fp32", ("train", "streams"): 1, ("data", "options"): {}}
 
 
+def expand_sections(assignments: Mapping[str, Any]) -> dict[str, Any]:
+    """{"train": '{"lr": 0.01}'} -> {"train.lr": 0.01}: a whole section sets only the keys it names
+    (replacing the section would put code defaults in place of the preset's other values)."""
+    expanded: dict[str, Any] = {}
+    for key, value in assignments.items():
+        if key.strip() not in SECTIONS:
+            expanded[key] = value
+            continue
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except (ValueError, RecursionError):
+                value = None
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"--set {key}=... takes a JSON object of {key}'s keys, e.g. --set '{key}={{\"KEY\": "
+                              f"VALUE}}' (or --set {key}.KEY=VALUE); `lth presets --keys` lists them")
+        expanded.update({f"{key.strip()}.{name}": v for name, v in value.items()})
+    return expanded
+
+
+def missing_keys(raw: Mapping[str, Any]) -> list[str]:
+    """The keys a config file leaves out (but those added after 0.1.0, which mean what they meant
+    before, and the preset label): read alone, they would silently take the code's defaults."""
+    missing = []
+    for key, _ in options():
+        *parents, leaf = key.split(".")
+        node: Any = raw
+        for part in parents:
+            node = node.get(part, {}) if isinstance(node, Mapping) else {}
+        if isinstance(node, Mapping) and leaf not in node and key != "preset" \
+                and (".".join(parents), leaf) not in ADDED_LATER:
+            missing.append(key)
+    return missing
+
+
 def config_hash(config: ExperimentConfig) -> str:
     return hashlib.sha256(config.canonical_json().encode()).hexdigest()[:16]
 
@@ -214,12 +258,20 @@ def validate(config: ExperimentConfig) -> None:
             raise ConfigError(f"unknown {what} {value!r}: use {', '.join(map(str, choices))}")
         if bounds:
             for name, v in (value.items() if isinstance(value, Mapping) else [(None, value)]):
-                if v not in Bounds.parse(bounds):
-                    where = f" of {name!r}" if name is not None else ""
+                where = f" of {name!r}" if name is not None else ""
+                if isinstance(v, float) and not math.isfinite(v):  # (inf is no learning rate, though above 0)
+                    raise ConfigError(f"{what}{where} must be a finite number, got {v}")
+                if v is not None and v not in Bounds.parse(bounds):
                     raise ConfigError(f"{what}{where} must be {Bounds.parse(bounds)}, got {v}")
     check_steps((t.iterations, t.warmup, t.eval_every, config.rewind, *t.lr_drops))
     if Step.parse(t.iterations).amount < 1:
         raise ConfigError("training length must be at least 1 iteration")
+    if t.nesterov and (t.optimizer != "sgd" or t.momentum <= 0):
+        raise ConfigError("Nesterov momentum needs --optimizer sgd with train.momentum above 0 (e.g. --set "
+                          f"train.momentum=0.9), got {t.optimizer} with momentum {t.momentum}")
+    if config.preset and not SAFE_LABEL.fullmatch(config.preset):
+        raise ConfigError(f"preset label {config.preset!r} must be a plain name (letters, digits, _ . + -): it names "
+                          "the report's folder")
     if p.strategy == "global" and p.layer_fractions:
         raise ConfigError("per-layer prune fractions only apply to layer-wise pruning; use `ignore` with global pruning")
 

@@ -87,14 +87,16 @@ def _stamp(root: str | Path | None, depth: int = 2) -> tuple:
     return tuple(sorted(found, key=str))
 
 
-def bind(configs: list[ExperimentConfig], store: Store, data_root: str | Path | None = None, data: Any = None) -> None:
-    """Fingerprint the data each config reads here (`data`, or its dataset from `data_root`), record it
-    in `store` for the runs created from now on, and refuse every run of `configs` already stored with
-    other data (lth.store.Run.check_data)."""
-    for config in configs:
+def bind(store: Store, data_root: str | Path | None = None, data: Any = None) -> None:
+    """From now on, runs of `store` record the data they are created with (`data`, or their dataset
+    from `data_root`) and are refused when stored with other data (lth.store.Run.check_data). The data
+    is loaded and fingerprinted only when a run is read or created, so a refused command writes nothing."""
+    records: dict[str, DataRecord | None] = {}
+
+    def source(config: ExperimentConfig) -> DataRecord | None:
         key = section_key(config.data)
-        found = record(data if data is not None else load(config, data_root, store.cache_dir))
-        if found is None:
-            continue
-        store.use_data(key, found)
-        store.run(config)  # (checks it)
+        if key not in records:
+            records[key] = record(data if data is not None else load(config, data_root, store.cache_dir))
+        return records[key]
+
+    store.use_data(source)

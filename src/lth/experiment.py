@@ -12,8 +12,9 @@ import torch
 from torch import nn
 
 from . import data_identity
-from .config import ExperimentConfig
+from .config import ExperimentConfig, section_key
 from .errors import StepError
+from .model_check import check_fits
 from .models import build_model
 from .steps import to_iterations
 
@@ -54,7 +55,8 @@ class Setup:
         k = to_iterations(step, self.iterations_per_epoch)
         if k >= self.total:
             raise StepError(f"rewind step {step} ({k} iterations) is not before the end of training "
-                            f"({self.config.train.iterations} = {self.total} iterations)")
+                            f"({self.config.train.iterations} = {self.total} iterations); pass an earlier --rewind "
+                            "(e.g. --rewind 0it) or a longer --iterations")
         return k
 
     def new_model(self, seed: int | None = None) -> nn.Module:
@@ -104,8 +106,8 @@ def canonical(configs: list[ExperimentConfig], store: Store, data_root: str | Pa
     """Each config with its steps in iterations, the form runs are addressed by: `--iterations 2ep`
     and the same number of iterations name one run. Configs written in iterations (every preset but
     ImageNet's) come back as they are; a run stored before steps were canonicalised (under its epochs)
-    keeps its address. The data is fingerprinted on the way (lth.data_identity.bind): a run stored
-    with other data is refused here, before any work."""
+    keeps its address. `store` checks the runs it reads against this data from now on
+    (lth.data_identity.bind): a run stored with other data is refused before any work."""
     resolved = []
     for config in configs:
         if not config.uses_epochs():
@@ -114,7 +116,7 @@ def canonical(configs: list[ExperimentConfig], store: Store, data_root: str | Pa
         in_iterations = config.in_iterations(epoch_length(config, data_root, store.cache_dir, data))
         legacy = store.run(config).dir.exists() and not store.run(in_iterations).dir.exists()
         resolved.append(config if legacy else in_iterations)
-    data_identity.bind(resolved, store, data_root, data)
+    data_identity.bind(store, data_root, data)
     return resolved
 
 
@@ -129,4 +131,5 @@ def prepare(config: ExperimentConfig, data_root: str | Path | None = None, cache
     data = data if data is not None else data_identity.load(config, data_root, cache_dir)
     setup = Setup(config, data, resolve_device(device), epoch_length(config, data=data), model)
     setup.rewind_iterations(config.rewind)  # a rewind at or past the end is refused before any work
+    check_fits(setup.new_model, data, config.model.name, section_key(config.model))
     return setup

@@ -42,6 +42,9 @@ def export_ticket(run_dir: str | Path, level: int, out: str | Path, fmt: str = "
     if weights not in ("final", "rewind"):
         raise ConfigError(f"--weights must be 'final' or 'rewind', got {weights!r}")
     level_dir = Path(run_dir) / level_dir_name(level)
+    store, target = Path(run_dir).resolve().parent, Path(out).resolve()
+    if target.is_relative_to(store) and len(target.relative_to(store).parts) > 1:  # (it would overwrite the store's files)
+        raise ConfigError(f"--out {out} lies inside a folder of the store {store}; write the ticket outside them")
     if not (level_dir / SUMMARY_FILE).exists():
         done = levels_done_in(run_dir)
         finished = f"its finished levels: {', '.join(map(str, done))}" if done else "no level of it is finished"
@@ -62,7 +65,7 @@ def export_ticket(run_dir: str | Path, level: int, out: str | Path, fmt: str = "
         buffer = io.BytesIO()
         torch.save(pruned, buffer)
         data = buffer.getvalue()
-    with atomic_write(out) as handle:
+    with atomic_write(out, advice="pass another --out") as handle:
         handle.write(data)
     return out
 

@@ -16,6 +16,7 @@ the old file or the new one, never half of one.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import io
@@ -27,7 +28,7 @@ import socket
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import torch
 from filelock import FileLock, Timeout
@@ -35,7 +36,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from .config import ExperimentConfig, section_key
+from .config import ExperimentConfig
 from .errors import ConfigError, DataError, StoreError
 
 DEFAULT_STORE = "lth_runs"
@@ -110,7 +111,9 @@ def step_optimizer_file(iteration: int) -> str:
 
 
 @contextlib.contextmanager
-def atomic_write(path: str | Path, mode: str = "wb") -> Iterator[Any]:
+def atomic_write(path: str | Path, mode: str = "wb", advice: str = "pass a writable --store") -> Iterator[Any]:
+    """Write `path` whole or not at all; an error names the path, and `advice` (which flag to change)
+    unless the disk is full."""
     from .distributed import is_main
 
     if not is_main():  # under torchrun only rank 0 writes; the others compute the same bytes
@@ -121,7 +124,7 @@ def atomic_write(path: str | Path, mode: str = "wb") -> Iterator[Any]:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as exc:
-        raise StoreError(f"cannot write {path}: {exc.strerror}; pass a writable --store") from None
+        raise StoreError(f"cannot write {path}: {exc.strerror}; {advice}") from None
     try:
         with os.fdopen(fd, mode) as handle:
             yield handle
@@ -131,9 +134,11 @@ def atomic_write(path: str | Path, mode: str = "wb") -> Iterator[Any]:
     except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temp)
-        if isinstance(exc, OSError):  # e.g. the disk is full: the previous version of the file is intact
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):  # the previous file is intact
             raise StoreError(f"cannot write {path}: {exc.strerror or exc}; free some space (the previous "
                              "version of the file is kept) and rerun to resume") from None
+        if isinstance(exc, OSError):
+            raise StoreError(f"cannot write {path}: {exc.strerror or exc}; {advice}") from None
         raise
 
 
@@ -262,15 +267,22 @@ class DataRecord:
             raise damaged(path, "data record of another shape in") from None
 
 
-class Run:
-    """One content-addressed run: a config and its levels; `data`, when known, is what this process
-    trains it on (recorded when the run is created)."""
+DataSource = Callable[[ExperimentConfig], "DataRecord | None"]  # the data this process reads for a config
 
-    def __init__(self, root: Path, config: ExperimentConfig, data: DataRecord | None = None):
+
+class Run:
+    """One content-addressed run: a config and its levels; `data_source`, when known, gives the data
+    this process reads for it (recorded when the run is created, checked when it is read)."""
+
+    def __init__(self, root: Path, config: ExperimentConfig, data_source: DataSource | None = None):
         self.config = config
         self.hash = config.hash()
         self.dir = root / self.hash
-        self.data = data
+        self.data_source = data_source
+
+    @property
+    def data(self) -> DataRecord | None:
+        return self.data_source(self.config) if self.data_source is not None else None
 
     def create(self) -> Run:
         try:
@@ -279,22 +291,21 @@ class Run:
             raise StoreError(f"cannot create run directory {self.dir}: {exc.strerror}; pass a writable --store") from None
         if not (self.dir / CONFIG_FILE).exists():
             write_json(self.dir / CONFIG_FILE, self.config.to_dict())
-        if self.data is not None and not (self.dir / DATA_FILE).exists():  # (a run stored before records it now)
+        if not (self.dir / DATA_FILE).exists() and self.data is not None:  # (a run stored before records it now)
             write_json(self.dir / DATA_FILE, self.data.to_json())
         return self
 
     def check_data(self) -> None:
         """Refuse a run trained on other data than this process reads for it (one line, naming both)."""
         path = self.dir / DATA_FILE
-        if self.data is None or not path.exists():
+        if self.data_source is None or not path.exists():
             return
-        stored = DataRecord.read(path)
-        if stored.fingerprint != self.data.fingerprint:
+        stored, here = DataRecord.read(path), self.data
+        if here is not None and stored.fingerprint != here.fingerprint:
             raise DataError(f"run {self.hash} was trained on other {stored.dataset} data (fingerprint "
                             f"{stored.fingerprint[:12]}, {stored.examples[0]}+{stored.examples[1]} examples) than this "
-                            f"command reads ({self.data.fingerprint[:12]}, {self.data.examples[0]}+"
-                            f"{self.data.examples[1]}); point --data-root at the data it was trained on, or pass "
-                            "another --store for the new data")
+                            f"command reads ({here.fingerprint[:12]}, {here.examples[0]}+{here.examples[1]}); point "
+                            "--data-root at the data it was trained on, or pass another --store for the new data")
 
     def lock(self, level: int, timeout: float = -1) -> FileLock:
         """A lock per level, so two processes never train the same level at once while different
@@ -449,19 +460,18 @@ def levels_done_in(run_dir: Path) -> list[int]:
 class Store:
     def __init__(self, root: str | Path = DEFAULT_STORE):
         self.root = Path(root)
-        # data section -> the data this process reads for it (lth.data_identity.bind); runs of it are checked
-        self.data: dict[str, DataRecord] = {}
+        # the data this process reads for a config (lth.data_identity.bind), asked only when a run is read or
+        # created; the runs checked against it
+        self.data_source: DataSource | None = None
         self._checked: set[str] = set()
 
-    def use_data(self, data_key: str, record: DataRecord) -> None:
-        """Runs whose config has this data section (config.section_key) are trained on `record` here."""
-        if self.data.get(data_key) != record:
-            self.data[data_key] = record
-            self._checked.clear()
+    def use_data(self, source: DataSource) -> None:
+        self.data_source = source
+        self._checked.clear()
 
     def run(self, config: ExperimentConfig) -> Run:
-        run = Run(self.root, config, self.data.get(section_key(config.data)))
-        if run.data is not None and run.hash not in self._checked:
+        run = Run(self.root, config, self.data_source)
+        if self.data_source is not None and run.hash not in self._checked and run.dir.is_dir():
             run.check_data()
             self._checked.add(run.hash)
         return run

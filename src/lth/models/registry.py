@@ -32,8 +32,8 @@ def resolve(name: str) -> Callable[..., nn.Module]:
         module_name, _, attribute = name.partition(":")
         try:
             factory = getattr(importlib.import_module(module_name), attribute)
-        except (ImportError, AttributeError) as exc:
-            raise ConfigError(f"cannot import model factory {name!r}: {exc}") from None
+        except Exception as exc:  # noqa: BLE001 - importing a user's module runs its code (SyntaxError, ...)
+            raise ConfigError(f"cannot import model factory {name!r}: {type(exc).__name__}: {exc}") from None
         if not callable(factory):
             raise ConfigError(f"model factory {name!r} is not callable")
         return factory
@@ -48,6 +48,12 @@ def build_model(name: str, options: Mapping[str, Any] | None = None, seed: int =
             model = factory(**dict(options or {}))
         except TypeError as exc:
             raise ConfigError(f"bad options for model {name!r}: {exc}") from None
+        except Exception as exc:  # noqa: BLE001 - a factory can raise anything (a negative width, ...)
+            if torch.empty(0).device.type == "meta":
+                raise  # (levels.shape_model then builds it for real, where this message comes from)
+            detail = str(exc).splitlines()[0] if str(exc) else ""
+            raise ConfigError(f"model {name!r} cannot be built with options {dict(options or {})}: "
+                              f"{type(exc).__name__}: {detail}") from None
     if not isinstance(model, nn.Module):
         raise ConfigError(f"model factory {name!r} returned {type(model).__name__}, not a torch.nn.Module")
     return model
