@@ -266,6 +266,10 @@ def validate(config: ExperimentConfig) -> None:
     check_steps((t.iterations, t.warmup, t.eval_every, config.rewind, *t.lr_drops))
     if Step.parse(t.iterations).amount < 1:
         raise ConfigError("training length must be at least 1 iteration")
+    rewind, total = Step.parse(config.rewind), Step.parse(t.iterations)
+    if rewind.unit == total.unit and rewind.amount >= total.amount:  # (in other units the data decides: Setup.rewind)
+        raise ConfigError(f"rewind step {config.rewind} is not before the end of training ({t.iterations}); pass an "
+                          "earlier --rewind (e.g. --rewind 0it) or a longer --iterations")
     if t.nesterov and (t.optimizer != "sgd" or t.momentum <= 0):
         raise ConfigError("Nesterov momentum needs --optimizer sgd with train.momentum above 0 (e.g. --set "
                           f"train.momentum=0.9), got {t.optimizer} with momentum {t.momentum}")

@@ -18,6 +18,7 @@ from torch import nn
 
 from .config import PruneConfig
 from .errors import ConfigError
+from .model_check import check_parameters
 
 _PRUNABLE = (nn.Linear, nn.modules.conv._ConvNd)
 
@@ -91,6 +92,7 @@ def check_levels(model: nn.Module, prune: PruneConfig, levels: int) -> None:
     to nothing), leave a layer with no weights, or (layer-wise) prune nothing of a layer whose few
     weights left round its fraction to zero; for global pruning the layers are checked when each
     level is pruned (empty_layer_error)."""
+    check_parameters(model, type(model).__name__)  # (tied or lazy weights cannot be counted, stored or pruned)
     fractions = layer_fractions(model, prune)
     before = {n: p.numel() for n, p in model.named_parameters() if n in fractions}
     for level, counts in zip(range(1, levels + 1), planned_counts(model, prune)):

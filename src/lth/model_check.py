@@ -14,6 +14,22 @@ from .errors import ConfigError
 _CHECKED: set[tuple] = set()  # (model section, data): each pair is probed once per process
 
 
+def check_parameters(model: nn.Module, name: str) -> None:
+    """Parameters lth can store, prune and rewind by name: none shared, none lazy, some trainable."""
+    names = [n for n, _ in model.named_parameters(remove_duplicate=False)]
+    unique = [n for n, _ in model.named_parameters()]
+    if len(names) != len(unique):
+        tied = sorted(set(names) - set(unique))
+        raise ConfigError(f"model {name} ties weights ({', '.join(tied[:3])} share a parameter with another name); lth "
+                          "stores, prunes and rewinds each parameter by its name: give each layer its own weights")
+    lazy = [n for n, p in model.named_parameters() if isinstance(p, nn.parameter.UninitializedParameter)]
+    if lazy:
+        raise ConfigError(f"model {name} has lazy layers ({', '.join(lazy[:3])}) whose shapes are unknown until a first "
+                          "batch; give their sizes (e.g. nn.Linear instead of nn.LazyLinear)")
+    if not any(p.requires_grad for p in model.parameters()):
+        raise ConfigError(f"model {name} has no trainable parameter: nothing to train or prune")
+
+
 def check_fits(build: Callable[[], nn.Module], data: Any, name: str, model_key: str) -> None:
     """Raise ConfigError unless the model `build` makes (named `name`, its config section `model_key`)
     maps inputs of `data` to float32 logits of its classes."""
@@ -22,15 +38,11 @@ def check_fits(build: Callable[[], nn.Module], data: Any, name: str, model_key: 
     key = (model_key, id(data), tuple(data.x_test.shape), data.num_classes)
     if key in _CHECKED:
         return
+    for split in ("x_train", "x_test"):  # (NaN inputs would surface as a diverged loss, blamed on the lr)
+        if not bool(torch.isfinite(getattr(data, split)).all()):
+            raise ConfigError(f"{data.name} data has NaN or infinite values in its {split.removeprefix('x_')} inputs")
     model = build()
-    names = [n for n, _ in model.named_parameters(remove_duplicate=False)]
-    unique = [n for n, _ in model.named_parameters()]
-    if len(names) != len(unique):
-        tied = sorted(set(names) - set(unique))
-        raise ConfigError(f"model {name} ties weights ({', '.join(tied[:3])} share a parameter with another name); lth "
-                          "stores, prunes and rewinds each parameter by its name: give each layer its own weights")
-    if not any(p.requires_grad for p in model.parameters()):
-        raise ConfigError(f"model {name} has no trainable parameter: nothing to train or prune")
+    check_parameters(model, name)
     x = data.x_test[:2].to(next(model.parameters()).device)
     what = f"{data.name} inputs of shape {tuple(x.shape[1:])} and {data.num_classes} classes"
     try:

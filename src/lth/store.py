@@ -26,6 +26,7 @@ import re
 import shutil
 import socket
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping
@@ -57,6 +58,7 @@ REPLICA_PROBES_FILE = "_replicas.json"  # <store>/_replicas.json: what --replica
 
 
 CHECKSUM_KEY = "sha256"  # in every JSON object the store writes but config.json (its directory's name checks it)
+STALE_SECONDS = 600  # a temp file of a write untouched this long was left by a killed process
 _LEVEL_NAME = re.compile(r"level_(\d+)")
 
 
@@ -83,7 +85,17 @@ def repair(path: str | Path) -> str:
         return f"rm {path}"
     run_dir = path.parent.parent
     later = [run_dir / level_dir_name(L) for L in levels_in(run_dir) if L >= level] if run_dir.is_dir() else []
-    return "rm -r " + " ".join(str(p) for p in later or [path.parent])  # this level and those pruned from it
+    return "rm -r " + " ".join(str(p) for p in [*(later or [path.parent]), *_adopted_from(path.parent)])
+
+
+def _adopted_from(level_dir: Path) -> list[Path]:
+    """The level an adopted level links to (the same inodes: damage to one is damage to both)."""
+    try:
+        source = json.loads((level_dir / SUMMARY_FILE).read_text()).get("adopted_from")
+    except (OSError, ValueError, AttributeError, RecursionError):
+        return []
+    return [level_dir.parent.parent / source] if isinstance(source, str) and level_of(Path(source).name) is not None \
+        and len(Path(source).parts) == 2 and ".." not in Path(source).parts else []
 
 
 def damaged(path: str | Path, what: str) -> StoreError:
@@ -334,6 +346,7 @@ class Run:
                                      f"on {holder.get('host', '?')}); rerun without --no-wait to wait for it") from None
                 held.callback(lock.release)
                 held.enter_context(self._running(level))
+                self._remove_temporaries(level)
                 write_json(self.dir / f"{level_dir_name(level)}.owner.json", {"pid": os.getpid(), "host": socket.gethostname()})
             yield
 
@@ -349,6 +362,14 @@ class Run:
             yield
         finally:
             os.close(fd)  # (releases the flock)
+
+    def _remove_temporaries(self, level: int) -> None:
+        """Temp files a killed writer left in a level (atomic_write's `.<name>.*.tmp`). The level's lock
+        is held, and a write takes seconds: a temp file untouched for STALE_SECONDS is nobody's."""
+        for temp in self.level_dir(level).glob(".*.tmp"):
+            with contextlib.suppress(OSError):
+                if time.time() - temp.stat().st_mtime > STALE_SECONDS:
+                    temp.unlink()
 
     def owner(self, level: int) -> dict[str, Any]:
         path = self.dir / f"{level_dir_name(level)}.owner.json"

@@ -5,6 +5,8 @@ import inspect
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+import torch
+
 from ..errors import ConfigError, DataError
 from .loader import DeviceLoader, TensorDataset
 
@@ -87,6 +89,10 @@ def _nonempty(data):
     if empty:
         raise DataError(f"dataset {data.name!r} has an empty {' and '.join(empty)} split; give it data files (or "
                         "data.options) with examples in both splits")
+    for split in ("x_train", "x_test"):  # (NaN inputs would surface later as a diverged loss, blamed on the lr)
+        if hasattr(data, split) and not bool(torch.isfinite(getattr(data, split)).all()):
+            raise DataError(f"dataset {data.name!r} has NaN or infinite values in its {split.removeprefix('x_')} "
+                            "inputs; fix its files")
     return data
 
 

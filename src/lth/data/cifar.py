@@ -40,7 +40,8 @@ class _ArrayUnpickler(pickle.Unpickler):
     """Allows exactly the globals a pickled numpy array refers to (numpy 1 and 2 spellings)."""
 
     SAFE = {("numpy", "ndarray"), ("numpy", "dtype"), ("numpy._core.multiarray", "_reconstruct"),
-            ("numpy._core.multiarray", "scalar"), ("numpy._core.numeric", "_frombuffer"), ("_codecs", "encode")}
+            ("numpy._core.multiarray", "scalar"), ("numpy._core.numeric", "_frombuffer"), ("_codecs", "encode"),
+            ("__builtin__", "bytes"), ("builtins", "bytes")}  # (bytes: how protocol 2 pickles an empty array's b"")
 
     def find_class(self, module, name):
         if module.startswith("numpy.core") and hasattr(np, "_core"):
