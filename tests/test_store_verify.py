@@ -133,7 +133,7 @@ def test_a_summary_of_another_shape_is_named(tmp_path, capsys):
     imp_levels(store, capsys)
     summary = imp_run(store) / "level_1" / "summary.json"
     summary.write_text("[1, 2, 3]\n")
-    err = one_line_error(["ls", "--store", str(store)], capsys, store, f"summary of another shape")
+    err = one_line_error(["ls", "--store", str(store)], capsys, store, "summary of another shape")
     repair(err)
     code, _, _ = run_cli(["ls", "--store", str(store)], capsys)
     assert code == 0
