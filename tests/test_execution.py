@@ -29,7 +29,8 @@ def test_each_level_records_how_it_was_executed_and_ls_shows_it(tmp_path, mnist1
     result = run_imp(tiny_config(), 1, tmp_path, quiet=True, data=mnist1d)
     assert result.levels[1]["execution"] == {"processes": 1, "device": "cpu", "precision": "fp32", "replicas": 1,
                                              "threads": 2, "compile": False, "torch": torch.__version__,
-                                             "lth": lth.__version__, "hardware": hardware()}
+                                             "lth": lth.__version__, "hardware": hardware(),
+                                             "replicas_why": "one training"}
     assert hardware() == f"{cpu_model()} ({torch.backends.cpu.get_cpu_capability()}, {blas()})"
     assert cpu_model() and blas() in torch.__config__.show()
     assert "warning" not in capsys.readouterr().err  # trained in one go: nothing to warn about

@@ -14,8 +14,10 @@ from lth.masks import Mask, layer_fractions, magnitude_prune
 from lth.models import build_model
 from lth.config import PruneConfig
 from lth.errors import ConfigError
-from lth.replicas import group_size, replica_state, stack_masks, stack_models, stackable
-from lth.store import load_tensors
+from lth.experiment import prepare
+from lth.replica_choice import best_size, choose_replicas
+from lth.replicas import Layout, replica_state, stack_layout, stack_masks, stack_models
+from lth.store import Store, load_tensors
 from lth.train import train, train_replicas
 
 
@@ -69,7 +71,7 @@ def test_train_with_a_list_of_seeds_still_trains_replicas_and_warns(mnist1d):
 
 def test_seeds_of_imp_and_a_baseline_stacked_match_one_by_one(tmp_path, mnist1d):
     configs = [tiny_config(seed=seed) for seed in (0, 1, 2)]
-    stacked = run_imp_many(configs, 2, tmp_path / "stacked", quiet=True, data=mnist1d)
+    stacked = run_imp_many(configs, 2, tmp_path / "stacked", quiet=True, data=mnist1d, replicas=3)
     alone = run_imp_many(configs, 2, tmp_path / "alone", quiet=True, data=mnist1d, replicas="off")
     for s, a in zip(stacked, alone):
         assert [level["replicas"] for level in s.levels] == [3, 3, 3]
@@ -87,7 +89,8 @@ def test_seeds_of_imp_and_a_baseline_stacked_match_one_by_one(tmp_path, mnist1d)
         for key, slot in expected["state"].items():
             assert all(torch.allclose(got["state"][key][name], value, atol=1e-6) for name, value in slot.items())
     # the data-order copy at level 0 continues the dense run from step k with that optimizer state
-    copies = run_branch_many("data-order", configs, 2, tmp_path / "stacked", only=[0, 2], quiet=True, data=mnist1d)
+    copies = run_branch_many("data-order", configs, 2, tmp_path / "stacked", only=[0, 2], quiet=True, data=mnist1d,
+                             replicas=3)
     singles = run_branch_many("data-order", configs, 2, tmp_path / "alone", only=[0, 2], quiet=True, data=mnist1d,
                               replicas="off")
     for s, a in zip(copies, singles):
@@ -98,15 +101,31 @@ def test_seeds_of_imp_and_a_baseline_stacked_match_one_by_one(tmp_path, mnist1d)
                           load_tensors(Path(a.run_dir) / f"level_{level}" / "final.safetensors"))
 
 
-def test_only_all_linear_models_are_stacked():
-    assert stackable(build_model("mnist1d_mlp", {"hidden": 32}, 0)) and stackable(build_model("lenet300", {}, 0))
-    for name in ("conv2", "resnet20", "mnist1d_resnet"):
-        model = build_model(name, {}, 0)
-        assert not stackable(model) and group_size("auto", model) == 1
-    mlp = build_model("lenet300", {}, 0)
-    assert (group_size("auto", mlp), group_size("off", mlp), group_size(4, mlp)) == (8, 1, 4)
-    # a user's model: its forward code is unknown, so only an explicit K stacks it
-    assert (group_size("auto", mlp, registered=False), group_size(4, mlp, registered=False)) == (1, 4)
+def test_every_registry_network_stacks_in_its_layout():
+    for name in ("mnist1d_mlp", "lenet300"):
+        assert stack_layout(build_model(name, {}, 0)) is Layout.ROWS
+    for name in ("conv2", "conv4", "conv6", "resnet20", "vgg11", "mnist1d_resnet", "resnet18"):
+        assert stack_layout(build_model(name, {}, 0)) is Layout.CHANNELS, name
+    assert stack_layout(torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3, padding=1, padding_mode="reflect"))) is None
+    assert stack_layout(torch.nn.Sequential(torch.nn.Embedding(4, 2), torch.nn.Linear(2, 2))) is None
+
+
+def test_the_replica_choice_follows_the_flag_and_the_measurement(mnist1d, tmp_path):
+    setup = prepare(tiny_config(), data=mnist1d, device="cpu")
+    assert (choose_replicas("off", setup, 6, None).size, choose_replicas(4, setup, 6, None).size,
+            choose_replicas(4, setup, 3, None).size, choose_replicas("auto", setup, 1, None).size) == (1, 4, 3, 1)
+    # auto doubles K while the time per replica falls by 10% or more, never past the trainings
+    assert best_size({1: 1.0, 2: 0.6, 4: 0.58, 8: 0.2}, 16) == 2  # (4 gained 3%: 8 is not looked at)
+    assert best_size({1: 1.0, 2: 0.95}, 16) == 1 and best_size({1: 1.0, 2: 0.5, 4: 0.2}, 3) == 3
+    # what auto measured is kept in the store: a second choice reads it, the same K
+    first = choose_replicas("auto", setup, 4, Store(tmp_path))
+    assert first.why.startswith("auto: step time per replica K=1") and (tmp_path / "_replicas.json").exists()
+    before = (tmp_path / "_replicas.json").read_bytes()
+    assert choose_replicas("auto", setup, 4, Store(tmp_path)) == first
+    assert (tmp_path / "_replicas.json").read_bytes() == before
+    # a user's model object: its forward code is unknown, so only an explicit K stacks it
+    user = prepare(tiny_config(), data=mnist1d, device="cpu", model=build_model("mnist1d_mlp", {"hidden": 32}, 0))
+    assert (choose_replicas("auto", user, 4, None).size, choose_replicas(4, user, 4, None).size) == (1, 4)
 
 
 def test_a_users_model_trains_one_by_one_unless_replicas_are_asked_for(tmp_path, mnist1d):

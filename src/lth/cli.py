@@ -97,13 +97,14 @@ def _add_executor_flags(p: argparse.ArgumentParser) -> None:
                    help="any other sbatch option, e.g. --slurm-option account=proj --slurm-option qos=high (repeatable)")
 
 
-def fan_out(args: argparse.Namespace, config: ExperimentConfig, jobs_of: Any) -> None:
-    """With --executor local/slurm, train everything `jobs_of()` lists there first, so that the inline
-    call that follows only reads the store and prints the usual table."""
+def fan_out(args: argparse.Namespace, config: ExperimentConfig, jobs_of: Any, seeds: int) -> None:
+    """With --executor local/slurm, train everything `jobs_of(K)` lists (`seeds` seeds stacked K at a
+    time) there first, so that the inline call that follows only reads the store and prints the usual table."""
     if getattr(args, "executor", "inline") == "inline":
         return
     from .data import load_dataset
     from .executors import ExecutorOptions, run_jobs
+    from .levels import resolve_replicas
     from .store import Store
 
     options = ExecutorOptions(args.executor, args.workers, args.gpus_per_job, args.cpus_per_job, args.timeout_min,
@@ -111,10 +112,14 @@ def fan_out(args: argparse.Namespace, config: ExperimentConfig, jobs_of: Any) ->
     store = Store(args.store)
     # bad data fails here, once, not in every job
     load_dataset(config.data.dataset, args.data_root, store.cache_dir, config.data.options)
-    jobs = jobs_of()
+    # K decided once, here (auto measures on this machine's device): every job stacks its seeds alike
+    run_options = _run_options(args)
+    replicas = resolve_replicas(config, seeds, store, run_options)
+    run_options = run_options.replace(replicas=replicas)
+    jobs = jobs_of(replicas)
     log = lambda text: print(text, file=sys.stderr)  # noqa: E731 - stdout stays for the results
     log(f"{len(jobs)} job(s) on the {args.executor} executor; logs in {store.root / JOBS_DIR}")
-    outcome = run_jobs(jobs, store, options, _run_options(args), log=log, quiet=args.quiet or args.json)
+    outcome = run_jobs(jobs, store, options, run_options, log=log, quiet=args.quiet or args.json)
     if outcome.failed or outcome.blocked:
         first = next(iter(outcome.failed.values()), None)
         detail = f"; first: {first['label']}: {first['error']} (log: {first['log']})" if first else ""
@@ -287,7 +292,8 @@ def cmd_imp(args: argparse.Namespace) -> int:
 
     config = config_from_args(args)
     levels = 0 if args.command == "train" else resolve_levels(config, args)
-    fan_out(args, config, lambda: imp_jobs(seed_configs(config, args), levels, args.replicas))
+    fan_out(args, config, lambda k: imp_jobs(seed_configs(config, args), levels, k),
+            len(seed_configs(config, args)))
     results = run_imp_many(seed_configs(config, args), levels, args.store, options=_run_options(args))
     _report_levels(args, config, results, "IMP" if levels else "dense")
     return 0
@@ -299,7 +305,8 @@ def cmd_branch(args: argparse.Namespace) -> int:
 
     config = config_from_args(args)
     levels = resolve_levels(config, args)
-    fan_out(args, config, lambda: branch_jobs(args.kind, seed_configs(config, args), levels, replicas=args.replicas))
+    fan_out(args, config, lambda k: branch_jobs(args.kind, seed_configs(config, args), levels, replicas=k),
+            len(seed_configs(config, args)))
     results = run_branch_many(args.kind, seed_configs(config, args), levels, args.store, options=_run_options(args))
     _report_levels(args, config, results, f"branch {args.kind} of")
     return 0
@@ -316,9 +323,9 @@ def cmd_stability(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     asked = _steps(args.rewind_points or config.rewind)
     points = list(canonical_steps(asked, config, Store(args.store), args.data_root))
-    fan_out(args, config, lambda: unique([job for point in points for job in stability_jobs(
+    fan_out(args, config, lambda k: unique([job for point in points for job in stability_jobs(
         [c.override({"rewind": point}) for c in seed_configs(config, args)], args.level, args.interpolation_points,
-        args.batch_norm, replicas=args.replicas)]))
+        args.batch_norm, replicas=k)]), len(seed_configs(config, args)))
     per_seed = stability_sweep_many(seed_configs(config, args), args.level, points, args.store,
                                     points=args.interpolation_points, batch_norm=args.batch_norm, options=_run_options(args))
     metrics = ["test_accuracy", "pruning_l2", "pruning_l2_normalized", "pruning_angle", "data_order_l2",
@@ -387,7 +394,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         f"{plan.stability_level} at rewind {','.join(plan.rewind_points)}; seeds {','.join(map(str, plan.seeds))}")
     check_plan(plan)
     began = time.perf_counter()
-    fan_out(args, config, lambda: study_jobs(config, plan, args.replicas))
+    fan_out(args, config, lambda k: study_jobs(config, plan, k), len(plan.seeds))
     summary = reproduce(config, plan, args.store, log=log, options=_run_options(args))
     summary["seconds"] = round(time.perf_counter() - began, 1)
     reports = write_report(args.store, args.out, margin=args.margin / 100)

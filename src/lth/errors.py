@@ -23,3 +23,7 @@ class StoreError(LthError):
 
 class TrainingDiverged(LthError):
     """The loss became NaN or infinite."""
+
+
+class ReplicasDiverged(TrainingDiverged):
+    """Some of a stacked group's replicas diverged; they are marked failed, the others finished."""

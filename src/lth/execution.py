@@ -19,7 +19,8 @@ if TYPE_CHECKING:
     from .levels import Training
 
 
-def execution(device: torch.device, precision: str, replicas: int, compile: bool | str) -> dict[str, Any]:
+def execution(device: torch.device, precision: str, replicas: int, compile: bool | str,
+              replicas_why: str | None = None) -> dict[str, Any]:
     """How a level was executed: what can change its numbers without changing its config (docs/store.md,
     "What changes the numbers"), recorded in each level's summary (compile: False or the mode)."""
     from . import __version__  # (lth/__init__ imports the library: not at module load)
@@ -28,13 +29,14 @@ def execution(device: torch.device, precision: str, replicas: int, compile: bool
     compile = compile_mode(device) if compile is True else compile
     return {"processes": world_size(), "device": name, "precision": precision, "replicas": replicas,
             "threads": torch.get_num_threads(), "compile": compile, "torch": torch.__version__, "lth": __version__,
-            "hardware": hardware(device)}
+            "hardware": hardware(device), **({"replicas_why": replicas_why} if replicas_why else {})}
 
 
 def describe_execution(how: dict[str, Any]) -> str:
     """A compact label, e.g. "cpu 2thr fp32 torch 2.13.0 lth 0.1.0 on AMD EPYC (AVX512, mkl)"."""
     return " ".join([how["device"] + (f" x{how['processes']}" if how["processes"] > 1 else ""), f"{how['threads']}thr",
                      how["precision"], *([f"K{how['replicas']}"] if how["replicas"] > 1 else []),
+                     *(["(K by auto)"] if str(how.get("replicas_why", "")).startswith("auto:") else []),
                      *([f"compiled {how['compile']}" if isinstance(how["compile"], str) else "compiled"]
                        if how["compile"] else []), f"torch {how['torch']}", f"lth {how['lth']}",
                      *([f"on {how['hardware']}"] if how.get("hardware") else [])])
@@ -53,7 +55,7 @@ def warn_if_executed_differently(t: Training, how: dict[str, Any], resuming: boo
         if not before or not is_main():
             continue
         # (a key the earlier record lacks was not recorded then: an older lth, not a change)
-        changed = [f"{key} {before[key]} -> {value}" for key, value in how.items() if key in before and before[key] != value]
+        changed = [f"{key} {before[key]} -> {value}" for key, value in how.items() if key in before and before[key] != value and key != "replicas_why"]
         if changed:
             print(f"lth: warning: run {t.run.hash} level {t.level} runs with other settings than {where} "
                   f"({', '.join(changed)}); its numbers may differ from a run made in one go (docs/store.md: "

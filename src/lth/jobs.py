@@ -3,9 +3,9 @@
 A job is one unit of the store for a group of seeds: one level of their runs (the dense network, an
 IMP level, a baseline at one level, the data-order copy of a ticket) or the stability measurement
 of their tickets. The seeds of a group train as stacked replicas of one computation, exactly as the
-library's `run_*_many` calls stack them (the group is what `replicas.group_size` allows; `--replicas
-off` makes one job per seed), so an inline run and an executor's jobs compute the same bits at the
-same thread count. Each job names the jobs it needs (IMP level 0 needs the dense run, which every
+library's `run_*_many` calls stack them (one rule, replicas.stack_groups, with the K that
+levels.resolve_replicas decides; `--replicas off` makes one job per seed), so an inline run and an
+executor's jobs compute the same bits at the same thread count. Each job names the jobs it needs (IMP level 0 needs the dense run, which every
 chain of its seeds shares; level L needs level L-1; a baseline or data-order copy at level L needs
 the IMP chain up to L, which holds the mask and the rewind checkpoint; a measurement needs the
 ticket and its copy) and knows from the store alone whether it is done. Running a job calls the
@@ -18,11 +18,12 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from .branches import branch_config, branch_levels, run_branch_many
-from .config import ExperimentConfig
+from .config import ExperimentConfig, section_key
 from .dense import dense_config, run_dense_many
 from .imp import run_imp_many
 from .kinds import DATA_ORDER, DENSE, IMP
 from .options import RunOptions
+from .replicas import stack_groups
 from .stability import BATCH_NORM, POINTS, TRAIN_EXAMPLES
 from .store import Run, Store
 
@@ -85,15 +86,16 @@ class Job:
             run_branch_many(self.what, configs, self.level, store, only=[self.level], options=options)
 
 
-def seed_groups(configs: list[ExperimentConfig], replicas: str | int = "auto") -> list[tuple[ExperimentConfig, ...]]:
-    """The seeds' configs in the groups that train as one stacked computation (replicas.replica_groups
-    splits a level's trainings the same way: in order, `replicas.group_size` at a time)."""
-    from .levels import shape_model
-    from .models import MODELS
-    from .replicas import group_size
+def seed_groups(configs: list[ExperimentConfig], replicas: int = 1) -> list[tuple[ExperimentConfig, ...]]:
+    """The seeds' configs in the groups that train as one stacked computation: replicas.stack_groups,
+    the rule levels.replica_groups applies to a level's trainings, with K = `replicas` as
+    levels.resolve_replicas decides it."""
+    size = 1 if replicas == "off" else int(replicas)
+    return [tuple(group) for group in stack_groups(configs, size, _stack_key)]
 
-    size = group_size(replicas, shape_model(configs[0]), configs[0].model.name in MODELS)
-    return [tuple(configs[i:i + size]) for i in range(0, len(configs), size)]
+
+def _stack_key(config: ExperimentConfig) -> tuple:
+    return section_key(config.model), section_key(config.data), config.train
 
 
 def _ids(configs: Iterable[ExperimentConfig]) -> tuple[str, ...]:
@@ -113,7 +115,7 @@ def dense_job(group: tuple[ExperimentConfig, ...], rewinds: Iterable[str] = ()) 
     return Job(f"{_label(group, rewind=False)}: dense network", group, 0, DENSE, dense_steps=steps)
 
 
-def imp_jobs(configs: list[ExperimentConfig], levels: int, replicas: str | int = "auto") -> list[Job]:
+def imp_jobs(configs: list[ExperimentConfig], levels: int, replicas: int = 1) -> list[Job]:
     """Per seed group: the dense run, then IMP levels 0..`levels`, each needing the one before (level 0
     adopts the dense run's files; a rewind step the dense run did not save is replayed then)."""
     from .levels import shape_model
@@ -130,7 +132,7 @@ def imp_jobs(configs: list[ExperimentConfig], levels: int, replicas: str | int =
 
 
 def branch_jobs(kind: str, configs: list[ExperimentConfig], levels: int, only: list[int] | None = None,
-                replicas: str | int = "auto") -> list[Job]:
+                replicas: int = 1) -> list[Job]:
     """The IMP chains of `configs` to `levels`, then the branch `kind` at each level (or at `only`)."""
     jobs = imp_jobs(configs, levels, replicas)
     imp_level = {(_ids(job.configs), job.level): job for job in jobs if job.what == IMP}
@@ -141,7 +143,7 @@ def branch_jobs(kind: str, configs: list[ExperimentConfig], levels: int, only: l
 
 
 def stability_jobs(configs: list[ExperimentConfig], level: int, points: int = POINTS, batch_norm: str = BATCH_NORM,
-                   train_examples: int = TRAIN_EXAMPLES, replicas: str | int = "auto") -> list[Job]:
+                   train_examples: int = TRAIN_EXAMPLES, replicas: int = 1) -> list[Job]:
     """The level-`level` tickets of `configs`, their data-order copies, and their measurement."""
     jobs = branch_jobs(DATA_ORDER, configs, level, [level], replicas)
     measure = {"points": points, "batch_norm": batch_norm, "train_examples": train_examples}
@@ -152,7 +154,7 @@ def stability_jobs(configs: list[ExperimentConfig], level: int, points: int = PO
     return jobs
 
 
-def stage_jobs(stage, configs: list[ExperimentConfig], replicas: str | int = "auto") -> list[Job]:
+def stage_jobs(stage, configs: list[ExperimentConfig], replicas: int = 1) -> list[Job]:
     """The jobs of one stage of a study (reproduce.Stage) for the seeds' `configs` (stability measured
     with the default settings, as every study does)."""
     staged = [c.override({"rewind": stage.rewind}) for c in configs]
@@ -163,13 +165,13 @@ def stage_jobs(stage, configs: list[ExperimentConfig], replicas: str | int = "au
     return branch_jobs(stage.what, staged, stage.level, list(stage.only) if stage.only else None, replicas)
 
 
-def study_dense_jobs(config: ExperimentConfig, plan, replicas: str | int = "auto") -> list[Job]:
+def study_dense_jobs(config: ExperimentConfig, plan, replicas: int = 1) -> list[Job]:
     """The dense runs of a study, one per seed group, each saving every rewind point of the plan."""
     steps = [stage.rewind for stage in plan.stages(config)]
     return [dense_job(group, steps) for group in seed_groups(plan.seeded(config), replicas)]
 
 
-def study_jobs(config: ExperimentConfig, plan, replicas: str | int = "auto") -> list[Job]:
+def study_jobs(config: ExperimentConfig, plan, replicas: int = 1) -> list[Job]:
     """Every job of `lth reproduce`: the dense runs first (study_dense_jobs), then the stages of its
     plan (reproduce.StudyPlan.stages)."""
     jobs = study_dense_jobs(config, plan, replicas)

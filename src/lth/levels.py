@@ -17,13 +17,15 @@ from torch import nn
 
 from .config import ExperimentConfig
 from .distributed import barrier, world_size
-from .errors import ConfigError, TrainingDiverged
+from .errors import ConfigError, ReplicasDiverged, TrainingDiverged
 from .execution import execution, warn_if_executed_differently
 from .experiment import Setup, prepare
 from .masks import Mask
 from .models import build_model
 from .options import RunOptions
-from .replicas import replica_groups, replica_optimizer_state, replica_state, stack_masks, stack_models
+from .config import section_key
+from .replica_choice import ReplicaChoice, choose_replicas
+from .replicas import replica_optimizer_state, replica_state, stack_groups, stack_masks, stack_models
 from .steps import to_iterations
 from .store import (EXECUTION_FILE, FINAL_FILE, MASK_FILE, METRICS_FILE, RESUME_FILE, START_FILE, SUMMARY_FILE, Run,
                     Store, level_dir_name, load_tensors, load_torch_checked, resume_group_file, save_checked,
@@ -106,11 +108,13 @@ def train_level(run: Run, setup: Setup, level: int, model: nn.Module, plan: Leve
 
 
 def train_levels(trainings: list[Training], quiet: bool, resume_every: ResumeCadence | int = 0,
-                 compile: bool = False) -> list[dict[str, Any]]:
+                 compile: bool = False, choice: ReplicaChoice | None = None) -> list[dict[str, Any]]:
     """Train one level of each of `trainings` -- one alone, several as stacked replicas (they share
-    model, training config and start; see replicas.py) -- and write each one's files."""
+    model, training config and start; see replicas.py) -- and write each one's files (`choice`: why
+    they were grouped so, for the execution record)."""
     first, replicas = trainings[0], len(trainings)
-    how = execution(first.setup.device, first.setup.config.train.precision, replicas, compile)
+    how = execution(first.setup.device, first.setup.config.train.precision, replicas, compile,
+                    choice.why if choice else None)
     resuming = (first.directory / resume_name(trainings)).exists()
     for t in trainings:
         warn_if_executed_differently(t, how, resuming)
@@ -124,9 +128,14 @@ def train_levels(trainings: list[Training], quiet: bool, resume_every: ResumeCad
     for t in trainings:  # the level is done: a stacked group's state left by another grouping is stale
         for stale in t.directory.glob(resume_group_file("*")):
             stale.unlink(missing_ok=True)
-    summaries = []
-    for t, result in zip(trainings, results):
+    summaries, failed = [], []
+    for index, (t, result) in enumerate(zip(trainings, results)):
         c = t.setup.config
+        if result.failure:  # one stacked replica diverged: it fails alone, the others are kept
+            failed.append(f"run {t.run.hash} level {t.level}: {result.failure}")
+            t.run.mark_failed(t.level, f"{result.failure} (replica {index + 1} of {replicas} stacked; the others "
+                                       "finished)")
+            continue
         save_tensors(t.directory / FINAL_FILE, t.model.state_dict())
         write_jsonl(t.directory / METRICS_FILE, result.metrics)
         summary = {"level": t.level, "kind": c.kind, "weights_remaining": t.plan.mask.fraction_remaining(),
@@ -142,6 +151,9 @@ def train_levels(trainings: list[Training], quiet: bool, resume_every: ResumeCad
         write_json(t.directory / SUMMARY_FILE, summary)
         summaries.append(summary)
     barrier()  # under torchrun: every rank reads what rank 0 wrote only after this
+    if failed:
+        raise ReplicasDiverged(f"{failed[0]}" + (f" (and {len(failed) - 1} more)" if len(failed) > 1 else "") +
+                               f"; the other {replicas - len(failed)} stacked replica(s) finished")
     return summaries
 
 
@@ -257,14 +269,16 @@ def run_chains(chains: list[Chain], levels: list[int], store: Store, options: Ru
                         adopt(runs[i], level, plan, chains[i].extra)
                     else:
                         trainings.append(Training(runs[i], setups[i], level, new_model, plan, chains[i].extra))
-            for group in replica_groups(trainings, replicas):
+            choice = choose_replicas(replicas, trainings[0].setup, len(trainings), store) if trainings else None
+            for group in replica_groups(trainings, choice.size if choice else 1):
                 resume_every = resume_cadence(options.checkpoint_every, group[0].setup.iterations_per_epoch)
                 try:
-                    train_levels(group, options.quiet, resume_every, options.compile)
+                    train_levels(group, options.quiet, resume_every, options.compile, choice)
+                except ReplicasDiverged:  # the diverged replicas are marked, the others finished
+                    raise
                 except TrainingDiverged as exc:  # keep the last good checkpoint; `lth ls` shows the failure
                     for t in group:
-                        t.run.mark_failed(level, str(exc) if len(group) == 1 else f"{exc} (in one of {len(group)} "
-                                          "stacked replicas; rerun with --replicas off to find which)")
+                        t.run.mark_failed(level, str(exc))
                     raise
                 for t in group:
                     t.run.clear_failed(level)
@@ -272,6 +286,28 @@ def run_chains(chains: list[Chain], levels: list[int], store: Store, options: Ru
     for run, result in zip(runs, results):
         result.levels = [run.summary(level) for level in levels]
     return results
+
+
+def replica_groups(trainings: list[Training], size: int) -> list[list[Training]]:
+    """A level's trainings in the groups that train as one stacked computation (replicas.stack_groups,
+    the rule every path uses): same model, data and training config, same start and checkpoints; a
+    training that restores an optimizer state or resumes a half-done file of its own trains alone."""
+    return stack_groups(trainings, size, _stack_key)
+
+
+def _stack_key(t: Training) -> tuple | None:
+    c = t.setup.config
+    if t.plan.optimizer_state is not None or (t.directory / RESUME_FILE).exists() or c.train.precision == "fp16":
+        return None  # (fp16: one GradScaler for K copies: one's overflow would skip all steps)
+    return (section_key(c.model), section_key(c.data), c.train, t.plan.start_iteration, t.plan.checkpoint_steps)
+
+
+def resolve_replicas(config: ExperimentConfig, trainings: int, store: Store, options: RunOptions) -> int:
+    """--replicas as the number K that `trainings` runs of `config` stack by (choose_replicas): the
+    group size of a study's jobs, decided once in the driver, so every executor stacks alike."""
+    if options.replicas in ("off", 1, "1") or trainings <= 1:
+        return 1
+    return choose_replicas(options.replicas, setup_for(config, store, (), options), trainings, store).size
 
 
 def setup_for(config: ExperimentConfig, store: Store, known: Iterable[Setup], options: RunOptions) -> Setup:

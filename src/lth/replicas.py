@@ -1,54 +1,69 @@
-"""K copies of a small network trained as one batched computation.
+"""K copies of a network trained as one batched computation.
 
-Small networks leave the hardware idle: one MLP step is a few small matrix products. K copies that
-share a shape (different seeds; a ticket and its data-order copy; baselines at one level) are
-stacked into one model whose every `nn.Linear` holds weights of shape [K, out, in] and multiplies
-with one `torch.baddbmm`. A batch is the K replicas' batches one after another ([K * B, ...]), so
-the model's own forward code (flatten, ReLU, residual additions) runs unchanged, and each replica
-sees only its own rows. The loss is the sum of the K per-replica mean losses, so each replica's
-gradient is exactly the one it would get alone; SGD and Adam update elementwise, so each replica
-follows its own training (equal to training it alone up to float rounding, tested).
+Small networks leave the hardware idle: one step is many small kernels. K copies that share a shape
+(different seeds; a ticket and its data-order copy; baselines at one level) are stacked into one
+model whose parameters have a leading replica axis [K, ...]. A batch enters as the K replicas'
+batches one after another ([K * B, ...]) and the loss is the sum of the K per-replica mean losses,
+so each replica's gradient is exactly the one it would get alone; SGD and Adam update elementwise,
+so each replica follows its own training (equal to training it alone up to float rounding, tested).
 
-Only models whose parameters all live in `nn.Linear` layers are stacked (batch norm would mix
-replicas' statistics; convolutions would need grouped kernels); everything else trains one by one.
+Two layouts, one per kind of network (`stack_layout`):
+- ROWS, for all-linear networks: activations stay [K * B, features] and every `nn.Linear` is one
+  `torch.baddbmm` over [K, B, features]; the model's own forward code (flatten, ReLU, residual
+  additions) runs unchanged.
+- CHANNELS, for networks with convolutions: inside the model, activations are [B, K * C, ...] --
+  replica k owns channels k*C .. (k+1)*C - 1 -- so each convolution is one grouped convolution
+  (groups x K), each batch norm one batch norm over K * C channels (per channel, so every replica
+  keeps exactly its own statistics and running averages), and ReLU, pooling, residual additions and
+  flattening run unchanged (flattening [B, K * C, H, W] gives each replica's features contiguous, in
+  the order the model alone has). Linear layers map [B, K * in] to [B, K * out]. A hook lays the
+  [K * B, ...] input out as channels and the [B, K * classes] output back as rows, so the training
+  loop never sees the layout.
+Stacked modules keep the original parameter names ([K, ...] shapes), so a replica's state_dict is
+the stacked one indexed at k.
 """
 from __future__ import annotations
 
 import copy
-from typing import TYPE_CHECKING, Any, Iterator, Sequence
+import enum
+from typing import Any, Callable, Hashable, Iterator, Sequence, TypeVar
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from .config import section_key
 from .data.loader import gather
-from .distributed import world_size
 from .masks import Mask
-from .models import MODELS
-from .store import RESUME_FILE
 
-if TYPE_CHECKING:
-    from .levels import Training
 
-MAX_AUTO_REPLICAS = 8
+class Layout(enum.Enum):
+    ROWS = "rows"  # all-linear: [K * B, features] throughout
+    CHANNELS = "channels"  # convolutional: [B, K * C, ...] inside the model
 
 
 class StackedLinear(nn.Module):
-    """K independent linear layers applied to K consecutive blocks of rows of the input."""
+    """K independent linear layers: on K consecutive blocks of rows (ROWS), or on K consecutive
+    blocks of features of each row (CHANNELS)."""
 
-    def __init__(self, layers: Sequence[nn.Linear]):
+    def __init__(self, layers: Sequence[nn.Linear], layout: Layout = Layout.ROWS):
         super().__init__()
         self.replicas = len(layers)
+        self.channels = layout is Layout.CHANNELS
         self.weight = nn.Parameter(torch.stack([layer.weight.detach() for layer in layers]))
         self.bias = nn.Parameter(torch.stack([layer.bias.detach() for layer in layers])) \
             if layers[0].bias is not None else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        rows = x.reshape(self.replicas, -1, x.shape[-1])  # [K, B, in]
+        if self.channels:  # [B, K * in] -> [K, B, in]
+            rows = x.reshape(x.shape[0], self.replicas, -1).transpose(0, 1)
+        else:  # [K * B, in] -> [K, B, in]
+            rows = x.reshape(self.replicas, -1, x.shape[-1])
         if torch.is_autocast_enabled(x.device.type):  # autograd's own backward handles the casts
             out = _stacked_linear(rows, self.weight, self.bias)
         else:
             out = _StackedLinearFunction.apply(rows, self.weight, self.bias)
+        if self.channels:
+            return out.transpose(0, 1).reshape(x.shape[0], -1)
         return out.reshape(-1, out.shape[-1])
 
 
@@ -78,21 +93,140 @@ class _StackedLinearFunction(torch.autograd.Function):
         return grad_rows, grad_weight, grad_bias
 
 
-def stackable(model: nn.Module) -> bool:
-    """Whether every parameter of `model` belongs to an nn.Linear (then it can be stacked)."""
+class StackedConv(nn.Module):
+    """K convolutions (1-D or 2-D) as one convolution with K times the groups over [B, K * C, ...]."""
+
+    def __init__(self, layers: Sequence[nn.Conv1d | nn.Conv2d]):
+        super().__init__()
+        first = layers[0]
+        self.replicas = len(layers)
+        self.function = F.conv1d if isinstance(first, nn.Conv1d) else F.conv2d
+        self.stride, self.padding, self.dilation, self.groups = first.stride, first.padding, first.dilation, first.groups
+        self.weight = nn.Parameter(torch.stack([layer.weight.detach() for layer in layers]))  # [K, out, in/g, *kernel]
+        self.bias = nn.Parameter(torch.stack([layer.bias.detach() for layer in layers])) \
+            if first.bias is not None else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        weight = self.weight.reshape(-1, *self.weight.shape[2:])  # a view: [K * out, in/g, *kernel]
+        bias = None if self.bias is None else self.bias.reshape(-1)
+        return self.function(x, weight, bias, self.stride, self.padding, self.dilation, self.groups * self.replicas)
+
+
+class StackedBatchNorm(nn.modules.batchnorm._BatchNorm):
+    """K batch norms as one over [B, K * C, ...]: statistics are per channel, so each replica's are
+    exactly its own. Parameters and running averages are [K, C] (replica k's at index k), the batch
+    count [K]; F.batch_norm updates the running averages through [K * C] views of them."""
+
+    def __init__(self, norms: Sequence[nn.modules.batchnorm._BatchNorm]):
+        first = norms[0]
+        super().__init__(first.num_features, first.eps, first.momentum, first.affine, first.track_running_stats)
+        self.replicas = len(norms)
+        with torch.no_grad():
+            for name in ("weight", "bias"):
+                if getattr(first, name) is not None:
+                    setattr(self, name, nn.Parameter(torch.stack([getattr(n, name).detach() for n in norms])))
+            for name in ("running_mean", "running_var", "num_batches_tracked"):
+                if getattr(first, name) is not None:
+                    setattr(self, name, torch.stack([getattr(n, name).clone() for n in norms]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # nn.BatchNorm's own logic, on the flattened [K * C] views (every replica has the same count)
+        factor = 0.0 if self.momentum is None else self.momentum
+        if self.training and self.track_running_stats and self.num_batches_tracked is not None:
+            self.num_batches_tracked.add_(1)
+            factor = 1.0 / float(self.num_batches_tracked[0]) if self.momentum is None else self.momentum
+        batch_stats = self.training or (self.running_mean is None and self.running_var is None)
+        use_running = not self.training or self.track_running_stats
+        flat = lambda t: None if t is None else t.view(-1)  # noqa: E731
+        return F.batch_norm(x, flat(self.running_mean) if use_running else None,
+                            flat(self.running_var) if use_running else None, flat(self.weight), flat(self.bias),
+                            batch_stats, factor, self.eps)
+
+
+_LINEAR = (nn.Linear,)
+_CONVS = (nn.Conv1d, nn.Conv2d)
+_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
+
+
+def stack_layout(model: nn.Module) -> Layout | None:
+    """How `model` stacks: ROWS if every parameter lives in an nn.Linear, CHANNELS if every one lives
+    in a linear, convolution (zero padding) or batch-norm layer and there is a convolution; None
+    (it trains one by one) otherwise."""
     owners = [m for m in model.modules() if any(True for _ in m.parameters(recurse=False))]
-    return bool(owners) and all(type(m) is nn.Linear for m in owners)
+    if not owners:
+        return None
+    if all(type(m) in _LINEAR for m in owners):
+        return Layout.ROWS
+    known = all(type(m) in (*_LINEAR, *_CONVS, *_NORMS) for m in owners)
+    zero_padded = all(m.padding_mode == "zeros" for m in owners if isinstance(m, _CONVS))
+    has_conv = any(isinstance(m, _CONVS) for m in owners)
+    # (a norm module's buffers but no parameters: BatchNorm(affine=False) still needs stacking)
+    loose_norms = all(type(m) in _NORMS for m in model.modules() if isinstance(m, nn.modules.batchnorm._NormBase))
+    return Layout.CHANNELS if known and zero_padded and has_conv and loose_norms else None
+
+
+def stackable(model: nn.Module) -> bool:
+    """Whether K copies of `model` can train as one stacked model."""
+    return stack_layout(model) is not None
 
 
 def stack_models(models: Sequence[nn.Module]) -> nn.Module:
-    """One model computing all of `models` (same architecture) on [K * B, ...] inputs."""
+    """One model computing all of `models` (same architecture) on [K * B, ...] inputs, giving [K * B, ...]
+    outputs (replica k's rows at k*B .. (k+1)*B - 1)."""
+    layout = stack_layout(models[0])
+    if layout is None:
+        raise ValueError(f"{type(models[0]).__name__} cannot be stacked (see replicas.stack_layout)")
     stacked = copy.deepcopy(models[0])
+    spatial = 0
     for name, module in list(models[0].named_modules()):
-        if isinstance(module, nn.Linear):
-            layers = [dict(m.named_modules())[name] for m in models]
-            parent, _, leaf = name.rpartition(".")
-            setattr(stacked.get_submodule(parent) if parent else stacked, leaf, StackedLinear(layers))
+        parts = [m.get_submodule(name) for m in models]
+        if isinstance(module, _LINEAR):
+            replacement: nn.Module = StackedLinear(parts, layout)
+        elif isinstance(module, _CONVS):
+            replacement = StackedConv(parts)
+            spatial = spatial or (1 if isinstance(module, nn.Conv1d) else 2)
+        elif isinstance(module, _NORMS):
+            replacement = StackedBatchNorm(parts)
+        else:
+            continue
+        parent, _, leaf = name.rpartition(".")
+        setattr(stacked.get_submodule(parent) if parent else stacked, leaf, replacement)
+    if layout is Layout.CHANNELS:
+        stacked.register_forward_pre_hook(_ChannelsIn(len(models), spatial))
+        stacked.register_forward_hook(_RowsOut(len(models)))
     return stacked
+
+
+class _ChannelsIn:
+    """Forward pre-hook: the [K * B, C, *spatial] input as [B, K * C, *spatial] (an input without a
+    channel axis, e.g. MNIST-1D's [N, 40] sequences, gets one first, as the model itself would)."""
+
+    def __init__(self, replicas: int, spatial: int):
+        self.replicas, self.spatial = replicas, spatial
+
+    def __call__(self, module: nn.Module, args: tuple) -> tuple:
+        x, *rest = args
+        if x.dim() == 1 + self.spatial:
+            x = x.unsqueeze(1)
+        if x.shape[0] % self.replicas:
+            raise ValueError(f"a model of {self.replicas} stacked replicas takes their {self.replicas} batches one after "
+                             f"another, got {x.shape[0]} rows")
+        shape = x.shape
+        grouped = x.reshape(self.replicas, -1, *shape[1:]).transpose(0, 1)  # [B, K, C, ...]
+        if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last):  # keep NHWC for cuDNN
+            out = grouped.permute(0, 3, 4, 1, 2).reshape(grouped.shape[0], shape[2], shape[3], -1)
+            return (out.permute(0, 3, 1, 2), *rest)
+        return (grouped.reshape(grouped.shape[0], -1, *shape[2:]), *rest)
+
+
+class _RowsOut:
+    """Forward hook: the [B, K * classes] output as [K * B, classes]."""
+
+    def __init__(self, replicas: int):
+        self.replicas = replicas
+
+    def __call__(self, module: nn.Module, args: tuple, out: torch.Tensor) -> torch.Tensor:
+        return out.reshape(out.shape[0], self.replicas, -1).transpose(0, 1).reshape(-1, out.shape[-1] // self.replicas)
 
 
 def replica_state(stacked_state: dict[str, torch.Tensor], index: int) -> dict[str, torch.Tensor]:
@@ -136,37 +270,19 @@ def repeated(batches: Iterator[tuple[torch.Tensor, torch.Tensor]], replicas: int
         yield torch.cat([x] * replicas), y
 
 
-def group_size(replicas: str | int, model: nn.Module, registered: bool = True) -> int:
-    """How many copies to stack: `--replicas off` 1, K, or auto (up to 8 for a stackable model).
-
-    auto stacks only the registry's models, whose forward code is known to call its nn.Linear
-    layers on [rows, features] inputs; a user's model (registered=False) is stacked only when K is
-    asked for explicitly, since a forward that uses `layer.weight` directly would break."""
-    if replicas in ("off", 1, "1"):
-        return 1
-    if not stackable(model):
-        return 1
-    if replicas == "auto":
-        return MAX_AUTO_REPLICAS if registered else 1
-    return int(replicas)
+Item = TypeVar("Item")
 
 
-def replica_groups(trainings: list[Training], replicas: str | int = "auto") -> list[list[Training]]:
-    """Split one level's trainings into groups trained together: same model, data and training
-    config, same start and checkpoints, no optimizer state to restore, no half-done resume file."""
-    if not trainings:
-        return []
-    registered = trainings[0].setup.config.model.name in MODELS
-    size = group_size(replicas, trainings[0].model, registered) if world_size() == 1 else 1
-    groups: dict[Any, list[Training]] = {}
+def stack_groups(items: Sequence[Item], size: int, key: Callable[[Item], Hashable | None]) -> list[list[Item]]:
+    """The one rule for which trainings stack, used by every path (a level's trainings inline, a
+    study's seed groups for executors): items of equal key, in order, `size` at a time; an item whose
+    key is None trains alone. Groups come in the order of their first item, lone items last."""
+    groups: dict[Hashable, list[Item]] = {}
     alone = []
-    for t in trainings:
-        c = t.setup.config
-        if size == 1 or t.plan.optimizer_state is not None or (t.directory / RESUME_FILE).exists() \
-                or c.train.precision == "fp16":  # one GradScaler for K copies: one's overflow would skip all steps
-            alone.append([t])
-            continue
-        key = (section_key(c.model), section_key(c.data), c.train, t.plan.start_iteration, t.plan.checkpoint_steps)
-        groups.setdefault(key, []).append(t)
-    chunks = [group[i:i + size] for group in groups.values() for i in range(0, len(group), size)]
-    return chunks + alone
+    for item in items:
+        k = key(item) if size > 1 else None
+        if k is None:
+            alone.append([item])
+        else:
+            groups.setdefault(k, []).append(item)
+    return [group[i:i + size] for group in groups.values() for i in range(0, len(group), size)] + alone

@@ -17,6 +17,7 @@ from .config import ExperimentConfig
 from .errors import ConfigError
 from .experiment import canonical, canonical_steps
 from .jobs import STABILITY, run_inline, stage_jobs, study_dense_jobs
+from .levels import resolve_replicas
 from .options import RunOptions, takes_run_options
 from .stability import STABILITY_LEVEL
 from .steps import Step, check_steps
@@ -124,7 +125,7 @@ def reproduce(config: ExperimentConfig, plan: StudyPlan, store: Store | str | Pa
     summary = {"imp": [], "branches": [], "stability": []}
     seeded = plan.seeded(config)
     seeds = "seed " + ",".join(map(str, plan.seeds)) if len(plan.seeds) == 1 else "seeds " + ",".join(map(str, plan.seeds))
-    replicas = options.replicas
+    replicas = resolve_replicas(config, len(plan.seeds), store, options)  # the seed groups' size
     stages = plan.stages(config)
     run_inline(study_dense_jobs(config, plan, replicas), store, options)  # (every rewind point in one training)
     log(f"[0/{len(stages)}] {seeds}: the dense network ({time.perf_counter() - began:.0f} s)")

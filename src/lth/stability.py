@@ -32,7 +32,7 @@ from .options import RunOptions, takes_run_options
 from .models import MODELS
 from .steps import check_steps
 from .store import DEFAULT_STORE, FINAL_FILE, MASK_FILE, Store, level_dir_name, load_tensors, read_json, write_json
-from .replicas import stack_models, stackable
+from .replicas import Layout, repeated, stack_layout, stack_models
 from .train import evaluate, evaluate_replicas
 
 # The defaults of a stability measurement, defined here only ([LMC]: 30 points; see docs/science.md).
@@ -124,7 +124,8 @@ def interpolation_curve(model: nn.Module, setup: Setup, a: State, b: State, poin
         chunk = alphas[first:first + per_pass]
         network = _interpolated(model, a, b, chunk)
         if batch_norm == "recompute" and has_batch_norm(model):
-            recompute_batch_norm(network, train_sample(setup.data, setup.device, train_examples))
+            sample = train_sample(setup.data, setup.device, train_examples)
+            recompute_batch_norm(network, sample if len(chunk) == 1 else repeated(sample, len(chunk)))
         test = _errors(network, setup.data.test_batches(setup.device), len(chunk))
         train = _errors(network, train_sample(setup.data, setup.device, train_examples), len(chunk))
         curve += [{"alpha": alpha, "test_error": t, "train_error": r} for alpha, t, r in zip(chunk, test, train)]
@@ -138,8 +139,8 @@ def points_per_pass(model: nn.Module, points: int, device: torch.device | str = 
     0.53-0.67x), since one point's 2048-example batch already keeps the cores busy; on a GPU a
     small model's pass is launch-bound. Then as many as fit the budget with their weights and a
     2048-example batch's activations."""
-    if torch.device(device).type != "cuda" or not stackable(model) or has_batch_norm(model):
-        return 1
+    if torch.device(device).type != "cuda" or stack_layout(model) is not Layout.ROWS:
+        return 1  # (conv nets: one point's 2048-example pass already fills a GPU; not measured stacked)
     layers = [m for m in model.modules() if isinstance(m, nn.Linear)]
     weights = sum(p.numel() * p.element_size() for p in model.parameters())
     activations = 2 * 2048 * max(max(m.in_features, m.out_features) for m in layers) * 4

@@ -106,6 +106,7 @@ def evaluate(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tenso
 @dataclass
 class TrainResult:
     metrics: list[dict] = field(default_factory=list)  # one record per evaluation
+    failure: str | None = None  # a stacked replica whose loss became NaN/inf: why (the others train on)
 
     @property
     def final(self) -> dict:
@@ -207,7 +208,12 @@ def train_replicas(model: nn.Module, data, config: TrainConfig, data_seeds: Sequ
                 and iteration > interval.start:
             records = _record(model, data, device, iteration, interval, loop.replicas)
             for r, record in zip(results, records):
-                r.metrics.append(record)
+                if r.failure is None:
+                    r.metrics.append(record)
+                    r.failure = _divergence(record, interval.start)
+            if all(r.failure for r in results):  # (alone: at once, the last resume file is the last good state)
+                raise TrainingDiverged(results[0].failure + ("" if loop.replicas == 1 else
+                                                             f" (in all {loop.replicas} stacked replicas)"))
             bar.set_postfix(loss=f"{records[0]['train_loss']:.3f}", test_acc=f"{records[0]['test_accuracy']:.3f}")
             interval.reset(iteration)
         if iteration >= stop:
@@ -224,6 +230,27 @@ def train_replicas(model: nn.Module, data, config: TrainConfig, data_seeds: Sequ
     if resume_path is not None:
         Path(resume_path).unlink(missing_ok=True)
     return results
+
+
+def step_seconds(model: nn.Module, data, config: TrainConfig, data_seeds: Sequence[int], device: torch.device,
+                 steps: int = 5, warmup: int = 2) -> float:
+    """Median wall seconds of one optimizer step of `model` (K stacked replicas for K data seeds) on
+    its real batches, after `warmup` steps; `model` is trained by it (pass a throwaway copy). What
+    `--replicas auto` measures."""
+    device = torch.device(device)
+    loader = _loader(data, config, list(data_seeds), device, False)
+    schedule = Schedule.from_config(config, loader.iterations_per_epoch)
+    loop = _Loop.set_up(model, config, loader, schedule, list(data_seeds), device, None, None, False)
+    interval = _Interval.empty(loop.replicas, 0, device)
+    times = []
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        for iteration in range(warmup + steps):
+            began = time.perf_counter()
+            loop.step(iteration, interval)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            times.append(time.perf_counter() - began)
+    return sorted(times[warmup:])[steps // 2]
 
 
 def _span(start: Step | str | int, stop: Step | str | int | None, schedule: Schedule, ipe: int) -> tuple[int, int]:
@@ -391,15 +418,21 @@ def _record(model, data, device, iteration, interval: _Interval, replicas=1) -> 
         loss_sum, correct, seen = totals[0] / distributed.world_size(), totals[1], int(totals[2])
     train_losses = [value / max(iteration - interval_start, 1) for value in loss_sum.reshape(-1).tolist()]
     accuracies = [value / max(seen, 1) for value in correct.reshape(-1).tolist()]
-    for train_loss in train_losses:
-        if not math.isfinite(train_loss):
-            raise TrainingDiverged(f"the training loss became {train_loss} between iterations {interval_start} and "
-                                   f"{iteration}; lower the learning rate or add warm-up")
+    if replicas == 1 and not math.isfinite(train_losses[0]):  # (no evaluation of a diverged model)
+        return [{"iteration": iteration, "train_loss": train_losses[0]}]
     tests = [evaluate(model, data.test_batches(device))] if replicas == 1 else \
         evaluate_replicas(model, data.test_batches(device), replicas)
     return [{"iteration": iteration, "train_loss": train_loss, "train_accuracy": accuracy, "test_loss": test_loss,
              "test_accuracy": test_accuracy}
             for train_loss, accuracy, (test_loss, test_accuracy) in zip(train_losses, accuracies, tests)]
+
+
+def _divergence(record: dict, interval_start: int) -> str | None:
+    """Why a training failed, if its training loss is no longer finite."""
+    if math.isfinite(record["train_loss"]):
+        return None
+    return (f"the training loss became {record['train_loss']} between iterations {interval_start} and "
+            f"{record['iteration']}; lower the learning rate or add warm-up")
 
 
 @torch.no_grad()
@@ -431,6 +464,8 @@ def _save_resume(path, model, optimizer, scaler, iteration: int, interval: _Inte
     state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "iteration": iteration,
              "loss_sum": interval.loss_sum, "correct": interval.correct, "seen": interval.seen,
              "interval_start": interval.start, "metrics": metrics}
+    if any(r.failure for r in results):
+        state["failures"] = [r.failure for r in results]
     if scaler.is_enabled():
         state["scaler"] = scaler.state_dict()
     torch.save(state, buffer)
@@ -446,6 +481,8 @@ def _resume(path, device, model, optimizer, scaler, results: list[TrainResult]) 
         scaler.load_state_dict(state["scaler"])
     for result, metrics in zip(results, state["metrics"] if len(results) > 1 else [state["metrics"]]):
         result.metrics = metrics
+    for result, failure in zip(results, state.get("failures", [])):
+        result.failure = failure
     return state["iteration"], _Interval(state["loss_sum"], state["correct"], state["seen"], state["interval_start"])
 
 
