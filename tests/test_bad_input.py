@@ -90,7 +90,7 @@ NESTED = "[" * 100_000 + "]" * 100_000
 
 
 @pytest.mark.parametrize("args, message", [
-    (["imp", "--seed", str(2 ** 63)], "seed must be in [0, 4.61169e+18)"),
+    (["imp", "--seed", str(2 ** 63)], "seed must be in [0, 9.22337e+18)"),
     (["imp", "--seeds", f"0,{2 ** 64}"], "seed must be in"),
     (["imp", "--optimizer", "sgd", "--set", "train.nesterov=true"], "Nesterov momentum needs --optimizer sgd"),
     (["imp", "--lr", "inf"], "learning rate must be a finite number, got inf"),

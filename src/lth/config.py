@@ -61,7 +61,7 @@ class Bounds:
         return f"in {'[' if self.low_closed else '('}{self.low:g}, {self.high:g}{']' if self.high_closed else ')'}"
 
 
-SEED_BOUNDS = "[0, 4611686018427387904)"  # 2^62
+SEED_BOUNDS = "[0, 9223372036854775808)"  # 2^63: derived seeds (data-order copies) use all 63 bits
 SECTIONS = ("data", "model", "train", "prune")  # the config's sections: `--set train={...}` sets some of their keys
 SAFE_LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")  # a preset label becomes a file name (the report's folder)
 
