@@ -99,7 +99,6 @@ NESTED = "[" * 100_000 + "]" * 100_000
     (["imp", "--set", 'model.options={"num_classes": 3}'], "outputs shape (2, 3) for a batch of 2, expected (2, 10)"),
     (["imp", "--set", 'model.options={"hidden": -5}'], "cannot be built"),
     (["imp", "--set", 'model.options={"depth": 2}'], "bad options for model 'mnist1d_mlp'"),
-    (["imp", "--iterations", "10it", "--rewind", "50it"], "pass an earlier --rewind (e.g. --rewind 0it)"),
     (["stability", "--rewind-points", ","], "--rewind-points needs at least one step"),
     (["stability", "--threshold", "nan"], "--threshold is a barrier"),
     (["stability", "--level", "-1"], "--level must be 0 or more"),
@@ -108,6 +107,13 @@ NESTED = "[" * 100_000 + "]" * 100_000
 ])
 def test_bad_values_exit_2_with_one_line(args, message, store, capsys):
     refused([*args[:1], *TINY, *args[1:], "--store", str(store)], message, store, capsys)
+
+
+def test_a_rewind_step_past_the_end_says_which_flag_to_change(tmp_path, capsys):
+    assert main(["train", *TINY, "--rewind", "50it", "--store", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "pass an earlier --rewind (e.g. --rewind 0it)" in err, err
+    assert not list(tmp_path.glob("*/level_0")), err  # nothing trained
 
 
 def test_argparse_values_are_named_by_their_meaning(store, capsys):

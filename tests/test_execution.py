@@ -75,11 +75,13 @@ def test_a_level_resumed_with_other_settings_warns(tmp_path, mnist1d, capsys, mo
 
 def _move_to_other_hardware(run_dir, level: int, name: str = "Other CPU (AVX2, openblas)") -> None:
     """Rewrite a level's execution record as if it had been computed on another machine."""
+    from lth.store import read_json, write_json
+
     path = run_dir / f"level_{level}" / "summary.json"
-    summary = json.loads(path.read_text())
+    summary = read_json(path)
     summary["execution"]["hardware"] = name
     path.unlink()  # (adopted levels are hard links: write a file of this run's own)
-    path.write_text(json.dumps(summary))
+    write_json(path, summary)  # (with its checksum: an edit by hand is a damaged file)
 
 
 def test_extending_or_comparing_runs_from_other_hardware_warns(tmp_path, mnist1d, capsys):

@@ -129,7 +129,6 @@ class ExperimentConfig:
     rewind_optimizer: str = option("reset", flag="--rewind-optimizer", choices=("reset", "rewind"),
                                    help="at the rewind step, start a fresh optimizer (reset, the papers' default) "
                                    "or restore its state")
-    # seeds in [0, 2^62): streams derive seeds from them (seed + offset, hashes) that torch takes as int64
     seed: int = option(0, flag="--seed", bounds=SEED_BOUNDS, what="seed", help="initialisation seed (default 0)")
     data_seed: int | None = option(None, flag="--data-seed", bounds=SEED_BOUNDS, what="data seed",
                                    help="data-order seed (default: the init seed)")
@@ -266,10 +265,6 @@ def validate(config: ExperimentConfig) -> None:
     check_steps((t.iterations, t.warmup, t.eval_every, config.rewind, *t.lr_drops))
     if Step.parse(t.iterations).amount < 1:
         raise ConfigError("training length must be at least 1 iteration")
-    rewind, total = Step.parse(config.rewind), Step.parse(t.iterations)
-    if rewind.unit == total.unit and rewind.amount >= total.amount:  # (in other units the data decides: Setup.rewind)
-        raise ConfigError(f"rewind step {config.rewind} is not before the end of training ({t.iterations}); pass an "
-                          "earlier --rewind (e.g. --rewind 0it) or a longer --iterations")
     if t.nesterov and (t.optimizer != "sgd" or t.momentum <= 0):
         raise ConfigError("Nesterov momentum needs --optimizer sgd with train.momentum above 0 (e.g. --set "
                           f"train.momentum=0.9), got {t.optimizer} with momentum {t.momentum}")

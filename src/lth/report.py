@@ -24,7 +24,7 @@ from .hardware import hardware_of, mixed_hardware_warning
 from .stability import settings_name
 from .steps import Step
 from .errors import StoreError
-from .store import CONFIG_FILE, METRICS_FILE, Run, Store, atomic_write, read_json, read_jsonl, write_json
+from .store import CONFIG_FILE, METRICS_FILE, Run, Store, atomic_write, path_safe, read_json, read_jsonl, write_json
 
 # One colour per kind (kinds.py), the same in every figure, and the stability plots' own lines.
 COLORS = {**{name: kind.color for name, kind in KINDS.items()}, "pruning": "#ff7f0e", "barrier": "#d62728",
@@ -196,7 +196,7 @@ def write_report(store_or_run: str | Path, out: str | Path | None = None, margin
         return [out]
     written = []
     for study in studies:
-        target = out if len(studies) == 1 else out / f"{study.preset}-{study_key(study.runs[0])}"
+        target = out if len(studies) == 1 else out / f"{path_safe(study.preset)}-{study_key(study.runs[0])}"
         written.append(_write_study(study, target, margin))
     if len(studies) > 1:
         _write_index(studies, written, out)

@@ -62,6 +62,11 @@ STALE_SECONDS = 600  # a temp file of a write untouched this long was left by a 
 _LEVEL_NAME = re.compile(r"level_(\d+)")
 
 
+def path_safe(label: str) -> str:
+    """A label (a preset's, a model's name) as one file name: nothing that climbs out of a folder."""
+    return re.sub(r"[^A-Za-z0-9_.+-]", "_", label).lstrip(".") or "_"
+
+
 def level_dir_name(level: int) -> str:
     return f"level_{level}"
 
@@ -165,9 +170,10 @@ def write_json(path: str | Path, value: Any) -> None:
 
 
 def write_jsonl(path: str | Path, rows: list[Mapping[str, Any]]) -> None:
+    """One JSON object per line, then a last line {"sha256": ...} of the lines before it (read_jsonl checks it)."""
+    text = "".join(json.dumps(row, sort_keys=True) + "\n" for row in rows)
     with atomic_write(path, "w") as handle:
-        for row in rows:
-            handle.write(json.dumps(row, sort_keys=True) + "\n")
+        handle.write(text + json.dumps({CHECKSUM_KEY: hashlib.sha256(text.encode()).hexdigest()}) + "\n")
 
 
 def read_json(path: str | Path) -> Any:
@@ -187,10 +193,21 @@ def read_json(path: str | Path) -> Any:
 
 
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    """The rows of a JSON-lines file, its checksum line verified and removed (files written before it
+    existed have none)."""
     try:
-        return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
-    except (OSError, ValueError) as exc:
+        text = Path(path).read_text()
+        rows = [json.loads(line) for line in text.splitlines() if line.strip()]
+    except FileNotFoundError:
+        raise damaged(path, "missing file") from None
+    except (OSError, ValueError, RecursionError) as exc:
         raise damaged(path, f"unreadable file ({type(exc).__name__})") from None
+    if rows and isinstance(rows[-1], dict) and set(rows[-1]) == {CHECKSUM_KEY}:
+        body = text[:text.rstrip("\n").rfind("\n") + 1]
+        if hashlib.sha256(body.encode()).hexdigest() != rows[-1][CHECKSUM_KEY]:
+            raise damaged(path, "damaged file (checksum mismatch)")
+        rows = rows[:-1]
+    return rows
 
 
 def save_tensors(path: str | Path, tensors: Mapping[str, torch.Tensor]) -> None:
