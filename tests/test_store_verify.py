@@ -30,11 +30,16 @@ def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
     return code, out, err.strip()
 
 
+def results(root: Path) -> dict[str, str]:
+    """The store's files but the bookkeeping of who trains a level (lock, running, owner)."""
+    return {k: v for k, v in snapshot(root).items() if not k.endswith((".lock", ".running", ".owner.json"))}
+
+
 def one_line_error(args: list[str], capsys, store: Path, message: str) -> str:
-    before = snapshot(store)
+    before = results(store)
     code, _, err = run_cli(args, capsys)
     assert code == 2 and len(err.splitlines()) == 1 and "Traceback" not in err and message in err, err
-    assert snapshot(store) == before
+    assert results(store) == before
     return err
 
 
@@ -186,6 +191,21 @@ def test_a_damaged_adopted_weight_file_names_both_copies_and_one_command_repairs
     code, _, err = run_cli(["export", str(imp_run(store)), "--level", "0", "--out", str(tmp_path / "t.safetensors")],
                            capsys)
     assert code == 0, err
+
+
+def test_a_damaged_rewind_checkpoint_names_every_level_sharing_it_and_one_command_repairs_them(tmp_path, capsys):
+    store = tmp_path / "store"
+    levels = imp_levels(store, capsys, 1, "--rewind", "10it")
+    dense = next(p.parent for p in store.glob("*/config.json") if json.loads(p.read_text())["kind"] == "dense")
+    step = dense / "level_0" / "step_10it.safetensors"  # W_k, linked into the chain's level 0
+    data = bytearray(step.read_bytes())
+    data[-1] ^= 0xFF
+    step.write_bytes(bytes(data))
+    err = one_line_error(["imp", "--levels", "2", *TINY, "--rewind", "10it", "--store", str(store)], capsys, store,
+                         "corrupt tensor file (checksum mismatch)")
+    assert all(str(d) in err for d in (dense / "level_0", imp_run(store) / "level_0", imp_run(store) / "level_1")), err
+    repair(err)
+    assert numbers(imp_levels(store, capsys, 2, "--rewind", "10it"))[:2] == numbers(levels)
 
 
 def test_temp_files_of_killed_writes_are_removed_when_the_level_trains(tmp_path, capsys):

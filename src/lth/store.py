@@ -81,26 +81,44 @@ def level_of(name: str) -> int | None:
 
 def repair(path: str | Path) -> str:
     """The one command that removes a damaged or missing store file `path` and what was computed from
-    it, so that rerunning the command that made it recomputes it (docs/store.md, "Repairing a run")."""
+    it, so that rerunning the command that made it recomputes it (docs/store.md, "Repairing a run"):
+    the level holding it (a rewind checkpoint too: chains link it, and only a new dense training is
+    sure to remake it) with the later levels of its run, and the same for every level sharing its files."""
     path = Path(path)
     if path.name == CONFIG_FILE:  # without its config a run cannot be read: it goes as a whole
         return f"rm -r {path.parent}"
     level = level_of(path.parent.name)
-    if level is None or path.name.startswith(("step_", "resume")):  # a checkpoint alone is recomputed (replayed, restarted)
+    if level is None or path.name.startswith("resume"):  # a resume file alone: that training restarts
         return f"rm {path}"
-    run_dir = path.parent.parent
+    dirs = [d for shared in _sharing(path.parent) for d in _level_and_later(shared)]
+    return "rm -r " + " ".join(str(d) for d in dict.fromkeys(dirs))
+
+
+def _level_and_later(level_dir: Path) -> list[Path]:
+    """A level and the later levels of its run (each pruned from the one before)."""
+    run_dir, level = level_dir.parent, level_of(level_dir.name)
     later = [run_dir / level_dir_name(L) for L in levels_in(run_dir) if L >= level] if run_dir.is_dir() else []
-    return "rm -r " + " ".join(str(p) for p in [*(later or [path.parent]), *_adopted_from(path.parent)])
+    return later or [level_dir]
 
 
-def _adopted_from(level_dir: Path) -> list[Path]:
-    """The level an adopted level links to (the same inodes: damage to one is damage to both)."""
+def _sharing(level_dir: Path) -> list[Path]:
+    """The level folders holding the same files as `level_dir` (hard links: damage to one is damage to
+    all): the level it adopted, and every level that adopted either."""
+    store, source = level_dir.parent.parent, _adopted_name(level_dir)
+    roots = [level_dir] + ([store / source] if source else [])
+    names = {f"{root.parent.name}/{root.name}" for root in roots}
+    adopters = [p.parent for p in sorted(store.glob(f"*/level_*/{SUMMARY_FILE}")) if _adopted_name(p.parent) in names]
+    return roots + adopters
+
+
+def _adopted_name(level_dir: Path) -> str | None:
+    """`<hash>/level_<L>` that a level adopted (its summary's adopted_from), if it names a level of the store."""
     try:
         source = json.loads((level_dir / SUMMARY_FILE).read_text()).get("adopted_from")
     except (OSError, ValueError, AttributeError, RecursionError):
-        return []
-    return [level_dir.parent.parent / source] if isinstance(source, str) and level_of(Path(source).name) is not None \
-        and len(Path(source).parts) == 2 and ".." not in Path(source).parts else []
+        return None
+    parts = Path(source).parts if isinstance(source, str) else ()
+    return source if len(parts) == 2 and ".." not in parts and level_of(parts[1]) is not None else None
 
 
 def damaged(path: str | Path, what: str) -> StoreError:
