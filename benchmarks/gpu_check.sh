@@ -35,8 +35,15 @@ part tests 120 python3 -m pytest -q -p no:cacheprovider -k cuda tests/test_train
     tests/test_init_pruning.py tests/test_branches_stability.py
 # 2. ResNet-20 it/s: the per-sample DataLoader loop, lth fp32, bf16, bf16 + compile, CUDA graphs (fp32, bf16)
 part resnet20 180 python3 benchmarks/gpu_resnet20.py --steps 300 --repeats 2 --variants dataloader,fp32,bf16,bf16+compile,fp32+graphs,bf16+graphs
-# 3. stacked replicas against sequential runs
-part replicas 100 python3 benchmarks/replicas.py --device cuda --ks 1,2,4,8,16 --steps 200 --repeats 2 --cache /tmp/lth-cache
+# 3. stacked replicas against sequential runs: the MLPs, then the conv nets (grouped convolutions), eager and compiled
+part replicas 100 python3 benchmarks/replicas.py --device cuda --presets mnist1d_mlp,lenet300_mnist --ks 1,2,4,8,16 \
+    --steps 200 --repeats 2 --cache /tmp/lth-cache
+part replicas_conv 150 python3 benchmarks/replicas.py --device cuda --presets resnet20_cifar10,vgg16_cifar10 \
+    --ks 1,2,4,8,16 --steps 50 --repeats 1
+part replicas_conv_compiled 150 python3 benchmarks/replicas.py --device cuda --presets resnet20_cifar10 --compile \
+    --ks 1,8 --steps 100 --repeats 1
+# 3b. the [SCALE] ResNet-20 study of 3 seeds: one by one against stacked, from measured step rates
+part study_time 60 bash -c "cd benchmarks && python3 study_time.py --device cuda --preset resnet20_cifar10 --seeds 3 --k 8"
 # 4. one real IMP level of resnet20_cifar10 through the CLI, then ls and report
 cli() {
     python3 benchmarks/synthetic_cifar10.py /tmp/cifar || return

@@ -1,11 +1,15 @@
-"""K copies of a small network trained as one stacked model (lth.replicas) against K separate
-`train()` runs, side by side in one process: replica-iterations per second, the ratio, and the
-achieved GFLOP/s against this machine's measured matmul peak (a large torch.mm in the same run).
+"""K copies of a network trained as one stacked model (lth.replicas) against K separate `train()`
+runs, side by side in one process: replica-iterations per second, the ratio, and the achieved
+GFLOP/s (forward + backward, counted by torch's FlopCounterMode) against this machine's measured
+matmul peak (a large torch.mm in the same run).
 
-    .venv/bin/python benchmarks/replicas.py [--steps 300] [--repeats 3] [--ks 1,2,4,8] [--device cuda]
+    .venv/bin/python benchmarks/replicas.py [--presets mnist1d_mlp,lenet300_mnist,resnet20_cifar10,vgg16_cifar10]
+        [--steps 300] [--repeats 3] [--ks 1,2,4,8] [--device cuda] [--compile]
 
-Both sides run lth's own train() with masks on, the preset's optimizer and batch, evaluation only
-at the end; runs are interleaved and each figure is the median of --repeats.
+Both sides run lth's own train() with masks on, the preset's model, optimizer and batch (CIFAR-10
+and MNIST shapes as random tensors: speed does not depend on the pixels; augmentation off), evaluation
+only at the end; runs are interleaved and each figure is the median of --repeats. The all-linear
+networks stack as batched matmuls, the conv nets as grouped convolutions (replicas.Layout).
 """
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ import time
 from dataclasses import replace
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from lth.data import load_dataset
 from lth.data.loader import TensorDataset
@@ -25,13 +30,20 @@ from lth.replicas import stack_masks, stack_models
 from lth.train import train, train_replicas
 
 
-def datasets(cache: str) -> dict[str, object]:
+def shaped(name: str, shape: tuple[int, ...], train: int, test: int = 1_000) -> TensorDataset:
     generator = torch.Generator().manual_seed(0)
-    mnist_shaped = TensorDataset("mnist", torch.randn(60_000, 1, 28, 28, generator=generator),
-                                 torch.randint(0, 10, (60_000,), generator=generator),
-                                 torch.randn(1_000, 1, 28, 28, generator=generator),
-                                 torch.randint(0, 10, (1_000,), generator=generator), 10)
-    return {"mnist1d_mlp": load_dataset("mnist1d", cache_dir=cache), "lenet300_mnist": mnist_shaped}
+    return TensorDataset(name, torch.randn(train, *shape, generator=generator),
+                         torch.randint(0, 10, (train,), generator=generator),
+                         torch.randn(test, *shape, generator=generator),
+                         torch.randint(0, 10, (test,), generator=generator), 10)
+
+
+def dataset(preset: str, cache: str):
+    if preset.endswith("_cifar10"):
+        return shaped("cifar10", (3, 32, 32), 10_000, test=256)
+    if preset.endswith("_mnist"):
+        return shaped("mnist", (1, 28, 28), 60_000)
+    return load_dataset("mnist1d", cache_dir=cache)
 
 
 def models(config, k: int):
@@ -39,19 +51,19 @@ def models(config, k: int):
     return built, [Mask.ones(m) for m in built]
 
 
-def sequential(config, data, k: int, device: torch.device) -> float:
+def sequential(config, data, k: int, device: torch.device, compile: bool) -> float:
     built, masks = models(config, k)
     began = time.perf_counter()
     for seed, (model, mask) in enumerate(zip(built, masks)):  # train() ends reading metrics: synchronised
-        train(model, data, config.train, mask=mask, data_seed=seed, quiet=True, device=device)
+        train(model, data, config.train, mask=mask, data_seed=seed, quiet=True, device=device, compile=compile)
     return time.perf_counter() - began
 
 
-def stacked(config, data, k: int, device: torch.device) -> float:
+def stacked(config, data, k: int, device: torch.device, compile: bool) -> float:
     built, masks = models(config, k)
     model, mask = stack_models(built), stack_masks(masks)
     began = time.perf_counter()
-    train_replicas(model, data, config.train, list(range(k)), mask=mask, quiet=True, device=device)
+    train_replicas(model, data, config.train, list(range(k)), mask=mask, quiet=True, device=device, compile=compile)
     return time.perf_counter() - began
 
 
@@ -71,44 +83,50 @@ def matmul_peak(device: torch.device, repeats: int = 5) -> float:
     return 2 * size ** 3 / statistics.median(times) / 1e9
 
 
-def flops_per_iteration(config) -> float:
-    """Forward + backward multiply-adds of the linear layers: 3 matmuls of 2 * batch * in * out."""
+def flops_per_iteration(config, data) -> float:
+    """Forward + backward floating-point operations of one step of one replica (FlopCounterMode)."""
     model = build_model(config.model.name, config.model.options, 0)
-    weights = sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear))
-    return 3 * 2 * config.train.batch_size * weights
+    x, y = data.x_train[:config.train.batch_size], data.y_train[:config.train.batch_size]
+    with FlopCounterMode(display=False) as counter:
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+    return float(counter.get_total_flops())
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--presets", default="mnist1d_mlp,lenet300_mnist,resnet20_cifar10,vgg16_cifar10")
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--ks", default="1,2,4,8")
     parser.add_argument("--cache", default="lth_runs/_cache")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (fp32 matmuls either way)")
+    parser.add_argument("--compile", action="store_true", help="both sides through torch.compile (lth --compile)")
     args = parser.parse_args()
     device = torch.device(args.device)
     ks = [int(k) for k in args.ks.split(",")]
-    data = datasets(args.cache)
     peak = matmul_peak(device)
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    print(f"torch {torch.__version__}, {where}; {args.steps} steps per replica, median of {args.repeats}; "
-          f"fp32 matmul peak {peak:.1f} GFLOP/s (torch.mm)")
-    print(f"{'preset':<16} {'K':>2} {'sequential rep-it/s':>20} {'stacked rep-it/s':>17} {'ratio':>6} {'GFLOP/s':>8} "
+    print(f"torch {torch.__version__}, {where}; {args.steps} steps per replica, median of {args.repeats}"
+          f"{', compiled' if args.compile else ''}; fp32 matmul peak {peak:.1f} GFLOP/s (torch.mm)")
+    print(f"{'preset':<18} {'K':>2} {'sequential rep-it/s':>20} {'stacked rep-it/s':>17} {'ratio':>6} {'GFLOP/s':>8} "
           f"{'% peak':>7}")
-    for name, dataset in data.items():
+    for name in args.presets.split(","):
+        data = dataset(name, args.cache)
         config = get_preset(name)
-        config = replace(config, train=replace(config.train, iterations=f"{args.steps}it", eval_every=f"{args.steps}it"))
-        sequential(config, dataset, 1, device)  # warm-up: first calls pay for lazy initialisation
-        stacked(config, dataset, 2, device)
+        config = replace(config, train=replace(config.train, iterations=f"{args.steps}it", eval_every=f"{args.steps}it"),
+                         data=replace(config.data, augment=False), rewind="0it")
+        flops = flops_per_iteration(config, data)
+        sequential(config, data, 1, device, args.compile)  # warm-up: first calls pay for lazy initialisation
+        stacked(config, data, 2, device, args.compile)
         for k in ks:
             seq, stk = [], []
             for _ in range(args.repeats):  # interleaved
-                seq.append(sequential(config, dataset, k, device))
-                stk.append(stacked(config, dataset, k, device))
+                seq.append(sequential(config, data, k, device, args.compile))
+                stk.append(stacked(config, data, k, device, args.compile))
             seq_rate = k * args.steps / statistics.median(seq)
             stk_rate = k * args.steps / statistics.median(stk)
-            gflops = stk_rate * flops_per_iteration(config) / 1e9
-            print(f"{name:<16} {k:>2} {seq_rate:>20.0f} {stk_rate:>17.0f} {stk_rate / seq_rate:>5.2f}x {gflops:>8.1f} "
+            gflops = stk_rate * flops / 1e9
+            print(f"{name:<18} {k:>2} {seq_rate:>20.1f} {stk_rate:>17.1f} {stk_rate / seq_rate:>5.2f}x {gflops:>8.1f} "
                   f"{100 * gflops / peak:>6.0f}%", flush=True)
 
 

@@ -128,16 +128,55 @@ def test_the_replica_choice_follows_the_flag_and_the_measurement(mnist1d, tmp_pa
     assert (choose_replicas("auto", user, 4, None).size, choose_replicas(4, user, 4, None).size) == (1, 4)
 
 
-def test_a_users_model_trains_one_by_one_unless_replicas_are_asked_for(tmp_path, mnist1d):
+class NormedConv(torch.nn.Module):
+    """A user's network the registry does not know: conv, GroupNorm and a functional softplus."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv1d(1, 6, 3, padding=1)
+        self.norm = torch.nn.GroupNorm(2, 6)
+        self.head = torch.nn.Linear(6 * 40, 10)
+
+    def forward(self, x):
+        h = torch.nn.functional.softplus(self.norm(self.conv(x.view(x.shape[0], 1, -1))))
+        return self.head(h.flatten(1))
+
+
+class Stubborn(torch.nn.Module):
+    """A forward torch.func cannot batch: it reads a value to the host."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(40, 10)
+
+    def forward(self, x):
+        return self.fc(x) * (2.0 if float(x.abs().max()) > 0 else 1.0)
+
+
+def test_a_users_model_stacks_through_torch_func_and_trains_as_it_would_alone(tmp_path, mnist1d):
     configs = [tiny_config(seed=seed) for seed in (0, 1)]
-    user_model = build_model("mnist1d_mlp", {"hidden": 32}, 0)  # as a user's nn.Module object
-    auto = run_imp_many(configs, 0, tmp_path, quiet=True, data=mnist1d, model=user_model)
-    assert [r.levels[0]["replicas"] for r in auto] == [1, 1]
-    asked = run_imp_many(configs, 0, tmp_path / "asked", quiet=True, data=mnist1d, model=user_model, replicas=2)
+    torch.manual_seed(0)
+    user = NormedConv()  # (its weights are the initialisation: one object, one fingerprint, the same runs)
+    alone = run_imp_many(configs, 0, tmp_path / "alone", quiet=True, data=mnist1d, model=user, replicas="off")
+    asked = run_imp_many(configs, 0, tmp_path / "asked", quiet=True, data=mnist1d, model=user, replicas=2)
+    assert [r.levels[0]["replicas"] for r in alone] == [1, 1]
     assert [r.levels[0]["replicas"] for r in asked] == [2, 2]
-    for a, b in zip(auto, asked):
+    assert asked[0].levels[0]["execution"]["replicas_why"] == "--replicas 2 (torch.func)"
+    for a, b in zip(alone, asked):
+        assert a.run_dir.rsplit("/", 1)[1] == b.run_dir.rsplit("/", 1)[1]  # the same runs
         assert _close(load_tensors(Path(a.run_dir) / "level_0" / "final.safetensors"),
                       load_tensors(Path(b.run_dir) / "level_0" / "final.safetensors"))
+    # auto measures it like a registry network, and says that it went through torch.func
+    auto = run_imp_many(configs, 0, tmp_path / "auto", quiet=True, data=mnist1d, model=user)
+    assert auto[0].levels[0]["execution"]["replicas_why"].startswith("auto (torch.func): step time per replica K=1")
+
+
+def test_a_users_model_that_torch_func_cannot_batch_trains_one_by_one_and_says_why(tmp_path, mnist1d):
+    configs = [tiny_config(seed=seed) for seed in (0, 1)]
+    results = run_imp_many(configs, 0, tmp_path, quiet=True, data=mnist1d, model=Stubborn(), replicas=2)
+    assert [r.levels[0]["replicas"] for r in results] == [1, 1]
+    why = results[0].levels[0]["execution"]["replicas_why"]
+    assert why.startswith("one by one: torch.func cannot vmap its forward"), why
 
 
 @pytest.mark.parametrize("value", ["0", "many"])

@@ -15,7 +15,7 @@ from . import data_identity
 from .config import ExperimentConfig, section_key
 from .errors import StepError
 from .model_check import check_fits
-from .models import build_model
+from .models import MODELS, build_model
 from .steps import to_iterations
 
 if TYPE_CHECKING:
@@ -39,6 +39,11 @@ class Setup:
     device: torch.device
     iterations_per_epoch: int
     module: nn.Module | None = None  # a user's model object instead of a registry name
+
+    @property
+    def registered(self) -> bool:
+        """Whether the network is one of the registry's (its forward code is known), not a user's."""
+        return self.module is None and self.config.model.name in MODELS
 
     @property
     def total(self) -> int:

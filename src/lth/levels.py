@@ -174,7 +174,7 @@ def train_group(trainings: list[Training], quiet: bool, resume_every: ResumeCade
                        buffer)
             save_checked(t.directory / step_optimizer_file(iteration), buffer.getvalue())
 
-    model = first.model if replicas == 1 else stack_models([t.model for t in trainings])
+    model = first.model if replicas == 1 else stack_models([t.model for t in trainings], first.setup.registered)
     mask = plan.mask if replicas == 1 else stack_masks([t.plan.mask for t in trainings])
     seeds = [t.setup.config.order_seed for t in trainings]
     left = f"{100 * plan.mask.fraction_remaining():.1f}% left" + (f", {replicas} replicas" if replicas > 1 else "")

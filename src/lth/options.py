@@ -44,9 +44,10 @@ class RunOptions:
                                   "replaying each step as CUDA graphs (ResNet-20: 2.5x eager on an H200), after a "
                                   "compilation of a minute or so; measured slower on CPU; last-bit float differences",
                                   "--compile")
-    replicas: str | int = _option("auto", "train several runs of a small all-linear model (seeds, baselines, stability "
-                                  "copies) as K stacked replicas of one computation (default auto: up to 8; off: one "
-                                  "by one)", "--replicas", type=parse_replicas, metavar="auto|off|K")
+    replicas: str | int = _option("auto", "train several runs of one network (seeds, baselines, stability copies) as K "
+                                  "stacked replicas of one computation (default auto: K measured per network and "
+                                  "device, kept in <store>/_replicas.json; off: one by one)", "--replicas",
+                                  type=parse_replicas, metavar="auto|off|K")
     quiet: bool = _option(False, "no progress bars", "--quiet")
     data: Any = _option(None, "a dataset object to train on instead of loading config.data by name")
     model: Any = _option(None, "an nn.Module to prune instead of config.model (its current weights are the "

@@ -7,6 +7,8 @@ already keeps the cores busy and stacking can be slower, so auto keeps K = 1 the
 is kept in the store (REPLICA_PROBES_FILE), per network, batch, precision, device and hardware, so
 every later choice in that store, in any process, is the same one: runs stay functions of their
 config on one machine. The choice and why go into each level's execution record (`lth ls`).
+A user's model stacks through torch.func where `replicas.functional_check` finds that its forward
+allows it, else trains one by one, and the record says which.
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from .config import section_key
 from .distributed import world_size
 from .experiment import Setup
 from .hardware import hardware
-from .replicas import stack_layout, stack_models
+from .replicas import functional_check, stack_layout, stack_models
 from .store import REPLICA_PROBES_FILE, Store, read_json, write_json
 from .train import step_seconds
 
@@ -43,22 +45,30 @@ def choose_replicas(replicas: str | int, setup: Setup, trainings: int, store: St
     config = setup.config
     if replicas in ("off", 1, "1") or trainings <= 1:
         return ReplicaChoice(1, "--replicas off" if replicas in ("off", 1, "1") else "one training")
-    model = setup.new_model()
-    if stack_layout(model) is None:
-        return ReplicaChoice(1, "one by one: the network has layers that cannot be stacked (replicas.stack_layout)")
     if config.train.precision == "fp16":
         return ReplicaChoice(1, "one by one: fp16 copies would share one gradient scaler")
     if world_size() > 1:
         return ReplicaChoice(1, "one by one: data-parallel processes train one model")
+    how = ""
+    if setup.registered:
+        if stack_layout(setup.new_model()) is None:
+            return ReplicaChoice(1, "one by one: the network has layers that cannot be stacked (replicas.stack_layout)")
+    else:  # a user's model: through torch.func, if its forward allows it
+        reason = functional_check([setup.new_model(seed) for seed in (0, 1)], _a_batch(setup))
+        if reason:
+            return ReplicaChoice(1, f"one by one: {reason}")
+        how = " (torch.func)"
     if replicas != "auto":
-        return ReplicaChoice(min(int(replicas), trainings), f"--replicas {replicas}")
-    if setup.module is not None or ":" in config.model.name:
-        return ReplicaChoice(1, "one by one: auto stacks only the registry's networks, whose forward code is known "
-                                "(ask for --replicas K)")
+        return ReplicaChoice(min(int(replicas), trainings), f"--replicas {replicas}{how}")
     curve = measured_curve(setup, min(trainings, MAX_REPLICAS), store)
     size = best_size(curve, trainings)
     shown = ", ".join(f"K={k} {1000 * s:.3g} ms" for k, s in sorted(curve.items()))
-    return ReplicaChoice(size, f"auto: step time per replica {shown}")
+    return ReplicaChoice(size, f"auto{how}: step time per replica {shown}")
+
+
+def _a_batch(setup: Setup) -> torch.Tensor:
+    """A few of the run's real training inputs (for the torch.func check)."""
+    return setup.data.train_loader(min(8, setup.config.train.batch_size), 0, setup.device).batch(0)[0]
 
 
 def best_size(curve: dict[int, float], trainings: int) -> int:
@@ -112,7 +122,7 @@ def _measure(setup: Setup, up_to: int, known: dict[int, float]) -> dict[int, flo
 def _time(setup: Setup, size: int) -> float | None:
     """Seconds per replica of one step of `size` stacked fresh copies (None: they do not fit)."""
     models: list[nn.Module] = [setup.new_model(seed) for seed in range(size)]
-    model = models[0] if size == 1 else stack_models(models)
+    model = models[0] if size == 1 else stack_models(models, setup.registered)
     try:
         return step_seconds(model, setup.data, setup.config.train, list(range(size)), setup.device) / size
     except torch.OutOfMemoryError:

@@ -19,6 +19,10 @@ Two layouts, one per kind of network (`stack_layout`):
   the order the model alone has). Linear layers map [B, K * in] to [B, K * out]. A hook lays the
   [K * B, ...] input out as channels and the [B, K * classes] output back as rows, so the training
   loop never sees the layout.
+A model of the user's (`module:factory`, or a module object) may do anything in its forward, so it
+is never rewritten: FUNCTIONAL stacks its parameters and buffers with the same names ([K, ...]) and
+runs its own forward once per replica under `torch.func.vmap` (`functional_call`), which batches the
+K calls into one computation where its operations allow it (`functional_check` tries).
 Stacked modules keep the original parameter names ([K, ...] shapes), so a replica's state_dict is
 the stacked one indexed at k.
 """
@@ -39,6 +43,7 @@ from .masks import Mask
 class Layout(enum.Enum):
     ROWS = "rows"  # all-linear: [K * B, features] throughout
     CHANNELS = "channels"  # convolutional: [B, K * C, ...] inside the model
+    FUNCTIONAL = "torch.func"  # a model of the user's: its own forward, vmapped over the replica axis
 
 
 class StackedLinear(nn.Module):
@@ -166,13 +171,16 @@ def stack_layout(model: nn.Module) -> Layout | None:
 
 
 def stackable(model: nn.Module) -> bool:
-    """Whether K copies of `model` can train as one stacked model."""
+    """Whether K copies of `model` (a registry network) can train as one stacked model."""
     return stack_layout(model) is not None
 
 
-def stack_models(models: Sequence[nn.Module]) -> nn.Module:
+def stack_models(models: Sequence[nn.Module], registered: bool = True) -> nn.Module:
     """One model computing all of `models` (same architecture) on [K * B, ...] inputs, giving [K * B, ...]
-    outputs (replica k's rows at k*B .. (k+1)*B - 1)."""
+    outputs (replica k's rows at k*B .. (k+1)*B - 1). A registry network (`registered`) is rewritten
+    into its layout; a user's model is stacked through torch.func (Layout.FUNCTIONAL)."""
+    if not registered:
+        return _functional_stack(models)
     layout = stack_layout(models[0])
     if layout is None:
         raise ValueError(f"{type(models[0]).__name__} cannot be stacked (see replicas.stack_layout)")
@@ -195,6 +203,63 @@ def stack_models(models: Sequence[nn.Module]) -> nn.Module:
         stacked.register_forward_pre_hook(_ChannelsIn(len(models), spatial))
         stacked.register_forward_hook(_RowsOut(len(models)))
     return stacked
+
+
+def _functional_stack(models: Sequence[nn.Module]) -> nn.Module:
+    """A copy of models[0] whose parameters and buffers hold all replicas' ([K, ...], same names) and
+    whose forward runs the model's own forward per replica under torch.func.vmap."""
+    stacked = copy.deepcopy(models[0])
+    template = copy.deepcopy(models[0])  # the forward code to vmap (its own tensors are never used)
+    for name, _ in list(models[0].named_parameters()):
+        owner, _, leaf = name.rpartition(".")
+        values = torch.stack([m.get_parameter(name).detach() for m in models])
+        stacked.get_submodule(owner).register_parameter(leaf, nn.Parameter(values))
+    for name, _ in list(models[0].named_buffers()):
+        owner, _, leaf = name.rpartition(".")
+        stacked.get_submodule(owner).register_buffer(leaf, torch.stack([m.get_buffer(name).clone() for m in models]))
+    stacked.forward = _VmappedForward(stacked, template, len(models))  # (an instance attribute: this copy only)
+    return stacked
+
+
+class _VmappedForward:
+    """The stacked model's forward: [K * B, ...] -> the template's forward per replica -> [K * B, ...]."""
+
+    def __init__(self, stacked: nn.Module, template: nn.Module, replicas: int):
+        self.stacked, self.replicas = [stacked], replicas  # (in a list: not a submodule, no reference cycle in modules)
+        self.template = [template]
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        from torch.func import functional_call, vmap
+
+        stacked, template = self.stacked[0], self.template[0]
+        template.train(stacked.training)
+        state = {**dict(stacked.named_parameters()), **dict(stacked.named_buffers())}
+
+        def one(replica_state: dict[str, torch.Tensor], rows: torch.Tensor) -> torch.Tensor:
+            return functional_call(template, replica_state, (rows,))
+
+        out = vmap(one, randomness="different")(state, x.reshape(self.replicas, -1, *x.shape[1:]))
+        return out.reshape(-1, *out.shape[2:])
+
+    def __deepcopy__(self, memo: dict) -> _VmappedForward:  # a deepcopy of the stacked model points at the copy
+        return _VmappedForward(copy.deepcopy(self.stacked[0], memo), copy.deepcopy(self.template[0], memo), self.replicas)
+
+
+def functional_check(models: Sequence[nn.Module], x: torch.Tensor) -> str | None:
+    """Why the user's `models` cannot train stacked through torch.func (None: they can): the stacked
+    forward and backward must run on a batch `x` of each replica and give each replica's own output."""
+    stacked = _functional_stack([copy.deepcopy(m) for m in models])
+    alone = [copy.deepcopy(m).eval() for m in models]
+    try:
+        stacked(torch.cat([x] * len(models))).float().sum().backward()  # a training step's forward and backward
+        with torch.no_grad():
+            out = stacked.eval()(torch.cat([x] * len(models)))  # (eval: no dropout draws to compare)
+            expected = torch.cat([m(x) for m in alone])
+    except Exception as exc:  # noqa: BLE001 - any failure of vmap means: train one by one
+        return f"torch.func cannot vmap its forward ({type(exc).__name__}: {str(exc).splitlines()[0][:160]})"
+    if out.shape != expected.shape or not torch.allclose(out.float(), expected.float(), atol=1e-4, rtol=1e-3):
+        return "its forward under torch.func.vmap does not give each replica's own output"
+    return None
 
 
 class _ChannelsIn:

@@ -29,7 +29,6 @@ from .imp import run_imp
 from .kinds import DATA_ORDER
 from .masks import Mask
 from .options import RunOptions, takes_run_options
-from .models import MODELS
 from .steps import check_steps
 from .store import DEFAULT_STORE, FINAL_FILE, MASK_FILE, Store, level_dir_name, load_tensors, read_json, write_json
 from .replicas import Layout, repeated, stack_layout, stack_models
@@ -118,7 +117,7 @@ def interpolation_curve(model: nn.Module, setup: Setup, a: State, b: State, poin
         raise ConfigError(f"--interpolation-points must be at least 2, got {points}")
     alphas = torch.linspace(0, 1, points).tolist()
     if per_pass is None:  # a user's model is never stacked unasked: its forward code is unknown
-        per_pass = points_per_pass(model, points, setup.device) if setup.config.model.name in MODELS else 1
+        per_pass = points_per_pass(model, points, setup.device) if setup.registered else 1
     curve = []
     for first in range(0, points, per_pass):
         chunk = alphas[first:first + per_pass]
