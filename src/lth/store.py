@@ -67,6 +67,11 @@ def path_safe(label: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.+-]", "_", label).lstrip(".") or "_"
 
 
+# the types of what a summary.json holds, as the commands that print it read them
+SUMMARY_SHAPE = {"level": int, "iterations": int, "start_iteration": int, "seconds": (int, float),
+                 "test_accuracy": (int, float), "weights_remaining": (int, float), "execution": dict}
+
+
 def level_dir_name(level: int) -> str:
     return f"level_{level}"
 
@@ -438,10 +443,12 @@ class Run:
     def summary(self, level: int) -> dict[str, Any]:
         path = self.level_dir(level) / SUMMARY_FILE
         summary = read_json(path)
-        numbers = ("test_accuracy", "weights_remaining")
-        if not isinstance(summary, dict) or not all(isinstance(summary.get(k), (int, float)) and
-                                                    not isinstance(summary.get(k), bool) for k in numbers):
-            raise damaged(path, "summary of another shape (no numeric test_accuracy and weights_remaining) in")
+        required = ("test_accuracy", "weights_remaining")
+        if not isinstance(summary, dict) or not all(key in summary for key in required) \
+                or not all(isinstance(summary[key], kind) and not isinstance(summary[key], bool)
+                           for key, kind in SUMMARY_SHAPE.items() if key in summary):
+            raise damaged(path, f"summary of another shape ({', '.join(required)} expected, and {', '.join(SUMMARY_SHAPE)} "
+                          "of their types) in")
         return summary
 
     def adopt_level(self, level: int, source: Run, source_level: int, files: Iterable[str],
