@@ -10,6 +10,7 @@ import dataclasses
 from torch import nn
 
 from .config import ExperimentConfig, PruneConfig
+from .data_identity import bind
 from .distributed import barrier
 from .experiment import Setup
 from .kinds import DENSE
@@ -41,6 +42,8 @@ def run_dense_many(configs: list[ExperimentConfig], store: Store, rewinds: tuple
     """Train (or read) the dense run of each IMP config (dense_config), saving its state at each
     config's rewind step and at `rewinds`. A step asked for after a dense run finished costs a replay
     of its first k iterations (replay_rewind_point), not a new dense run."""
+    if store.data_source is None:  # (an executor's dense job: a Store of its own) its runs record their data too
+        bind(store, options.data_root, options.data)
     steps = tuple(dict.fromkeys((*(c.rewind for c in configs), *rewinds)))
     dense = list({d.hash(): d for d in map(dense_config, configs)}.values())
     run_chains([Chain(d, dense_planner(steps)) for d in dense], [0], store, options)
