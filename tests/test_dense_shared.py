@@ -64,14 +64,14 @@ def test_chains_with_different_rewind_points_share_one_dense_training(tmp_path, 
     assert line.split()[1:5] == ["dense", "-", "0", "1"]
 
 
-@pytest.mark.parametrize("replicas", ["off", "auto"])
+@pytest.mark.parametrize("replicas", ["off", 2])
 def test_a_rewind_point_asked_later_replays_the_dense_run_bit_for_bit(tmp_path, mnist1d, one_thread, replicas):
     seeds = [tiny_config(seed=seed, rewind="0it") for seed in (0, 1)]
     later = [c.override({"rewind": "30it"}) for c in seeds]
     run_imp_many(seeds, 0, tmp_path / "replayed", quiet=True, data=mnist1d, replicas=replicas)
     for dense in _dense_runs(tmp_path / "replayed"):
         assert not (dense.level_dir(0) / "step_30it.safetensors").exists()
-        assert ("stack" in dense.summary(0)) == (replicas == "auto")  # what a replay has to stack again
+        assert ("stack" in dense.summary(0)) == (replicas == 2)  # what a replay has to stack again
     finished = {p: p.stat().st_mtime_ns for p in (tmp_path / "replayed").glob("*/level_0/final.safetensors")}
     run_imp_many(later, 0, tmp_path / "replayed", quiet=True, data=mnist1d, replicas=replicas)
     run_imp_many(later, 0, tmp_path / "direct", quiet=True, data=mnist1d, replicas=replicas)  # saved while training

@@ -54,14 +54,14 @@ def _threads(count: int):
 def test_a_study_on_the_local_executor_stores_exactly_what_inline_stores(tmp_path):
     config = tiny_config()
     plan = StudyPlan(levels=2, rewind_points=("10it",), stability_level=1, seeds=(0, 1))
-    jobs = study_jobs(config, plan)
+    jobs = study_jobs(config, plan, replicas=2)
     # the two seeds stacked, as inline stacks them: the dense run, IMP 0-2, three baselines at 1-2,
     # the data-order copy, the measurement
     assert len(jobs) == 12 and all(len(job.configs) == 2 for job in jobs)
-    outcome = run_jobs(jobs, tmp_path / "local", LOCAL, RunOptions(**RUN), quiet=True, log=lambda _: None)
+    outcome = run_jobs(jobs, tmp_path / "local", LOCAL, RunOptions(**RUN, replicas=2), quiet=True, log=lambda _: None)
     assert not outcome.failed and len(outcome.done) == 12
     with _threads(LOCAL.threads):  # the jobs' thread count
-        reproduce(config, plan, tmp_path / "inline", log=lambda _: None, quiet=True, **RUN)
+        reproduce(config, plan, tmp_path / "inline", log=lambda _: None, quiet=True, replicas=2, **RUN)
     local, inline = _stored(tmp_path / "local"), _stored(tmp_path / "inline")
     # per seed: the dense run's 4 files (with step_10it), IMP's 10 (level 0's linked to the dense run's),
     # 3 per other training
@@ -71,7 +71,7 @@ def test_a_study_on_the_local_executor_stores_exactly_what_inline_stores(tmp_pat
     measured = [json.loads(p.read_text()) for p in sorted((tmp_path / "local").glob("*/level_1/stability_*.json"))]
     expected = [json.loads(p.read_text()) for p in sorted((tmp_path / "inline").glob("*/level_1/stability_*.json"))]
     assert len(measured) == 2 and measured == expected
-    again = run_jobs(jobs, tmp_path / "local", LOCAL, RunOptions(**RUN), quiet=True, log=lambda _: None)
+    again = run_jobs(jobs, tmp_path / "local", LOCAL, RunOptions(**RUN, replicas=2), quiet=True, log=lambda _: None)
     assert again.submitted == 0 and len(again.done) == 12  # nothing in the store is submitted twice
 
 

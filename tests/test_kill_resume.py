@@ -71,7 +71,7 @@ def test_a_run_killed_before_its_first_resume_file_restarts_the_level_to_the_sam
 @pytest.mark.slow
 def test_a_sigkilled_stacked_group_resumes_to_the_same_bits(tmp_path):
     """Two seeds trained as stacked replicas keep one resume file for the group."""
-    store = _killed_and_resumed(tmp_path, "resume_group_*.pt", "--seeds", "0,1")
+    store = _killed_and_resumed(tmp_path, "resume_group_*.pt", "--seeds", "0,1", "--replicas", "2")
     finals = sorted(p.relative_to(store) for p in store.glob("*/level_*/final.safetensors"))
     assert len(finals) == 6 and not list(store.glob("*/level_*/resume*.pt"))  # 2 dense runs, 2 IMP runs x 2 levels
     for name in finals:

@@ -22,7 +22,7 @@ PLAN = StudyPlan(levels=2, rewind_points=("0it", "10it"), stability_level=2, see
 def study(tmp_path_factory, mnist1d):
     store = tmp_path_factory.mktemp("study")
     config = tiny_config(preset="tiny")
-    reproduce(config, PLAN, store, log=lambda _: None, quiet=True, data=mnist1d)
+    reproduce(config, PLAN, store, log=lambda _: None, quiet=True, data=mnist1d, replicas=2)
     return config, store, write_report(store, store / "report")
 
 
@@ -139,13 +139,13 @@ def test_study_plan_stages_are_the_one_definition_of_a_study():
         Stage("random-prune", "10it", 3, (1, 3)), Stage("imp", "0it", 3), Stage("reinit", "0it", 3, (1, 3)),
         Stage("random-prune", "0it", 3, (1, 3)), Stage("stability", "0it", 2), Stage("stability", "10it", 2),
         Stage("stability", "20it", 2)]
-    jobs = study_jobs(config, plan)
+    jobs = study_jobs(config, plan, replicas=2)
     # both seeds in each job (stacked): the dense run, 2 chains x 4 levels, 5 baselines x 2 levels, the
     # 20it chain to level 2, 3 data-order copies and 3 measurements
     assert len(jobs) == 1 + 8 + 10 + 3 + 3 + 3 and all(len(job.configs) == 2 for job in jobs)
     [dense] = [job for job in jobs if job.what == "dense"]
     assert dense.dense_steps == ("10it", "0it", "20it")  # every rewind point, in one training
-    assert len(study_jobs(config, plan, replicas="off")) == 2 * len(jobs)  # one job per seed
+    assert len(study_jobs(config, plan, replicas=1)) == 2 * len(jobs)  # one job per seed
 
     for bad in ("1,x", "99"):  # refused before any training
         assert main(["reproduce", "--preset", "mnist1d_mlp", "--store", "/nonexistent/store", "--baseline-levels", bad]) == 2
