@@ -292,9 +292,12 @@ def test_a_model_for_other_data_names_both_shapes(tmp_path, capsys):
 def test_outputs_inside_the_store_or_unwritable_are_refused(store, tmp_path, capsys):
     run = next(p.parent for p in store.glob("*/config.json") if (p.parent / "level_1").exists())
     refused(["export", str(run), "--level", "1", "--out", str(run / "level_1" / "final.safetensors")],
-            "lies inside a folder of the store", store, capsys)
+            "lies inside the store", store, capsys)
     refused(["export", run.name, "--level", "1", "--store", str(store), "--out", str(store / "_cache" / "t.pt"),
-             "--format", "torch-prune"], "lies inside a folder of the store", store, capsys)
+             "--format", "torch-prune"], "lies inside the store", store, capsys)
+    refused(["export", run.name, "--level", "1", "--store", str(store), "--out", str(store / "_replicas.json")],
+            "lies inside the store", store, capsys)
+    refused(["report", str(store), "--out", str(run / "level_1")], "lies inside the run directory", store, capsys)
     a_file = tmp_path / "a_file"
     a_file.write_text("x")
     refused(["report", str(store), "--out", str(a_file)], f"--out {a_file} is a file", store, capsys)

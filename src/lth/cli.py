@@ -15,7 +15,7 @@ from typing import Any, Sequence
 from .config import ExperimentConfig
 from .errors import ConfigError, LthError
 from .options import RunOptions, add_run_flags, from_args as options_from_args
-from .store import DEFAULT_STORE, JOBS_DIR, read_json
+from .store import CONFIG_FILE, DEFAULT_STORE, JOBS_DIR, read_json
 
 
 DEFAULT_LEVELS = 5  # lth imp / branch without --levels or --target-weights
@@ -435,6 +435,9 @@ def check_out_dir(out: Path, flag: str) -> None:
 
     if out.exists() and not out.is_dir():
         raise LthError(f"{flag} {out} is a file, not a folder; pass {flag} DIR")
+    run_dir = next((d for d in (out.resolve(), *out.resolve().parents) if (d / CONFIG_FILE).is_file()), None)
+    if run_dir is not None:  # (its files would mix with the run's)
+        raise LthError(f"{flag} {out} lies inside the run directory {run_dir}; pass {flag} DIR outside the store's runs")
     try:
         out.mkdir(parents=True, exist_ok=True)
         tempfile.TemporaryFile(dir=out).close()

@@ -43,8 +43,10 @@ def export_ticket(run_dir: str | Path, level: int, out: str | Path, fmt: str = "
         raise ConfigError(f"--weights must be 'final' or 'rewind', got {weights!r}")
     level_dir = Path(run_dir) / level_dir_name(level)
     store, target = Path(run_dir).resolve().parent, Path(out).resolve()
-    if target.is_relative_to(store) and len(target.relative_to(store).parts) > 1:  # (it would overwrite the store's files)
-        raise ConfigError(f"--out {out} lies inside a folder of the store {store}; write the ticket outside them")
+    inside = target.relative_to(store).parts if target.is_relative_to(store) else ()
+    if len(inside) > 1 or (inside and inside[0].startswith("_")):  # (it would overwrite the store's own files)
+        raise ConfigError(f"--out {out} lies inside the store {store} (its runs' folders or its own _files); write "
+                          "the ticket elsewhere")
     if not (level_dir / SUMMARY_FILE).exists():
         done = levels_done_in(run_dir)
         finished = f"its finished levels: {', '.join(map(str, done))}" if done else "no level of it is finished"
