@@ -3,7 +3,6 @@
 warned about when a run mixes executions."""
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -12,7 +11,8 @@ import torch
 
 from .distributed import is_main, world_size
 from .hardware import hardware
-from .store import EXECUTION_FILE, SUMMARY_FILE
+from .errors import StoreError
+from .store import EXECUTION_FILE, read_json
 from .train import compile_mode
 
 if TYPE_CHECKING:
@@ -50,7 +50,7 @@ def warn_if_executed_differently(t: Training, how: dict[str, Any], resuming: boo
         earlier.append((f"level {t.level} before it was interrupted", _read_quietly(t.directory / EXECUTION_FILE)))
     done = [level for level in t.run.levels_done() if level < t.level]
     if done:
-        earlier.append((f"level {done[-1]}", _read_quietly(t.run.level_dir(done[-1]) / SUMMARY_FILE).get("execution")))
+        earlier.append((f"level {done[-1]}", t.run.summary(done[-1]).get("execution")))  # (verified: store.read_json)
     for where, before in earlier:
         if not before or not is_main():
             continue
@@ -63,7 +63,9 @@ def warn_if_executed_differently(t: Training, how: dict[str, Any], resuming: boo
 
 
 def _read_quietly(path: Path) -> dict[str, Any]:
+    """An interrupted level's record, checksum verified; a damaged one is not trusted, and the level resumes."""
     try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
+        record = read_json(path)
+    except StoreError:
         return {}
+    return record if isinstance(record, dict) else {}
