@@ -53,20 +53,16 @@ def test_stacked_replicas_train_like_separate_runs(mnist1d, optimizer, device):
         assert result.final["train_loss"] == pytest.approx(alone.final["train_loss"], rel=1e-4)
 
 
-def test_train_with_a_list_of_seeds_still_trains_replicas_and_warns(mnist1d):
-    """The old way to train stacked replicas, train(data_seed=[...]), gives train_replicas' bits."""
+def test_train_with_a_list_of_seeds_is_refused_naming_train_replicas(mnist1d):
+    """train() trains one model (lth 0.1's train(data_seed=[...]) was deprecated, then removed)."""
     config = tiny_config()
-    states = []
-    for call in ("train_replicas", "train"):
-        model = stack_models([build_model(config.model.name, config.model.options, seed) for seed in (0, 1)])
-        if call == "train":
-            with pytest.warns(DeprecationWarning, match="train_replicas"):
-                results = train(model, mnist1d, config.train, data_seed=[3, 4], quiet=True)
-        else:
-            results = train_replicas(model, mnist1d, config.train, [3, 4], quiet=True)
-        assert len(results) == 2 and results[0].final != results[1].final
-        states.append(model.state_dict())
-    assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
+    model = stack_models([build_model(config.model.name, config.model.options, seed) for seed in (0, 1)])
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(ConfigError, match="call train_replicas"):
+        train(model, mnist1d, config.train, data_seed=[3, 4], quiet=True)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # untouched
+    results = train_replicas(model, mnist1d, config.train, [3, 4], quiet=True)
+    assert len(results) == 2 and results[0].final != results[1].final
 
 
 def test_seeds_of_imp_and_a_baseline_stacked_match_one_by_one(tmp_path, mnist1d):

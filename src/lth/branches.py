@@ -22,6 +22,7 @@ is content-addressed like everything else and never trained twice.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -43,7 +44,7 @@ def branch_config(config: ExperimentConfig, kind: str, data_seed: int | None = N
         raise ConfigError(f"unknown branch {kind!r}; choose one of {', '.join(BRANCHES)}")
     if config.kind != IMP:
         raise ConfigError(f"a branch hangs off an IMP config, got kind {config.kind!r}")
-    changes = {"kind": kind}
+    changes: dict[str, Any] = {"kind": kind}
     if kind == DATA_ORDER:
         changes["data_seed"] = copy_data_seed(config.order_seed, config.train.streams) if data_seed is None else data_seed
     return config.override(changes)
@@ -81,10 +82,12 @@ def _mask(spec: Kind, ticket: Mask, parent: Run, setup: Setup, level: int, model
 
     model.load_state_dict(rewind_state(parent, setup)[0])
     # SNIP and GraSP score on the first batch the dense network trained on (any dataset has one)
-    loader = setup.data.train_loader(config.train.batch_size, config.order_seed, setup.device, False, config.train.streams)
+    loader = setup.data.train_loader(config.train.batch_size, config.order_seed, setup.device, False,
+                                     streams=config.train.streams)
     generator = torch.Generator().manual_seed(stream_seed("pai-shuffle", config.seed, level))
     counts = [ticket.per_layer()[name] for name in pruned_layers(model, config.prune.ignore)]  # (kept, size)
     fraction = sum(kept for kept, _ in counts) / sum(size for _, size in counts)  # of the layers it prunes
+    assert spec.method is not None  # (a kind whose mask is "method" names one: kinds.py)
     return prune_at_init(spec.method, model, fraction, loader.batch(0), generator, invert=spec.check == "invert",
                          shuffle=spec.check == "shuffle", ignore=config.prune.ignore)
 

@@ -45,7 +45,7 @@ def describe_execution(how: dict[str, Any]) -> str:
 def warn_if_executed_differently(t: Training, how: dict[str, Any], resuming: bool) -> None:
     """One line on stderr when a level resumes, or a run is extended, with other execution settings
     than its earlier work: the result then mixes them (and differs from a run made in one go)."""
-    earlier = []
+    earlier: list[tuple[str, dict[str, Any] | None]] = []
     if resuming and (t.directory / EXECUTION_FILE).exists():
         earlier.append((f"level {t.level} before it was interrupted", _read_quietly(t.directory / EXECUTION_FILE)))
     done = [level for level in t.run.levels_done() if level < t.level]

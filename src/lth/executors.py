@@ -164,10 +164,10 @@ def make_executor(options: ExecutorOptions, folder: Path,
     _submitit_logs_to_stderr()
     tasks = max(1, options.gpus_per_job)
     if options.kind == "local":
-        executor = submitit.LocalExecutor(folder=folder, max_num_timeout=options.max_requeues)
-        executor.update_parameters(timeout_min=options.timeout_min or 3 * 24 * 60, tasks_per_node=tasks,
-                                   gpus_per_node=options.gpus_per_job)
-        return executor
+        local = submitit.LocalExecutor(folder=folder, max_num_timeout=options.max_requeues)
+        local.update_parameters(timeout_min=options.timeout_min or 3 * 24 * 60, tasks_per_node=tasks,
+                                gpus_per_node=options.gpus_per_job)
+        return local
     if not isinstance(submitit.SlurmJob.watcher, _SlurmWatcher):  # one watcher for all of submitit's SLURM jobs
         submitit.SlurmJob.watcher = _SlurmWatcher(delay_s=60, log=log)
     submitit.SlurmJob.watcher.log = log
@@ -195,6 +195,7 @@ class Outcome:
 
 def _error_line(submitted: submitit.Job) -> str:
     """The last line of the job's traceback (the exception itself), or why it has none."""
+    error: BaseException | None
     try:
         error = submitted.exception()
     except Exception as exc:  # noqa: BLE001 - e.g. UncompletedJobError: killed before writing a result
@@ -216,7 +217,8 @@ class _Progress:
     """A bar with done/running/queued/failed counts; with `quiet`, a log line whenever they change."""
 
     def __init__(self, total: int, quiet: bool, log: Callable[[str], None]) -> None:
-        self.total, self.log, self.last = total, log, None
+        self.total, self.log = total, log
+        self.last: tuple[int, str] | None = None
         self.bar = None if quiet else tqdm(total=total, desc="jobs", unit="job", dynamic_ncols=True)
 
     def show(self, done: int, running: int, queued: int, failed: int) -> None:

@@ -13,6 +13,7 @@ from torch import nn
 
 from . import data_identity
 from .config import ExperimentConfig, section_key
+from .data.loader import Dataset
 from .errors import StepError
 from .model_check import check_fits
 from .models import MODELS, build_model
@@ -35,7 +36,7 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 @dataclass
 class Setup:
     config: ExperimentConfig
-    data: object
+    data: Dataset
     device: torch.device
     iterations_per_epoch: int
     module: nn.Module | None = None  # a user's model object instead of a registry name
@@ -73,8 +74,9 @@ class Setup:
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(seed)
                 for m in model.modules():
-                    if hasattr(m, "reset_parameters"):
-                        m.reset_parameters()
+                    reset = getattr(m, "reset_parameters", None)
+                    if callable(reset):
+                        reset()
         return model.to(self.device)
 
 

@@ -48,7 +48,7 @@ def export_ticket(run_dir: str | Path, level: int, out: str | Path, fmt: str = "
         raise ConfigError(f"--out {out} lies inside the store {store} (its runs' folders or its own _files); write "
                           "the ticket elsewhere")
     if not (level_dir / SUMMARY_FILE).exists():
-        done = levels_done_in(run_dir)
+        done = levels_done_in(Path(run_dir))
         finished = f"its finished levels: {', '.join(map(str, done))}" if done else "no level of it is finished"
         raise StoreError(f"level {level} of {run_dir} is not finished ({finished}); run it first")
     state = load_tensors(level_dir / (FINAL_FILE if weights == "final" else START_FILE))

@@ -145,14 +145,14 @@ def _hessian_gradient(model, everything, inputs) -> list[torch.Tensor]:
     """H g over the prunable weights `everything`: d/dw (g_stopped . g(w)), summed over batches."""
     weights = _weights(model, everything)
     stopped = [g.detach() for g in _loss_gradients(model, weights, inputs, inputs.temperature)]
-    product = None
+    product: list[torch.Tensor] | None = None
     for batch in inputs.batches:
         one = _Inputs([batch], inputs.loss, inputs.input_shape, inputs.temperature)
         grads = _loss_gradients(model, weights, one, inputs.temperature, create_graph=True)
         flow = sum((s * g).sum() for s, g in zip(stopped, grads))
         hg = torch.autograd.grad(flow, weights)
         product = list(hg) if product is None else [p + h for p, h in zip(product, hg)]
-    return product
+    return product or []  # (no batch: no curvature)
 
 
 def _grasp(model, names, everything, inputs):
@@ -322,7 +322,10 @@ def prune_at_init(method: str | Method, model: nn.Module, fraction_remaining: fl
             _keep(alive, scores, group, target, keep_highest, method.name)
         counts = targets
     mask = Mask(alive)
-    return shuffle_within_layers(mask, generator, names) if shuffle else mask
+    if not shuffle:
+        return mask
+    assert generator is not None  # (refused at the top otherwise)
+    return shuffle_within_layers(mask, generator, names)
 
 
 def _keep(alive: dict[str, torch.Tensor], scores: Mapping[str, torch.Tensor], names: list[str], count: int,

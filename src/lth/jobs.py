@@ -13,9 +13,9 @@ library function that trains or measures it.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Iterable
 
 from .branches import branch_config, branch_levels, run_branch_many
 from .config import ExperimentConfig, section_key
@@ -24,7 +24,7 @@ from .imp import run_imp_many
 from .kinds import DATA_ORDER, DENSE, IMP
 from .options import RunOptions
 from .replicas import stack_groups
-from .stability import BATCH_NORM, POINTS, TRAIN_EXAMPLES
+from .stability import BATCH_NORM, POINTS, TRAIN_EXAMPLES, StabilitySettings
 from .store import Run, Store
 
 STABILITY = "stability"
@@ -38,7 +38,7 @@ class Job:
     what: str = IMP  # DENSE, IMP, a branch kind (branches.BRANCHES) or STABILITY
     needs: tuple[str, ...] = ()  # keys of the jobs that must be done first
     dense_steps: tuple[str, ...] = ()  # DENSE: the rewind steps whose state the dense run saves
-    measure: dict[str, Any] | None = field(default=None, hash=False)  # STABILITY: the measurement's options
+    measure: StabilitySettings | None = None  # STABILITY: how it is measured
 
     @property
     def run_configs(self) -> list[ExperimentConfig]:
@@ -61,7 +61,8 @@ class Job:
         """STABILITY: the files its measurements are stored in (in the data-order copies' runs)."""
         from .stability import measurement_path
 
-        return [measurement_path(run.dir, self.level, **self.measure) for run in self.runs(store)]
+        m = self.measure or StabilitySettings()
+        return [measurement_path(run.dir, self.level, m.points, m.batch_norm, m.train_examples) for run in self.runs(store)]
 
     def done(self, store: Store) -> bool:
         if self.what != STABILITY:
@@ -81,7 +82,9 @@ class Job:
         elif self.what == STABILITY:
             from .stability import measure_stability_many
 
-            measure_stability_many(configs, self.level, store, **self.measure, options=options)
+            m = self.measure or StabilitySettings()
+            measure_stability_many(configs, self.level, store, points=m.points, batch_norm=m.batch_norm,
+                                   train_examples=m.train_examples, options=options)
         else:
             run_branch_many(self.what, configs, self.level, store, only=[self.level], options=options)
 
@@ -146,7 +149,7 @@ def stability_jobs(configs: list[ExperimentConfig], level: int, points: int = PO
                    train_examples: int = TRAIN_EXAMPLES, replicas: int = 1) -> list[Job]:
     """The level-`level` tickets of `configs`, their data-order copies, and their measurement."""
     jobs = branch_jobs(DATA_ORDER, configs, level, [level], replicas)
-    measure = {"points": points, "batch_norm": batch_norm, "train_examples": train_examples}
+    measure = StabilitySettings(points, batch_norm, train_examples)
     by_key = {(job.what, _ids(job.configs), job.level): job for job in jobs}
     for group in seed_groups(configs, replicas):
         needs = (by_key[IMP, _ids(group), level].key, by_key[DATA_ORDER, _ids(group), level].key)

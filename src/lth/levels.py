@@ -102,13 +102,13 @@ class Training:
 
 
 def train_level(run: Run, setup: Setup, level: int, model: nn.Module, plan: LevelPlan, quiet: bool,
-                resume_every: ResumeCadence | int = 0, extra: dict[str, Any] | None = None, compile: bool = False) -> dict[str, Any]:
+                resume_every: ResumeCadence | int = 0, extra: dict[str, Any] | None = None, compile: bool | str = False) -> dict[str, Any]:
     """Train one level as planned and write mask, start, final, metrics and (last) summary."""
     return train_levels([Training(run, setup, level, model, plan, extra)], quiet, resume_every, compile)[0]
 
 
 def train_levels(trainings: list[Training], quiet: bool, resume_every: ResumeCadence | int = 0,
-                 compile: bool = False, choice: ReplicaChoice | None = None) -> list[dict[str, Any]]:
+                 compile: bool | str = False, choice: ReplicaChoice | None = None) -> list[dict[str, Any]]:
     """Train one level of each of `trainings` -- one alone, several as stacked replicas (they share
     model, training config and start; see replicas.py) -- and write each one's files (`choice`: why
     they were grouped so, for the execution record)."""
@@ -157,7 +157,7 @@ def train_levels(trainings: list[Training], quiet: bool, resume_every: ResumeCad
     return summaries
 
 
-def train_group(trainings: list[Training], quiet: bool, resume_every: ResumeCadence | int = 0, compile: bool = False,
+def train_group(trainings: list[Training], quiet: bool, resume_every: ResumeCadence | int = 0, compile: bool | str = False,
                 stop: int | None = None) -> list:
     """Train `trainings` (one, or several stacked as replicas; their models set to their start) from
     their plan to `stop` (default: the end); save the plan's checkpoints into each one's level folder;

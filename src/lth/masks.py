@@ -66,7 +66,7 @@ def planned_counts(model: nn.Module, prune: PruneConfig) -> Iterator[dict[str, i
             if first is not None:
                 counts = {**counts, first: counts[first] - rounded(prune.fraction * pool)}
         else:
-            counts = {n: c - rounded(fractions[n] * c) if fractions[n] is not None else c for n, c in counts.items()}
+            counts = {n: c - rounded(f * c) if (f := fractions[n]) is not None else c for n, c in counts.items()}
         yield counts
 
 

@@ -108,7 +108,7 @@ class StackedConv(nn.Module):
         self.function = F.conv1d if isinstance(first, nn.Conv1d) else F.conv2d
         self.stride, self.padding, self.dilation, self.groups = first.stride, first.padding, first.dilation, first.groups
         self.weight = nn.Parameter(torch.stack([layer.weight.detach() for layer in layers]))  # [K, out, in/g, *kernel]
-        self.bias = nn.Parameter(torch.stack([layer.bias.detach() for layer in layers])) \
+        self.bias = nn.Parameter(torch.stack([layer.bias.detach() for layer in layers if layer.bias is not None])) \
             if first.bias is not None else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -187,7 +187,7 @@ def stack_models(models: Sequence[nn.Module], registered: bool = True) -> nn.Mod
     stacked = copy.deepcopy(models[0])
     spatial = 0
     for name, module in list(models[0].named_modules()):
-        parts = [m.get_submodule(name) for m in models]
+        parts: list[Any] = [m.get_submodule(name) for m in models]  # (of module's type)
         if isinstance(module, _LINEAR):
             replacement: nn.Module = StackedLinear(parts, layout)
         elif isinstance(module, _CONVS):

@@ -122,7 +122,7 @@ def reproduce(config: ExperimentConfig, plan: StudyPlan, store: Store | str | Pa
     config = canonical([config], store, options.data_root, options.data)[0]
     plan = plan.in_iterations(config, store, options.data_root, options.data)
     began = time.perf_counter()
-    summary = {"imp": [], "branches": [], "stability": []}
+    summary: dict[str, Any] = {"imp": [], "branches": [], "stability": []}
     seeded = plan.seeded(config)
     seeds = "seed " + ",".join(map(str, plan.seeds)) if len(plan.seeds) == 1 else "seeds " + ",".join(map(str, plan.seeds))
     replicas = resolve_replicas(config, len(plan.seeds), store, options)  # the seed groups' size

@@ -15,6 +15,7 @@ degrees (about 90 = unrelated).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -39,6 +40,15 @@ POINTS = 30  # evenly spaced α on the line between the two copies
 BATCH_NORM = "recompute"  # BN statistics recomputed on training data at each α ("interpolate": not)
 TRAIN_EXAMPLES = 5000  # training examples for the train error and the recomputed BN statistics
 STABILITY_LEVEL = 2  # the level whose ticket is measured, when neither a flag nor a study plan says
+
+
+@dataclass(frozen=True)
+class StabilitySettings:
+    """How one stability measurement is made (the defaults above)."""
+
+    points: int = POINTS
+    batch_norm: str = BATCH_NORM
+    train_examples: int = TRAIN_EXAMPLES
 
 
 def settings_name(points: int = POINTS, batch_norm: str = BATCH_NORM, train_examples: int = TRAIN_EXAMPLES) -> str:

@@ -14,7 +14,6 @@ import contextlib
 import inspect
 import math
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Mapping, Sequence
@@ -28,6 +27,7 @@ from . import distributed
 from .config import TrainConfig
 from .errors import ConfigError, StepError, TrainingDiverged
 from .masks import Mask
+from .data.loader import Dataset, Loader
 from .replicas import ReplicaBatches, repeated
 from .seeds import stream_seed
 from .steps import Step, to_iterations
@@ -93,8 +93,10 @@ def evaluate(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tenso
     """(mean loss, accuracy) over the batches, with the model in eval mode."""
     was_training = model.training
     model.eval()
-    loss_sum, correct, count = 0.0, 0, 0  # tensors on the batches' device after the first batch:
-    for x, y in batches:                   # one host synchronisation per evaluation, not per batch
+    loss_sum: float | torch.Tensor = 0.0  # tensors on the batches' device after the first batch:
+    correct: int | torch.Tensor = 0         # one host synchronisation per evaluation, not per batch
+    count = 0
+    for x, y in batches:
         out = model(x)
         loss_sum = loss_sum + F.cross_entropy(out.float(), y, reduction="sum").double()
         correct = correct + (out.argmax(1) == y).sum()
@@ -129,7 +131,7 @@ class ResumeCadence:
             bool(self.seconds and since_last_save >= self.seconds)
 
 
-def train(model: nn.Module, data, config: TrainConfig, *, mask: Mask | None = None, start: Step | str | int = 0,
+def train(model: nn.Module, data: Dataset, config: TrainConfig, *, mask: Mask | None = None, start: Step | str | int = 0,
           stop: Step | str | int | None = None, data_seed: int = 0, augment: bool = False,
           device: torch.device | str = "cpu", checkpoints: Mapping[int, Checkpoint] | None = None,
           optimizer_state: dict | None = None, resume_path: str | Path | None = None,
@@ -156,19 +158,16 @@ def train(model: nn.Module, data, config: TrainConfig, *, mask: Mask | None = No
     To train the K replicas of a stacked model (replicas.py), each with its own data order, call
     `train_replicas` with K data seeds.
     """
-    stacked = isinstance(data_seed, Sequence)  # (the old way to train stacked replicas; still works)
-    if stacked:
-        warnings.warn("train(data_seed=[...]) is deprecated: call train_replicas(model, data, config, data_seeds, ...)",
-                      DeprecationWarning, stacklevel=2)
-    seeds = list(data_seed) if stacked else [data_seed]
-    results = train_replicas(model, data, config, seeds, mask=mask, start=start, stop=stop, augment=augment,
-                             device=device, checkpoints=checkpoints, optimizer_state=optimizer_state,
-                             resume_path=resume_path, resume_every=resume_every, quiet=quiet,
-                             description=description, compile=compile)
-    return results if stacked else results[0]
+    if not isinstance(data_seed, int):  # (lth <= 0.1's way to train stacked replicas, deprecated then removed)
+        raise ConfigError("train() trains one model from one data seed; for K stacked replicas call "
+                          "train_replicas(model, data, config, data_seeds, ...)")
+    return train_replicas(model, data, config, [data_seed], mask=mask, start=start, stop=stop, augment=augment,
+                          device=device, checkpoints=checkpoints, optimizer_state=optimizer_state,
+                          resume_path=resume_path, resume_every=resume_every, quiet=quiet,
+                          description=description, compile=compile)[0]
 
 
-def train_replicas(model: nn.Module, data, config: TrainConfig, data_seeds: Sequence[int], *, mask: Mask | None = None,
+def train_replicas(model: nn.Module, data: Dataset, config: TrainConfig, data_seeds: Sequence[int], *, mask: Mask | None = None,
                    start: Step | str | int = 0, stop: Step | str | int | None = None, augment: bool = False,
                    device: torch.device | str = "cpu", checkpoints: Mapping[int, Checkpoint] | None = None,
                    optimizer_state: dict | None = None, resume_path: str | Path | None = None,
@@ -212,7 +211,7 @@ def train_replicas(model: nn.Module, data, config: TrainConfig, data_seeds: Sequ
                     r.metrics.append(record)
                     r.failure = _divergence(record, interval.start)
             if all(r.failure for r in results):  # (alone: at once, the last resume file is the last good state)
-                raise TrainingDiverged(results[0].failure + ("" if loop.replicas == 1 else
+                raise TrainingDiverged(str(results[0].failure) + ("" if loop.replicas == 1 else
                                                              f" (in all {loop.replicas} stacked replicas)"))
             bar.set_postfix(loss=f"{records[0]['train_loss']:.3f}", test_acc=f"{records[0]['test_accuracy']:.3f}")
             interval.reset(iteration)
@@ -232,7 +231,7 @@ def train_replicas(model: nn.Module, data, config: TrainConfig, data_seeds: Sequ
     return results
 
 
-def step_seconds(model: nn.Module, data, config: TrainConfig, data_seeds: Sequence[int], device: torch.device,
+def step_seconds(model: nn.Module, data: Dataset, config: TrainConfig, data_seeds: Sequence[int], device: torch.device,
                  steps: int = 5, warmup: int = 2) -> float:
     """Median wall seconds of one optimizer step of `model` (K stacked replicas for K data seeds) on
     its real batches, after `warmup` steps; `model` is trained by it (pass a throwaway copy). What
@@ -268,12 +267,12 @@ class _Loop:
     optimizer and its scaler, the mask's parameter pairs, the batches and the schedule."""
 
     model: nn.Module
-    forward: Callable
+    forward: Callable[[torch.Tensor], torch.Tensor]
     optimizer: torch.optim.Optimizer
     scaler: torch.amp.GradScaler
     precision: contextlib.AbstractContextManager
     pairs: tuple[list, list] | None
-    loader: object
+    loader: Loader
     schedule: Schedule
     seeds: list[int]
     channels_last: bool
@@ -291,8 +290,8 @@ class _Loop:
         model.to(device).train()
         channels_last = _channels_last(model, device)
         if channels_last:
-            model.to(memory_format=torch.channels_last)
-        forward = distributed.wrap(model)  # DDP under torchrun; the model itself otherwise
+            model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # (Module.to takes it; the stubs do not say)
+        forward: Callable[[torch.Tensor], torch.Tensor] = distributed.wrap(model)  # DDP under torchrun, else the model
         mode = compile_mode(device) if compile is True else compile
         if mode:
             forward = torch.compile(forward, mode=mode)
@@ -339,7 +338,7 @@ class _Loop:
         interval.add(losses, out, y, self.replicas)
 
 
-def _loader(data, config: TrainConfig, seeds: list[int], device: torch.device, augment: bool):
+def _loader(data: Dataset, config: TrainConfig, seeds: list[int], device: torch.device, augment: bool) -> Loader:
     """The batches of each data seed; for several (stacked replicas), all of them at once."""
     if len(seeds) > 1 and distributed.world_size() > 1:
         raise ConfigError("stacked replicas train in one process")
@@ -409,7 +408,8 @@ def _mask_pairs(model: nn.Module, mask: Mask | None, device: torch.device):
     return [params[n] for n in names], [mask[n].to(device, params[n].dtype) for n in names]
 
 
-def _record(model, data, device, iteration, interval: _Interval, replicas=1) -> list[dict]:
+def _record(model: nn.Module, data: Dataset, device: torch.device, iteration: int, interval: _Interval,
+            replicas: int = 1) -> list[dict]:
     """One metrics record per replica."""
     loss_sum, correct, seen, interval_start = interval.loss_sum, interval.correct, interval.seen, interval.start
     if distributed.world_size() > 1:  # metrics over the global batch, as in one process
@@ -440,7 +440,9 @@ def evaluate_replicas(model: nn.Module, batches, replicas: int) -> list[tuple[fl
     """evaluate() for each replica of a stacked model (all see the same batches)."""
     was_training = model.training
     model.eval()
-    loss_sum, correct, count = 0.0, 0, 0  # on the batches' device: one synchronisation at the end
+    loss_sum: float | torch.Tensor = 0.0  # on the batches' device: one synchronisation at the end
+    correct: int | torch.Tensor = 0
+    count = 0
     for x, y in repeated(batches, replicas):
         out = model(x).float().view(replicas, len(y), -1)
         targets = y.expand(replicas, -1)
@@ -450,7 +452,8 @@ def evaluate_replicas(model: nn.Module, batches, replicas: int) -> list[tuple[fl
     model.train(was_training)
     if count == 0:
         return [(0.0, 0.0)] * replicas
-    return [(loss / count, c / count) for loss, c in zip(loss_sum.tolist(), correct.tolist())]
+    losses, hits = torch.as_tensor(loss_sum).tolist(), torch.as_tensor(correct).tolist()
+    return [(loss / count, c / count) for loss, c in zip(losses, hits)]
 
 
 def _save_resume(path, model, optimizer, scaler, iteration: int, interval: _Interval, results: list[TrainResult]) -> None:

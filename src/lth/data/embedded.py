@@ -80,7 +80,7 @@ def load_mnist1d(cache_dir: Path | None = None, options: Mapping[str, Any] | Non
 
             try:
                 with atomic_write(cache) as handle:
-                    np.savez(handle, **arrays, sha256=np.array(_digest(arrays)))
+                    np.savez(handle, **arrays, sha256=np.array(_digest(arrays)))  # type: ignore[arg-type]  # (numpy's stubs type **kwds as bool)
             except OSError:
                 pass  # the cache only saves time; an unwritable store is reported when the run is created
     as_float = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))  # noqa: E731

@@ -127,8 +127,9 @@ class StreamingLoader:
         self.streams = streams
         self.num_workers = num_workers
         self.normalize = transforms.Normalize(folder.mean, folder.std, self.device)
-        self._epoch, self._order = -1, None
-        self._stream, self._next = None, None
+        self._epoch, self._order = -1, np.empty(0, dtype=np.int64)
+        self._stream: Iterator | None = None
+        self._next = -1
 
     def order(self, epoch: int) -> np.ndarray:
         if epoch != self._epoch:
@@ -159,7 +160,7 @@ class StreamingLoader:
 
     def close(self) -> None:
         """Stops the workers (they also stop when the loader is garbage-collected)."""
-        self._stream, self._next = None, None
+        self._stream, self._next = None, -1
 
 
 class ImageFolderDataset:
@@ -178,7 +179,7 @@ class ImageFolderDataset:
         if resize < size:
             raise ConfigError(f"resize ({resize}) must be at least the crop size ({size})")
         self.root, self.name = Path(root), name
-        self.size, self.resize, self.scale, self.ratio = size, resize, tuple(scale), tuple(ratio)
+        self.size, self.resize, self.scale, self.ratio = size, resize, (scale[0], scale[1]), (ratio[0], ratio[1])
         self.num_workers = default_workers() if num_workers is None else num_workers
         self.mean, self.std = mean, std
         self.classes, self.train_paths, self.train_labels = scan(self.root / "train")

@@ -8,7 +8,7 @@ A run resumed at any iteration therefore sees exactly the batches an uninterrupt
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Protocol
 
 import torch
 
@@ -18,6 +18,33 @@ from ..seeds import augment_seed, order_seed
 
 Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+class Loader(Protocol):
+    """Training batches by iteration number (DeviceLoader, the image folders' StreamingLoader, stacked
+    replicas' ReplicaBatches)."""
+
+    iterations_per_epoch: int
+
+    def batch(self, iteration: int) -> Batch: ...
+
+
+class Dataset(Protocol):
+    """What training and evaluation use of a dataset: TensorDataset, ImageFolderDataset, or a user's own
+    object with these methods (`train_loader` may also take `streams`)."""
+
+    @property
+    def num_train(self) -> int: ...
+
+    @property
+    def num_classes(self) -> int: ...
+
+    def train_loader(self, batch_size: int, seed: int, device: torch.device, augment: bool = False,
+                     streams: int = 2) -> Loader: ...
+
+    def test_batches(self, device: torch.device) -> Iterator[Batch]: ...
+
+    def train_eval_batches(self, device: torch.device) -> Iterator[Batch]: ...
 
 
 
@@ -74,7 +101,7 @@ class DeviceLoader:
         self.batch_size, self.seed, self.device, self.augment = batch_size, seed, device, augment
         self.streams = streams
         self.iterations_per_epoch = len(y) // batch_size
-        self._epoch, self._order = -1, None
+        self._epoch, self._order = -1, torch.empty(0, dtype=torch.long)
 
     def order(self, epoch: int) -> torch.Tensor:
         if epoch != self._epoch:

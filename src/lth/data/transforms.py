@@ -45,7 +45,7 @@ def random_resized_crop(image: Image.Image, size: int, rng: np.random.Generator,
                         scale: tuple[float, float] = (0.08, 1.0),
                         ratio: tuple[float, float] = (3 / 4, 4 / 3)) -> Image.Image:
     left, top, w, h = random_resized_crop_box(image.width, image.height, rng, scale, ratio)
-    return image.crop((left, top, left + w, top + h)).resize((size, size), Image.BILINEAR)
+    return image.crop((left, top, left + w, top + h)).resize((size, size), Image.Resampling.BILINEAR)
 
 
 def resize_shorter(image: Image.Image, size: int) -> Image.Image:
@@ -55,7 +55,7 @@ def resize_shorter(image: Image.Image, size: int) -> Image.Image:
         new = (size, int(size * height / width))
     else:
         new = (int(size * width / height), size)
-    return image if new == image.size else image.resize(new, Image.BILINEAR)
+    return image if new == image.size else image.resize(new, Image.Resampling.BILINEAR)
 
 
 def center_crop(image: Image.Image, size: int) -> Image.Image:

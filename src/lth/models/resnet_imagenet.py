@@ -60,7 +60,7 @@ def _shortcut(in_channels: int, out_channels: int, stride: int) -> nn.Module | N
 
 
 class ImageNetResNet(nn.Module):
-    def __init__(self, block: type, layers: tuple[int, int, int, int], num_classes: int = 1000, in_channels: int = 3):
+    def __init__(self, block: type[BasicBlock] | type[Bottleneck], layers: tuple[int, int, int, int], num_classes: int = 1000, in_channels: int = 3):
         super().__init__()
         # Attribute names follow torchvision, so its state dicts load into these models.
         self.conv1 = nn.Conv2d(in_channels, 64, 7, stride=2, padding=3, bias=False)
@@ -84,7 +84,8 @@ class ImageNetResNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.maxpool(torch.relu(self.bn1(self.conv1(x))))
-        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        for stage in range(1, 5):  # (layer1..layer4: torchvision's names)
+            x = getattr(self, f"layer{stage}")(x)
         return self.fc(x.mean(dim=(2, 3)))
 
 
