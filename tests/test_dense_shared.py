@@ -73,6 +73,7 @@ def test_a_rewind_point_asked_later_replays_the_dense_run_bit_for_bit(tmp_path, 
         assert not (dense.level_dir(0) / "step_30it.safetensors").exists()
         assert ("stack" in dense.summary(0)) == (replicas == 2)  # what a replay has to stack again
     finished = {p: p.stat().st_mtime_ns for p in (tmp_path / "replayed").glob("*/level_0/final.safetensors")}
+    assert len(finished) == 4  # two dense runs and the two chains' level 0 (hard links to them)
     run_imp_many(later, 0, tmp_path / "replayed", quiet=True, data=mnist1d, replicas=replicas)
     run_imp_many(later, 0, tmp_path / "direct", quiet=True, data=mnist1d, replicas=replicas)  # saved while training
     assert all(p.stat().st_mtime_ns == mtime for p, mtime in finished.items())  # the dense runs were not retrained

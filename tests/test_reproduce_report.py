@@ -33,7 +33,12 @@ def test_reproduce_twice_trains_nothing_the_second_time(study, mnist1d, monkeypa
         raise AssertionError("trained again")
 
     monkeypatch.setattr(lth.levels, "train_replicas", no_training)  # (the one place levels are trained)
-    reproduce(config, PLAN, store, log=lambda _: None, quiet=True, data=mnist1d)
+    files = {p: p.stat().st_mtime_ns for p in store.glob("*/level_*/*.safetensors")}
+    first = json.loads(next(store.glob("_studies/*.json")).read_text())
+    again = reproduce(config, PLAN, store, log=lambda _: None, quiet=True, data=mnist1d, replicas=2)
+    assert len(files) > 50 and {p: p.stat().st_mtime_ns for p in store.glob("*/level_*/*.safetensors")} == files
+    assert {key: sorted(again[key]) for key in ("imp", "branches", "stability")} == \
+        {key: sorted(first[key]) for key in ("imp", "branches", "stability")}  # the same runs, read back
 
 
 def test_report_writes_every_figure_and_the_csv_equals_the_store(study):

@@ -39,9 +39,6 @@ class ImpResult:
     levels: list[dict[str, Any]] = field(default_factory=list)
     trained: int = 0  # levels trained by this call (0 when everything came from the store)
 
-    def to_json(self) -> dict[str, Any]:
-        return {"run_dir": self.run_dir, "levels": self.levels}
-
 
 @dataclass
 class LevelPlan:
@@ -99,12 +96,6 @@ class Training:
         """Set the model to the plan's start: its weights, the pruned ones zeroed."""
         self.model.load_state_dict(self.plan.state)
         self.plan.mask.apply_(self.model)
-
-
-def train_level(run: Run, setup: Setup, level: int, model: nn.Module, plan: LevelPlan, quiet: bool,
-                resume_every: ResumeCadence | int = 0, extra: dict[str, Any] | None = None, compile: bool | str = False) -> dict[str, Any]:
-    """Train one level as planned and write mask, start, final, metrics and (last) summary."""
-    return train_levels([Training(run, setup, level, model, plan, extra)], quiet, resume_every, compile)[0]
 
 
 def train_levels(trainings: list[Training], quiet: bool, resume_every: ResumeCadence | int = 0,
@@ -232,12 +223,6 @@ class Chain:
     config: ExperimentConfig
     planner: Planner
     extra: dict[str, Any] | None = None
-
-
-def run_levels(config: ExperimentConfig, levels: list[int], planner: Planner, store: Store, *,
-               extra: dict[str, Any] | None = None, options: RunOptions = RunOptions()) -> ImpResult:
-    """Train (or read from the store) the given levels of the run of `config`, in order."""
-    return run_chains([Chain(config, planner, extra)], levels, store, options)[0]
 
 
 def run_chains(chains: list[Chain], levels: list[int], store: Store, options: RunOptions = RunOptions()

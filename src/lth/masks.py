@@ -161,13 +161,6 @@ class Mask:
         """name -> (remaining, total)."""
         return {n: (int(t.sum()), t.numel()) for n, t in self.tensors.items()}
 
-    def summary(self) -> str:
-        rows = [f"{'layer':<32} {'remaining':>12} {'total':>12} {'% left':>8}"]
-        for name, (left, total) in self.per_layer().items():
-            rows.append(f"{name:<32} {left:>12,} {total:>12,} {100 * left / total:>7.2f}%")
-        rows.append(f"{'all prunable':<32} {self.remaining():>12,} {self.total():>12,} {100 * self.fraction_remaining():>7.2f}%")
-        return "\n".join(rows)
-
     @torch.no_grad()
     def apply_(self, model: nn.Module) -> nn.Module:
         """Zero the pruned weights of `model` in place."""
