@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from lth.branches import run_branch_many
-from lth.kinds import PRUNING_AT_INIT
+from lth.kinds import PRUNING_AT_INIT, SanityCheck, sanity_kind
 from lth.claims import judge
 from lth.imp import run_imp_many
 from lth.presets import get_preset
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     for k in rewinds:
         configs = [base.override({"rewind": k, "seed": s, "data_seed": None}) for s in seeds]
         chains = run_imp_many(configs, max(levels), args.store, quiet=args.quiet)
-        kinds = [*PRUNING_AT_INIT, *CONTROLS] + ([f"{kind}+shuffle" for kind in PRUNING_AT_INIT]
+        kinds = [*PRUNING_AT_INIT, *CONTROLS] + ([sanity_kind(kind, SanityCheck.SHUFFLE) for kind in PRUNING_AT_INIT]
                                                 if k == rewinds[0] else [])
         results = {"imp": chains}
         for kind in kinds:

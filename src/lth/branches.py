@@ -32,7 +32,7 @@ from .errors import ConfigError
 from .experiment import Setup, canonical, module_config
 from .imp import run_imp_many
 from .levels import Adopted, Chain, ImpResult, LevelPlan, load_optimizer_state, rewind_state, run_chains
-from .kinds import BRANCHES, DATA_ORDER, IMP, KINDS, Kind
+from .kinds import BRANCHES, DATA_ORDER, IMP, KINDS, Kind, MaskSource, SanityCheck, WeightSource
 from .masks import Mask, random_prune
 from .options import RunOptions, takes_run_options
 from .seeds import copy_data_seed, random_prune_seed, reinit_seed
@@ -60,7 +60,7 @@ def _planner(kind: str, parent: Run):
         ticket = Mask.load(parent.level_dir(level) / MASK_FILE)
         mask = _mask(spec, ticket, parent, setup, level, model)
         weights, optimizer_state = _weights(spec, parent, setup)
-        if spec.mask == "method":
+        if spec.mask is MaskSource.METHOD:
             optimizer_state = None  # a mask found afresh at k: a fresh optimizer
         if level == 0 and setup.rewind > 0:  # the dense network continued from step k: keep its optimizer
             optimizer_state = load_optimizer_state(parent.level_dir(0) / step_optimizer_file(setup.rewind), setup.device)
@@ -70,9 +70,9 @@ def _planner(kind: str, parent: Run):
 
 def _mask(spec: Kind, ticket: Mask, parent: Run, setup: Setup, level: int, model: nn.Module) -> Mask:
     config = setup.config
-    if spec.mask == "ticket":
+    if spec.mask is MaskSource.TICKET:
         return ticket
-    if spec.mask == "random":
+    if spec.mask is MaskSource.RANDOM:
         return random_prune(ticket, torch.Generator().manual_seed(random_prune_seed(config.seed, level,
                                                                                     config.train.streams)))
     # pruning at initialization: `model` set to W_k, scored by the method down to exactly the ticket's count
@@ -88,15 +88,15 @@ def _mask(spec: Kind, ticket: Mask, parent: Run, setup: Setup, level: int, model
     counts = [ticket.per_layer()[name] for name in pruned_layers(model, config.prune.ignore)]  # (kept, size)
     fraction = sum(kept for kept, _ in counts) / sum(size for _, size in counts)  # of the layers it prunes
     assert spec.method is not None  # (a kind whose mask is "method" names one: kinds.py)
-    return prune_at_init(spec.method, model, fraction, loader.batch(0), generator, invert=spec.check == "invert",
-                         shuffle=spec.check == "shuffle", ignore=config.prune.ignore)
+    return prune_at_init(spec.method, model, fraction, loader.batch(0), generator, invert=spec.check is SanityCheck.INVERT,
+                         shuffle=spec.check is SanityCheck.SHUFFLE, ignore=config.prune.ignore)
 
 
 def _weights(spec: Kind, parent: Run, setup: Setup) -> tuple[dict[str, torch.Tensor], dict | None]:
     """The weights a branch level starts from, and the optimizer state to restore (None: a fresh one)."""
-    if spec.weights == "init":
+    if spec.weights is WeightSource.INIT:
         return load_tensors(parent.level_dir(0) / START_FILE, setup.device), None
-    if spec.weights == "reinit":
+    if spec.weights is WeightSource.REINIT:
         return setup.new_model(seed=reinit_seed(setup.config.seed, setup.config.train.streams)).state_dict(), None
     return rewind_state(parent, setup)
 

@@ -32,7 +32,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from scipy import stats
 
-from .kinds import IMP, KINDS, PRUNING_AT_INIT, RANDOM_PRUNE, REINIT, RESET_INIT
+from .kinds import IMP, KINDS, PRUNING_AT_INIT, RANDOM_PRUNE, REINIT, RESET_INIT, SanityCheck, sanity_kind
 
 ALPHA = 0.05  # the family-wise error rate of a study's verdicts
 DEFAULT_MARGIN = 0.01  # ±1 point: the equivalence / non-inferiority margin (--margin, in points)
@@ -417,7 +417,7 @@ def _pruning_at_init_claims(study, k: str, chain: Mapping[int, Sequence[Mapping[
         level = max(found)
         method, where = _by_seed(found[level]), _where(found[level], level, f"rewind {k}")
         claims.append(judge(f"ticket (rewind {k}) > {kind}", "[PaI] §4", where, _by_seed(chain[level]), method))
-        shuffled = study.levels(f"{kind}+shuffle", k).get(level)
+        shuffled = study.levels(sanity_kind(kind, SanityCheck.SHUFFLE), k).get(level)
         if shuffled:
             claims.append(judge(f"{kind} shuffled within layers matches {kind}", "[PaI] §5", where,
                                 _by_seed(shuffled), method, margin, test=EQUIVALENT))

@@ -475,8 +475,8 @@ def _plot_accuracy(study: Study, methods: list[Curve]) -> bytes:
             # random pruning's weights depend on the rewind step: say which, unless the panel title does
             label = f"{curve.label} (rewind {curve.rewind})" if len(panels) == 1 and curve.label == RANDOM_PRUNE \
                 else curve.label
-            ax.errorbar(xs, means, yerr=[low, high], color=COLORS[curve.kind.partition("+")[0]],
-                        ls="--" if "+" in curve.kind else style, marker="o", ms=3, capsize=2,
+            ax.errorbar(xs, means, yerr=[low, high], color=COLORS[curve.kind],
+                        ls="--" if KINDS[curve.kind].dashed else style, marker="o", ms=3, capsize=2,
                         label=label)
         _percent_log_axis(ax, smallest)
         ax.set_xlabel("weights remaining (%, log scale)")
