@@ -219,3 +219,26 @@ def test_temp_files_of_killed_writes_are_removed_when_the_level_trains(tmp_path,
     os.utime(stale, (time.time() - 3600, time.time() - 3600))
     imp_levels(store, capsys, 2)
     assert not stale.exists() and fresh.exists()
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("config is a folder", "unreadable file (IsADirectoryError)"),
+    ("level is a file", "is a file, not a folder; repair: `rm "),
+    ("data record unreadable", "unreadable file (JSONDecodeError)"),
+])
+def test_a_damaged_run_is_not_extended_and_one_command_repairs_it(damage, message, tmp_path, capsys):
+    store = tmp_path / "store"
+    levels = imp_levels(store, capsys)
+    run = imp_run(store)
+    if damage == "config is a folder":
+        (run / "config.json").unlink()
+        (run / "config.json").mkdir()
+    elif damage == "level is a file":
+        shutil.rmtree(run / "level_1")
+        (run / "level_1").write_text("not a level")
+    else:
+        (run / "data.json").write_text("[[")
+    err = one_line_error(["imp", "--levels", "2", *TINY, "--store", str(store)], capsys, store, message)
+    repair(err)
+    assert numbers(imp_levels(store, capsys, 2))[:2] == numbers(levels)
+    assert (imp_run(store) / "data.json").exists()

@@ -164,6 +164,12 @@ def atomic_write(path: str | Path, mode: str = "wb", advice: str = "pass a writa
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as exc:
+        blocker = next((p for p in (path.parent, *path.parent.parents) if p.exists() and not p.is_dir()), None)
+        if blocker is not None and level_of(blocker.name) is not None:  # (a file where a level's folder belongs)
+            raise StoreError(f"cannot write {path}: {blocker} is a file, not a folder; repair: `rm {blocker}`, then "
+                             "rerun the command") from None
+        if blocker is not None:  # ("File exists" would not say which)
+            raise StoreError(f"cannot write {path}: {blocker} is a file, not a folder; {advice}") from None
         raise StoreError(f"cannot write {path}: {exc.strerror}; {advice}") from None
     try:
         with os.fdopen(fd, mode) as handle:
@@ -343,6 +349,8 @@ class Run:
             raise StoreError(f"cannot create run directory {self.dir}: {exc.strerror}; pass a writable --store") from None
         if not (self.dir / CONFIG_FILE).exists():
             write_json(self.dir / CONFIG_FILE, self.config.to_dict())
+        else:  # a run extended is verified like a run read: its config must be the config of its address
+            Store(self.dir.parent).stored_run(self.hash)
         if not (self.dir / DATA_FILE).exists() and self.data is not None:  # (a run stored before records it now)
             write_json(self.dir / DATA_FILE, self.data.to_json())
         return self
