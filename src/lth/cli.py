@@ -18,7 +18,6 @@ from .options import RunOptions, add_run_flags, from_args as options_from_args
 from .store import CONFIG_FILE, DEFAULT_STORE, JOBS_DIR, read_json
 
 
-DEFAULT_LEVELS = 5  # lth imp / branch without --levels or --target-weights
 # executor flags with their defaults: any other value is refused inline, where nothing would use it
 INLINE_IGNORES = {"workers": 2, "gpus_per_job": 0, "cpus_per_job": None, "timeout_min": None, "slurm_partition": None,
                   "slurm_array_parallelism": 256, "slurm_option": []}
@@ -217,6 +216,8 @@ def resolve_levels(config: ExperimentConfig, args: argparse.Namespace) -> int:
 
         return levels_for_target(build_model(config.model.name, config.model.options, config.seed), config.prune,
                                  args.target_weights)
+    from .imp import DEFAULT_LEVELS
+
     levels = DEFAULT_LEVELS if args.levels is None else args.levels
     if levels < 0:
         raise ConfigError(f"--levels must be 0 or more, got {levels}")
@@ -522,6 +523,8 @@ def _add_margin_flag(p: argparse.ArgumentParser) -> None:
 
 
 def _add_level_flags(p: argparse.ArgumentParser) -> None:
+    from .imp import DEFAULT_LEVELS
+
     p.add_argument("--levels", type=int, help=f"pruning levels after the dense level 0 (default {DEFAULT_LEVELS})")
     p.add_argument("--target-weights", type=_fraction, metavar="F",
                    help="instead of --levels: prune until at most this fraction of weights remains")
@@ -591,7 +594,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="For the level-L ticket found with each rewind point: L2 distance and angle to the "
                        "dense network (stability to pruning) and to a copy trained with another data order "
                        "(stability to data order), and the error barrier on the straight line between the copies.")
-    from .stability import BATCH_NORM, POINTS, STABILITY_LEVEL
+    from .stability import BARRIER_THRESHOLD, BATCH_NORM, BATCH_NORM_MODES, POINTS, STABILITY_LEVEL
 
     p.add_argument("--level", type=int, default=STABILITY_LEVEL,
                    help=f"the IMP level whose ticket is measured (default {STABILITY_LEVEL}, as in a study plan)")
@@ -599,11 +602,12 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: the preset's rewind step)")
     p.add_argument("--interpolation-points", type=int, default=POINTS,
                    help=f"alphas on the linear path (default {POINTS})")
-    p.add_argument("--batch-norm", choices=["recompute", "interpolate"], default=BATCH_NORM,
+    p.add_argument("--batch-norm", choices=BATCH_NORM_MODES, default=BATCH_NORM,
                    help=f"at each alpha, recompute BN statistics on training data or interpolate them (default {BATCH_NORM})")
     p.add_argument("--find-rewind", action="store_true", help="report the earliest rewind point with a barrier "
                    "below --threshold")
-    p.add_argument("--threshold", type=float, default=0.02, help="barrier threshold as a fraction (default 0.02)")
+    p.add_argument("--threshold", type=float, default=BARRIER_THRESHOLD,
+                   help=f"barrier threshold as a fraction (default {BARRIER_THRESHOLD})")
     p.add_argument("--seeds", metavar="S,S,...", help="run each seed and report mean ± std")
     _add_config_flags(p)
     _add_run_flags(p)

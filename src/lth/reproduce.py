@@ -16,6 +16,7 @@ from .kinds import BASELINES, IMP, KINDS
 from .config import ExperimentConfig
 from .errors import ConfigError
 from .experiment import canonical, canonical_steps
+from .imp import DEFAULT_LEVELS
 from .jobs import STABILITY, run_inline, stage_jobs, study_dense_jobs
 from .levels import resolve_replicas
 from .options import RunOptions, takes_run_options
@@ -37,7 +38,7 @@ class Stage:
 
 @dataclass(frozen=True)
 class StudyPlan:
-    levels: int = 5
+    levels: int = DEFAULT_LEVELS
     rewind_points: tuple[str, ...] = ("0it",)
     stability_level: int = STABILITY_LEVEL
     seeds: tuple[int, ...] = (0,)
@@ -101,7 +102,7 @@ def default_plan(config: ExperimentConfig) -> StudyPlan:
     if config.preset in PLANS:
         return PLANS[config.preset]
     points = tuple(dict.fromkeys(("0it", config.rewind)))
-    return StudyPlan(levels=5, rewind_points=points)
+    return StudyPlan(levels=DEFAULT_LEVELS, rewind_points=points)
 
 
 def check_plan(plan: StudyPlan) -> None:

@@ -37,8 +37,10 @@ from .train import evaluate, evaluate_replicas
 
 # The defaults of a stability measurement, defined here only ([LMC]: 30 points; see docs/science.md).
 POINTS = 30  # evenly spaced α on the line between the two copies
-BATCH_NORM = "recompute"  # BN statistics recomputed on training data at each α ("interpolate": not)
+BATCH_NORM_MODES = ("recompute", "interpolate")  # BN statistics recomputed on training data at each α, or not
+BATCH_NORM = "recompute"
 TRAIN_EXAMPLES = 5000  # training examples for the train error and the recomputed BN statistics
+BARRIER_THRESHOLD = 0.02  # a barrier below 2 points of error counts as stable ([LMC]'s linearly connected)
 STABILITY_LEVEL = 2  # the level whose ticket is measured, when neither a flag nor a study plan says
 
 
@@ -190,8 +192,8 @@ def measure_stability(config: ExperimentConfig, level: int, store: Store | str |
     """Stability of the level-`level` IMP ticket of `config` at its rewind step (trains what is missing)."""
     if level < 0:
         raise ConfigError(f"--level must be 0 or more, got {level}")
-    if batch_norm not in ("recompute", "interpolate"):
-        raise ConfigError(f"batch_norm must be 'recompute' or 'interpolate', got {batch_norm!r}")
+    if batch_norm not in BATCH_NORM_MODES:
+        raise ConfigError(f"batch_norm must be one of {', '.join(BATCH_NORM_MODES)}, got {batch_norm!r}")
     store = store if isinstance(store, Store) else Store(store)
     if options.model is not None:
         config = module_config(config, options.model)
@@ -255,7 +257,7 @@ def stability_sweep_many(configs: list[ExperimentConfig], level: int, rewind_poi
     return [[rows[i] for rows in per_point] for i in range(len(configs))]
 
 
-def find_rewind(rows: list[dict[str, Any]], threshold: float = 0.02) -> dict[str, Any] | None:
+def find_rewind(rows: list[dict[str, Any]], threshold: float = BARRIER_THRESHOLD) -> dict[str, Any] | None:
     """The earliest rewind point whose test-error barrier is below `threshold` (a fraction)."""
     for row in sorted(rows, key=lambda r: r["rewind_iteration"]):
         if row["barrier_test"] < threshold:
