@@ -28,6 +28,7 @@ from lth.presets import get_preset
 from lth.report import find_studies
 from lth.reproduce import PLANS, reproduce
 from lth.store import Store
+from lth.options import RunOptions
 
 sys.path.append(str(Path(__file__).resolve().parent.parent / "studies"))
 from confirm import seed_list  # noqa: E402
@@ -48,7 +49,7 @@ def main() -> None:
         for replicas in ("auto", "off"):
             store = Store(Path(tmp) / replicas)
             began = time.perf_counter()
-            reproduce(config, plan, store, log=lambda line: None, quiet=True, replicas=replicas)
+            reproduce(config, plan, store, log=lambda line: None, options=RunOptions(quiet=True, replicas=replicas))
             seconds[replicas] = time.perf_counter() - began
             [study] = find_studies(store.root)
             claims[replicas] = {c.claim: c for c in study_claims(study)}

@@ -25,6 +25,7 @@ from lth.kinds import PRUNING_AT_INIT, SanityCheck, sanity_kind
 from lth.claims import judge
 from lth.imp import run_imp_many
 from lth.presets import get_preset
+from lth.options import RunOptions
 from tables import write_csv
 
 CONTROLS = ("random-prune",)
@@ -47,12 +48,13 @@ def main(argv: list[str] | None = None) -> int:
     began = time.perf_counter()
     for k in rewinds:
         configs = [base.override({"rewind": k, "seed": s, "data_seed": None}) for s in seeds]
-        chains = run_imp_many(configs, max(levels), args.store, quiet=args.quiet)
+        chains = run_imp_many(configs, max(levels), args.store, options=RunOptions(quiet=args.quiet))
         kinds = [*PRUNING_AT_INIT, *CONTROLS] + ([sanity_kind(kind, SanityCheck.SHUFFLE) for kind in PRUNING_AT_INIT]
                                                 if k == rewinds[0] else [])
         results = {"imp": chains}
         for kind in kinds:
-            results[kind] = run_branch_many(kind, configs, max(levels), args.store, only=levels, quiet=args.quiet)
+            results[kind] = run_branch_many(kind, configs, max(levels), args.store, only=levels,
+                                            options=RunOptions(quiet=args.quiet))
             print(f"k={k} {kind}: {time.perf_counter() - began:.0f} s", file=sys.stderr, flush=True)
         for kind, per_seed in results.items():
             for seed, result in zip(seeds, per_seed):

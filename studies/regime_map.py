@@ -26,6 +26,7 @@ from lth.errors import TrainingDiverged
 from lth.imp import run_imp_many
 from lth.presets import get_preset
 from lth.stability import measure_stability_many
+from lth.options import RunOptions
 
 # Each regime: overrides of the mnist1d_mlp preset (1500 it, batch 100, layer-wise 20%/10%).
 # Adam 1.2e-3 .. 2e-2 spans [LTH]'s LeNet rate to [M1D]'s; SGD with momentum 0.9 at
@@ -73,11 +74,11 @@ def measure_cell(regime: str, rewind: str, seeds: list[int], levels: list[int], 
     base = get_preset("mnist1d_mlp").override({**REGIMES[regime], "rewind": rewind})
     configs = [base.override({"seed": s, "data_seed": None}) for s in seeds]
     deepest = max(levels)
-    options = {"quiet": quiet}
-    chains = run_imp_many(configs, deepest, store, **options)
-    reinit = run_branch_many("reinit", configs, deepest, store, only=levels, **options)
-    random = run_branch_many("random-prune", configs, deepest, store, only=levels, **options)
-    stability = measure_stability_many(configs, levels[0], store, **options)
+    options = RunOptions(quiet=quiet)
+    chains = run_imp_many(configs, deepest, store, options=options)
+    reinit = run_branch_many("reinit", configs, deepest, store, only=levels, options=options)
+    random = run_branch_many("random-prune", configs, deepest, store, only=levels, options=options)
+    stability = measure_stability_many(configs, levels[0], store, options=options)
     rows = []
     for i, seed in enumerate(seeds):
         row = {"regime": regime, "rewind": rewind, "seed": seed, "dense": chains[i].levels[0]["test_accuracy"]}

@@ -11,6 +11,7 @@ from lth.models import build_model
 from lth.stability import barrier, distances, interpolation_curve, measure_stability
 from lth.store import load_tensors
 from lth.train import evaluate
+from lth.options import RunOptions
 from conftest import DEVICES, tiny_config
 
 
@@ -26,7 +27,7 @@ def _mask(run_dir, level):
 def branches(tmp_path_factory, mnist1d):
     store = tmp_path_factory.mktemp("store")
     config = tiny_config()
-    return config, {kind: run_branch(kind, config, 2, store, quiet=True, data=mnist1d)
+    return config, {kind: run_branch(kind, config, 2, store, options=RunOptions(quiet=True, data=mnist1d))
                     for kind in ("reset-init", "reinit", "random-prune", "data-order")}, store
 
 
@@ -95,7 +96,8 @@ def test_interpolation_endpoints_reproduce_each_copy_and_self_barrier_is_zero(br
 
 def test_copies_with_the_same_data_seed_have_distance_and_barrier_zero(tmp_path, mnist1d):
     config = tiny_config()
-    same = run_branch("data-order", config, 1, tmp_path, data_seed=config.order_seed, quiet=True, data=mnist1d)
+    same = run_branch("data-order", config, 1, tmp_path, data_seed=config.order_seed,
+                      options=RunOptions(quiet=True, data=mnist1d))
     imp_dir = str(tmp_path / config.hash())
     for level in (0, 1):  # level 0: the dense run restarted at k with its optimizer state
         a, b = _level(imp_dir, level, "final"), _level(same.run_dir, level, "final")
@@ -104,10 +106,10 @@ def test_copies_with_the_same_data_seed_have_distance_and_barrier_zero(tmp_path,
 
 def test_measure_stability_reports_every_quantity_and_caches(tmp_path, mnist1d):
     config = tiny_config()
-    row = measure_stability(config, 1, tmp_path, points=3, quiet=True, data=mnist1d)
+    row = measure_stability(config, 1, tmp_path, points=3, options=RunOptions(quiet=True, data=mnist1d))
     assert row["level"] == 1 and row["rewind"] == "10it" and row["batch_norm"] == "none" and len(row["curve"]) == 3
     assert row["pruning_l2"] > 0 and row["data_order_l2"] > 0 and row["barrier_test"] >= 0
-    assert measure_stability(config, 1, tmp_path, points=3, quiet=True, data=mnist1d) == row
+    assert measure_stability(config, 1, tmp_path, points=3, options=RunOptions(quiet=True, data=mnist1d)) == row
 
 
 @pytest.mark.parametrize("device", DEVICES)

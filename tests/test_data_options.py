@@ -7,6 +7,7 @@ from lth.cli import main
 from lth.data import load_dataset
 from lth.errors import ConfigError
 from lth.presets import get_preset
+from lth.options import RunOptions
 
 
 def test_generation_arguments_change_the_data_and_the_address_and_are_cached(tmp_path):
@@ -45,7 +46,7 @@ def test_seeds_of_a_config_with_data_options_train_stacked_on_the_generated_data
     from lth.imp import run_imp_many
 
     configs = [tiny_config(**{"seed": s, "data.options": {"num_samples": 1000}}) for s in (0, 1)]
-    results = run_imp_many(configs, 1, tmp_path, quiet=True, replicas=2)
+    results = run_imp_many(configs, 1, tmp_path, options=RunOptions(quiet=True, replicas=2))
     summary = json.loads((tmp_path / configs[0].hash() / "level_1" / "summary.json").read_text())
     assert summary["execution"]["replicas"] == 2  # stacked: the two seeds share model, data and training
     assert [len(r.levels) for r in results] == [2, 2]

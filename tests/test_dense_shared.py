@@ -20,6 +20,7 @@ from lth.levels import load_optimizer_state, shape_model
 from lth.masks import Mask, layer_fractions, magnitude_prune
 from lth.reproduce import StudyPlan, reproduce
 from lth.store import Store, load_tensors
+from lth.options import RunOptions
 
 OLD_STORE = Path(__file__).parent / "data" / "store_8150b21"  # written by lth at commit 8150b21, one thread
 
@@ -45,8 +46,8 @@ def test_chains_with_different_rewind_points_share_one_dense_training(tmp_path, 
     late, early = tiny_config(rewind="10it"), tiny_config(rewind="0it", **{"prune.fraction": 0.5})
     assert dense_config(late).hash() == dense_config(early).hash()  # rewind and pruning do not change it
     assert dense_config(late).hash() != dense_config(tiny_config(seed=1)).hash()
-    first = run_imp(late, 1, tmp_path, quiet=True, data=mnist1d)
-    second = run_imp(early, 1, tmp_path, quiet=True, data=mnist1d)
+    first = run_imp(late, 1, tmp_path, options=RunOptions(quiet=True, data=mnist1d))
+    second = run_imp(early, 1, tmp_path, options=RunOptions(quiet=True, data=mnist1d))
     assert first.trained == second.trained == 1  # level 1 each; level 0 is the dense run's
     [dense] = _dense_runs(tmp_path)
     assert dense.levels_done() == [0]
@@ -68,14 +69,15 @@ def test_chains_with_different_rewind_points_share_one_dense_training(tmp_path, 
 def test_a_rewind_point_asked_later_replays_the_dense_run_bit_for_bit(tmp_path, mnist1d, one_thread, replicas):
     seeds = [tiny_config(seed=seed, rewind="0it") for seed in (0, 1)]
     later = [c.override({"rewind": "30it"}) for c in seeds]
-    run_imp_many(seeds, 0, tmp_path / "replayed", quiet=True, data=mnist1d, replicas=replicas)
+    run_imp_many(seeds, 0, tmp_path / "replayed", options=RunOptions(quiet=True, data=mnist1d, replicas=replicas))
     for dense in _dense_runs(tmp_path / "replayed"):
         assert not (dense.level_dir(0) / "step_30it.safetensors").exists()
         assert ("stack" in dense.summary(0)) == (replicas == 2)  # what a replay has to stack again
     finished = {p: p.stat().st_mtime_ns for p in (tmp_path / "replayed").glob("*/level_0/final.safetensors")}
     assert len(finished) == 4  # two dense runs and the two chains' level 0 (hard links to them)
-    run_imp_many(later, 0, tmp_path / "replayed", quiet=True, data=mnist1d, replicas=replicas)
-    run_imp_many(later, 0, tmp_path / "direct", quiet=True, data=mnist1d, replicas=replicas)  # saved while training
+    run_imp_many(later, 0, tmp_path / "replayed", options=RunOptions(quiet=True, data=mnist1d, replicas=replicas))
+    run_imp_many(later, 0, tmp_path / "direct",
+                 options=RunOptions(quiet=True, data=mnist1d, replicas=replicas))  # saved while training
     assert all(p.stat().st_mtime_ns == mtime for p, mtime in finished.items())  # the dense runs were not retrained
     compared = 0
     for dense in _dense_runs(tmp_path / "direct"):
@@ -92,8 +94,8 @@ def test_a_rewind_point_asked_later_replays_the_dense_run_bit_for_bit(tmp_path, 
 
 def test_reset_init_at_step_0_is_the_ticket_itself_and_is_not_trained_again(tmp_path, mnist1d):
     config = tiny_config(rewind="0it")
-    run_imp(config, 2, tmp_path, quiet=True, data=mnist1d)
-    result = run_branch("reset-init", config, 2, tmp_path, quiet=True, data=mnist1d)
+    run_imp(config, 2, tmp_path, options=RunOptions(quiet=True, data=mnist1d))
+    result = run_branch("reset-init", config, 2, tmp_path, options=RunOptions(quiet=True, data=mnist1d))
     assert result.trained == 0
     ticket = Store(tmp_path).run(config)
     for level in (1, 2):
@@ -101,7 +103,8 @@ def test_reset_init_at_step_0_is_the_ticket_itself_and_is_not_trained_again(tmp_
         summary = result.levels[level]  # (after the parent's level 0)
         assert summary["kind"] == "reset-init" and summary["adopted_from"] == f"{ticket.hash}/level_{level}"
         assert summary["test_accuracy"] == ticket.summary(level)["test_accuracy"]
-    late = run_branch("reset-init", tiny_config(rewind="10it"), 1, tmp_path, quiet=True, data=mnist1d)
+    late = run_branch("reset-init", tiny_config(rewind="10it"), 1, tmp_path,
+                      options=RunOptions(quiet=True, data=mnist1d))
     assert late.trained == 1  # with k > 0 the ticket starts from W_k and reset-init from W_0: a real training
 
 
@@ -109,7 +112,7 @@ def test_a_study_trains_its_dense_network_once_for_all_rewind_points(tmp_path, m
     plan = StudyPlan(levels=1, rewind_points=("0it", "10it", "20it"), stability_level=1, baseline_levels=(1,),
                      baseline_rewinds=("0it",))
     lines = []
-    reproduce(tiny_config(), plan, tmp_path, log=lines.append, quiet=True, data=mnist1d)
+    reproduce(tiny_config(), plan, tmp_path, log=lines.append, options=RunOptions(quiet=True, data=mnist1d))
     [dense] = _dense_runs(tmp_path)
     assert sorted(p.name for p in dense.level_dir(0).glob("step_*it.safetensors")) == [
         "step_10it.safetensors", "step_20it.safetensors"]
@@ -135,17 +138,18 @@ def test_a_store_written_before_the_dense_run_existed_still_reads_and_extends(tm
     shutil.copytree(OLD_STORE, store)
     config = _old_config()
     assert config.hash() == "87ee43d92dfc4bbb"  # the old address
-    read = run_imp(config, 1, store, quiet=True, data=mnist1d)
+    read = run_imp(config, 1, store, options=RunOptions(quiet=True, data=mnist1d))
     assert read.trained == 0  # read, not trained
     stored = [json.loads((OLD_STORE / config.hash() / f"level_{level}" / "summary.json").read_text()) for level in (0, 1)]
     assert [s["test_accuracy"] for s in read.levels] == [s["test_accuracy"] for s in stored]  # read back exactly
-    assert run_branch("reinit", config, 1, store, quiet=True, data=mnist1d).trained == 0
+    assert run_branch("reinit", config, 1, store, options=RunOptions(quiet=True, data=mnist1d)).trained == 0
     assert not _dense_runs(store)
-    extended = run_imp(config, 2, store, quiet=True, data=mnist1d)  # a new level on the old chain
+    extended = run_imp(config, 2, store, options=RunOptions(quiet=True, data=mnist1d))  # a new level on the old chain
     assert extended.trained == 1
     again = tmp_path / "again"
     shutil.copytree(OLD_STORE, again)
-    assert run_imp(config, 2, again, quiet=True, data=mnist1d).trained == 1  # the same stored files, extended again
+    assert run_imp(config, 2, again,
+                   options=RunOptions(quiet=True, data=mnist1d)).trained == 1  # the same stored files, extended again
     level_2 = Path(extended.run_dir) / "level_2"
     for name in ("mask.safetensors", "start.safetensors", "final.safetensors"):
         assert _same(level_2 / name, again / config.hash() / "level_2" / name), name
@@ -157,7 +161,8 @@ def test_a_store_written_before_the_dense_run_existed_still_reads_and_extends(tm
     rewound, start = load_tensors(old / "level_0" / "step_10it.safetensors"), load_tensors(level_2 / "start.safetensors")
     assert rewound.keys() == start.keys()
     assert all(torch.equal(start[k], rewound[k] * mask[k] if k in mask else rewound[k]) for k in start)
-    fresh = run_imp(config, 2, tmp_path / "new", quiet=True, data=mnist1d)  # today's code from scratch
+    fresh = run_imp(config, 2, tmp_path / "new",
+                    options=RunOptions(quiet=True, data=mnist1d))  # today's code from scratch
     assert fresh.trained == 2 and Path(fresh.run_dir).name == config.hash()  # levels 1 and 2 (level 0 is the dense run's)
     [dense] = _dense_runs(tmp_path / "new")
     assert (Path(fresh.run_dir) / "level_0" / "final.safetensors").samefile(dense.level_dir(0) / "final.safetensors")

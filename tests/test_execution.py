@@ -12,6 +12,7 @@ from lth.cli import main
 from lth.hardware import blas, cpu_model, hardware
 from lth.dense import dense_config
 from lth.report import write_report
+from lth.options import RunOptions
 from conftest import tiny_config
 
 TRAIN_MODULE = sys.modules["lth.train"]  # (`lth.train` is the function)
@@ -26,7 +27,7 @@ def threads():
 
 def test_each_level_records_how_it_was_executed_and_ls_shows_it(tmp_path, mnist1d, capsys, threads):
     torch.set_num_threads(2)
-    result = run_imp(tiny_config(), 1, tmp_path, quiet=True, data=mnist1d)
+    result = run_imp(tiny_config(), 1, tmp_path, options=RunOptions(quiet=True, data=mnist1d))
     assert result.levels[1]["execution"] == {"processes": 1, "device": "cpu", "precision": "fp32", "replicas": 1,
                                              "threads": 2, "compile": False, "torch": torch.__version__,
                                              "lth": lth.__version__, "hardware": hardware(),
@@ -35,7 +36,7 @@ def test_each_level_records_how_it_was_executed_and_ls_shows_it(tmp_path, mnist1
     assert cpu_model() and blas() in torch.__config__.show()
     assert "warning" not in capsys.readouterr().err  # trained in one go: nothing to warn about
     torch.set_num_threads(1)
-    extended = run_imp(tiny_config(), 2, tmp_path, quiet=True, data=mnist1d)
+    extended = run_imp(tiny_config(), 2, tmp_path, options=RunOptions(quiet=True, data=mnist1d))
     assert extended.levels[2]["execution"]["threads"] == 1 and extended.levels[1]["execution"]["threads"] == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"lth: warning: run {tiny_config().hash()} level 2 runs with other "
@@ -61,12 +62,12 @@ def test_a_level_resumed_with_other_settings_warns(tmp_path, mnist1d, capsys, mo
     torch.set_num_threads(2)
     monkeypatch.setattr(TRAIN_MODULE, "_record", interrupted_at_40)
     with pytest.raises(KeyboardInterrupt):
-        run_imp(config, 0, tmp_path, quiet=True, data=mnist1d, checkpoint_every="20it")
+        run_imp(config, 0, tmp_path, options=RunOptions(quiet=True, data=mnist1d, checkpoint_every="20it"))
     level = tmp_path / dense_config(config).hash() / "level_0"  # (the dense run, which IMP's level 0 adopts)
     assert (level / "resume.pt").exists() and json.loads((level / "execution.json").read_text())["threads"] == 2
     monkeypatch.setattr(TRAIN_MODULE, "_record", real_record)
     torch.set_num_threads(1)
-    run_imp(config, 0, tmp_path, quiet=True, data=mnist1d, checkpoint_every="20it")
+    run_imp(config, 0, tmp_path, options=RunOptions(quiet=True, data=mnist1d, checkpoint_every="20it"))
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "level 0 runs with other settings than level 0 before it was interrupted " \
         "(threads 2 -> 1)" in err[0]
@@ -86,10 +87,10 @@ def _move_to_other_hardware(run_dir, level: int, name: str = "Other CPU (AVX2, o
 
 def test_extending_or_comparing_runs_from_other_hardware_warns(tmp_path, mnist1d, capsys):
     config = tiny_config()
-    first = run_imp(config, 1, tmp_path, quiet=True, data=mnist1d)
+    first = run_imp(config, 1, tmp_path, options=RunOptions(quiet=True, data=mnist1d))
     _move_to_other_hardware(tmp_path / config.hash(), 1)
     capsys.readouterr()
-    run_imp(config, 2, tmp_path, quiet=True, data=mnist1d)
+    run_imp(config, 2, tmp_path, options=RunOptions(quiet=True, data=mnist1d))
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"hardware Other CPU (AVX2, openblas) -> {hardware()}" in err[0], err
     assert main(["ls", "--store", str(tmp_path)]) == 0

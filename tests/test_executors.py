@@ -61,7 +61,8 @@ def test_a_study_on_the_local_executor_stores_exactly_what_inline_stores(tmp_pat
     outcome = run_jobs(jobs, tmp_path / "local", LOCAL, RunOptions(**RUN, replicas=2), quiet=True, log=lambda _: None)
     assert not outcome.failed and len(outcome.done) == 12
     with _threads(LOCAL.threads):  # the jobs' thread count
-        reproduce(config, plan, tmp_path / "inline", log=lambda _: None, quiet=True, replicas=2, **RUN)
+        reproduce(config, plan, tmp_path / "inline", log=lambda _: None,
+                  options=RunOptions(quiet=True, replicas=2, **RUN))
     local, inline = _stored(tmp_path / "local"), _stored(tmp_path / "inline")
     # per seed: the dense run's 4 files (with step_10it), IMP's 10 (level 0's linked to the dense run's),
     # 3 per other training
@@ -97,7 +98,8 @@ def test_a_killed_driver_restarted_finishes_the_study_without_redoing_finished_r
     assert len(list(store.glob("*/level_*/summary.json"))) == 8  # 2 dense runs, 2 chains of 3 levels
     assert all(p.stat().st_mtime_ns == mtime for p, mtime in finished.items())  # nothing finished was redone
     with _threads(1):  # inline with the jobs' thread count: the two seeds stacked the same way
-        references = run_imp_many([tiny_config(seed=seed) for seed in (0, 1)], 2, tmp_path / "inline", quiet=True, **RUN)
+        references = run_imp_many([tiny_config(seed=seed) for seed in (0, 1)], 2, tmp_path / "inline",
+                                  options=RunOptions(quiet=True, **RUN))
     for seed, reference in zip((0, 1), references):
         config = tiny_config(seed=seed)
         for level in range(3):
@@ -139,7 +141,7 @@ def test_a_preempted_job_is_requeued_and_resumes_to_the_same_bits(tmp_path):
     log = Path(handle.paths.stdout).read_text()
     assert "this job is preempted" in log and "Requeued job" in log and job.done(store)
     with _threads(1):
-        reference = run_imp(config, 0, tmp_path / "inline", quiet=True, **RUN)
+        reference = run_imp(config, 0, tmp_path / "inline", options=RunOptions(quiet=True, **RUN))
     name = f"{dense_config(config).hash()}/level_0/final.safetensors"
     assert _same_tensors({0: load_tensors(store.root / name)}, {0: load_tensors(Path(reference.run_dir).parent / name)})
 

@@ -8,6 +8,7 @@ from lth.cli import main
 from lth.errors import StoreError
 from lth.dense import dense_config
 from lth.store import load_checked, load_tensors, save_checked, save_tensors
+from lth.options import RunOptions
 from conftest import tiny_config
 
 
@@ -42,7 +43,7 @@ def test_a_damaged_checkpoint_is_detected(tmp_path):
 
 def test_a_corrupt_level_stops_the_chain_with_one_line_and_keeps_the_store(tmp_path, mnist1d, capsys):
     config = tiny_config(**{"model.options": {"hidden": 16}, "train.iterations": "40it"})
-    result = run_imp(config, 1, tmp_path, quiet=True, data=mnist1d)
+    result = run_imp(config, 1, tmp_path, options=RunOptions(quiet=True, data=mnist1d))
     final = tmp_path / config.hash() / "level_1" / "final.safetensors"
     _flip_last_byte(final)
     before = sorted(os.listdir(final.parent))
@@ -88,7 +89,8 @@ def test_a_full_disk_during_a_checkpoint_keeps_the_previous_one_and_the_run_resu
     import lth.store
 
     config = tiny_config(**{"model.options": {"hidden": 16}, "train.iterations": "200it", "rewind": "0it"})
-    reference = run_imp(config, 0, tmp_path / "reference", quiet=True, data=mnist1d, checkpoint_every="40it")
+    reference = run_imp(config, 0, tmp_path / "reference",
+                        options=RunOptions(quiet=True, data=mnist1d, checkpoint_every="40it"))
     real_fsync, writes = os.fsync, []
 
     def fsync_then_fill_the_disk(fd):
@@ -99,11 +101,12 @@ def test_a_full_disk_during_a_checkpoint_keeps_the_previous_one_and_the_run_resu
 
     monkeypatch.setattr(lth.store.os, "fsync", fsync_then_fill_the_disk)
     with pytest.raises(StoreError, match="No space left on device.*previous version of the file is kept"):
-        run_imp(config, 0, tmp_path / "store", quiet=True, data=mnist1d, checkpoint_every="40it")
+        run_imp(config, 0, tmp_path / "store", options=RunOptions(quiet=True, data=mnist1d, checkpoint_every="40it"))
     level = tmp_path / "store" / dense_config(config).hash() / "level_0"  # (the dense run, which IMP's level 0 adopts)
     assert (level / "resume.pt").exists() and not list(level.glob("*.tmp"))
     monkeypatch.setattr(lth.store.os, "fsync", real_fsync)
-    resumed = run_imp(config, 0, tmp_path / "store", quiet=True, data=mnist1d, checkpoint_every="40it")
+    resumed = run_imp(config, 0, tmp_path / "store",
+                      options=RunOptions(quiet=True, data=mnist1d, checkpoint_every="40it"))
     a = load_tensors(os.path.join(reference.run_dir, "level_0", "final.safetensors"))
     b = load_tensors(os.path.join(resumed.run_dir, "level_0", "final.safetensors"))
     assert all(torch.equal(a[k], b[k]) for k in a)
@@ -113,11 +116,11 @@ def test_a_leftover_temp_file_from_a_kill_during_a_write_is_harmless(tmp_path, m
     import torch
 
     config = tiny_config(**{"model.options": {"hidden": 16}, "train.iterations": "40it", "rewind": "0it"})
-    reference = run_imp(config, 1, tmp_path / "reference", quiet=True, data=mnist1d)
+    reference = run_imp(config, 1, tmp_path / "reference", options=RunOptions(quiet=True, data=mnist1d))
     level = tmp_path / "store" / config.hash() / "level_1"
     level.mkdir(parents=True)
     (level / ".final.safetensors.abc123.tmp").write_bytes(b"half a file")  # what a kill mid-write leaves
-    again = run_imp(config, 1, tmp_path / "store", quiet=True, data=mnist1d)
+    again = run_imp(config, 1, tmp_path / "store", options=RunOptions(quiet=True, data=mnist1d))
     a = load_tensors(os.path.join(reference.run_dir, "level_1", "final.safetensors"))
     b = load_tensors(os.path.join(again.run_dir, "level_1", "final.safetensors"))
     assert all(torch.equal(a[k], b[k]) for k in a)

@@ -10,6 +10,7 @@ from lth import run_imp
 from lth.cli import main
 from lth.masks import Mask
 from lth.store import load_tensors
+from lth.options import RunOptions
 from conftest import tiny_config
 
 
@@ -21,7 +22,7 @@ def _level_files(run_dir, level):
 
 def test_imp_levels_have_exact_sparsity_rewound_weights_and_zeros(tmp_path, mnist1d):
     config = tiny_config()
-    result = run_imp(config, 3, tmp_path, quiet=True, data=mnist1d)
+    result = run_imp(config, 3, tmp_path, options=RunOptions(quiet=True, data=mnist1d))
     assert [row["level"] for row in result.levels] == [0, 1, 2, 3]
     rewind = load_tensors(os.path.join(result.run_dir, "level_0", "step_10it.safetensors"))
     # hidden layers lose round(20%) per level (1024 -> 819: 204.8 rounds to 205), the output 10%
@@ -40,7 +41,7 @@ def test_imp_levels_have_exact_sparsity_rewound_weights_and_zeros(tmp_path, mnis
 
 
 def test_rewind_to_zero_resets_to_the_initialisation(tmp_path, mnist1d):
-    result = run_imp(tiny_config(rewind="0it"), 1, tmp_path, quiet=True, data=mnist1d)
+    result = run_imp(tiny_config(rewind="0it"), 1, tmp_path, options=RunOptions(quiet=True, data=mnist1d))
     init, _ = _level_files(result.run_dir, 0)
     level1, mask = _level_files(result.run_dir, 1)
     for name, value in init["start"].items():
@@ -50,17 +51,17 @@ def test_rewind_to_zero_resets_to_the_initialisation(tmp_path, mnist1d):
 
 def test_same_config_gives_identical_weights_and_a_second_run_trains_nothing(tmp_path, mnist1d):
     config = tiny_config()
-    first = run_imp(config, 2, tmp_path / "a", quiet=True, data=mnist1d)
-    second = run_imp(config, 2, tmp_path / "b", quiet=True, data=mnist1d)
+    first = run_imp(config, 2, tmp_path / "a", options=RunOptions(quiet=True, data=mnist1d))
+    second = run_imp(config, 2, tmp_path / "b", options=RunOptions(quiet=True, data=mnist1d))
     for level in range(3):
         a, _ = _level_files(first.run_dir, level)
         b, _ = _level_files(second.run_dir, level)
         assert all(torch.equal(a["final"][k], b["final"][k]) for k in a["final"])
     final = os.path.join(first.run_dir, "level_2", "final.safetensors")
     stamp = os.stat(final).st_mtime_ns
-    again = run_imp(config, 2, tmp_path / "a", quiet=True, data=mnist1d)
+    again = run_imp(config, 2, tmp_path / "a", options=RunOptions(quiet=True, data=mnist1d))
     assert again.trained == 0 and again.levels == first.levels and os.stat(final).st_mtime_ns == stamp
-    more = run_imp(config, 3, tmp_path / "a", quiet=True, data=mnist1d)
+    more = run_imp(config, 3, tmp_path / "a", options=RunOptions(quiet=True, data=mnist1d))
     assert more.trained == 1 and more.levels[:3] == first.levels
 
 
@@ -128,11 +129,11 @@ def test_a_global_level_that_would_empty_a_layer_stops_naming_it(tmp_path, mnist
     from lth.store import save_tensors
 
     config = tiny_config(**{"prune.strategy": "global", "prune.layer_fractions": {}, "prune.fraction": 0.5})
-    dense = run_imp(config, 0, tmp_path, quiet=True, data=mnist1d)
+    dense = run_imp(config, 0, tmp_path, options=RunOptions(quiet=True, data=mnist1d))
     final = os.path.join(dense.run_dir, "level_0", "final.safetensors")
     weights = load_tensors(final)
     weights["fc3.weight"] = torch.full_like(weights["fc3.weight"], 1e-9)  # the smallest 320 of 2624: all go
     save_tensors(final, weights)
     with pytest.raises(ConfigError, match=r"^level 1 would leave layer 'fc3.weight' with no weights; ask for at most 0"):
-        run_imp(config, 1, tmp_path, quiet=True, data=mnist1d)
+        run_imp(config, 1, tmp_path, options=RunOptions(quiet=True, data=mnist1d))
     assert not os.path.exists(os.path.join(dense.run_dir, "level_1", "start.safetensors"))

@@ -1,5 +1,6 @@
 """Each config option is defined once (config.option): its flag, --set coercion, validation,
 `lth presets --keys` and the flag list of docs/commands.md all come from that definition."""
+import inspect
 import json
 from pathlib import Path
 
@@ -7,6 +8,7 @@ import pytest
 
 from lth.cli import main
 from lth.config import Bounds, options, scalar_type
+from lth.options import RunOptions
 
 COMMANDS_DOC = (Path(__file__).parent.parent / "docs" / "commands.md").read_text()
 FLAGS = {key: f.metadata["flag"] for key, f in options() if f.metadata["flag"]}
@@ -84,13 +86,15 @@ def test_bounds_read_as_intervals():
 
 
 def test_run_options_are_defined_once_and_reach_the_run_functions(tmp_path, mnist1d, capsys):
-    """lth.options.RunOptions: its flagged fields are the CLI's running flags; the run functions take it
-    whole or field by field; an unknown keyword is an error, not silently ignored."""
+    """lth.options.RunOptions: its flagged fields are the CLI's running flags; the run functions take it as
+    one record and show it in their signature; an unknown keyword is an error, not silently ignored."""
     from dataclasses import fields
 
     from conftest import tiny_config
-    from lth.imp import run_imp
-    from lth.options import RunOptions
+    from lth.branches import run_branch, run_branch_many
+    from lth.imp import run_imp, run_imp_many
+    from lth.reproduce import reproduce
+    from lth.stability import measure_stability, stability_sweep
 
     with pytest.raises(SystemExit):
         main(["imp", "--help"])
@@ -101,9 +105,15 @@ def test_run_options_are_defined_once_and_reach_the_run_functions(tmp_path, mnis
     assert all(f"`{flag}" in COMMANDS_DOC for flag in flagged)
     whole = run_imp(tiny_config(), 1, tmp_path, options=RunOptions(quiet=True, data=mnist1d))
     assert capsys.readouterr().err == ""  # quiet: no progress bar
-    by_field = run_imp(tiny_config(), 1, tmp_path, options=RunOptions(data=mnist1d), quiet=True)
-    assert whole.trained == 1 and by_field.trained == 0 and whole.run_dir == by_field.run_dir  # read, not retrained
+    again = run_imp(tiny_config(), 1, tmp_path, options=RunOptions(data=mnist1d).replace(quiet=True))
+    assert whole.trained == 1 and again.trained == 0 and whole.run_dir == again.run_dir  # read, not retrained
+    for run in (run_imp, run_imp_many, run_branch, run_branch_many, measure_stability, stability_sweep, reproduce):
+        parameters = inspect.signature(run).parameters  # no keyword bag: every parameter is shown
+        assert parameters["options"].annotation in (RunOptions, "RunOptions"), run.__name__
+        assert all(p.kind is not inspect.Parameter.VAR_KEYWORD for p in parameters.values()), run.__name__
     run_imp(tiny_config(), 2, tmp_path, options=RunOptions(data=mnist1d, quiet=False))
     assert "imp level 2" in capsys.readouterr().err  # not quiet: level 2's progress bar
     with pytest.raises(TypeError):
-        run_imp(tiny_config(), 0, tmp_path, quite=True, data=mnist1d)  # a typo is an error
+        run_imp(tiny_config(), 0, tmp_path, quite=True, options=RunOptions(data=mnist1d))  # a typo is an error
+    with pytest.raises(TypeError):
+        run_imp(tiny_config(), 0, tmp_path, quiet=True)  # how runs execute travels as one RunOptions

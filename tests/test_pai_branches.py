@@ -12,6 +12,7 @@ from lth.cli import main
 from lth.masks import Mask
 from lth.report import CLAIMS_FILE, write_report
 from lth.store import Store, load_tensors
+from lth.options import RunOptions
 
 LEVELS = 2
 
@@ -25,7 +26,7 @@ def branches(tmp_path_factory, mnist1d):
     """SNIP and its three sanity checks off one IMP chain rewound to step 10, 2 levels."""
     store = tmp_path_factory.mktemp("pai")
     config = tiny_config(rewind="10it")
-    found = {kind: run_branch(kind, config, LEVELS, store, quiet=True, data=mnist1d)
+    found = {kind: run_branch(kind, config, LEVELS, store, options=RunOptions(quiet=True, data=mnist1d))
              for kind in ("snip", "snip+shuffle", "snip+invert", "snip+reinit", "synflow")}
     return store, config, found
 
@@ -82,7 +83,7 @@ def test_pruning_at_init_kinds_are_content_addressed_and_unknown_ones_are_refuse
 def test_every_method_runs_with_ignored_layers_left_whole(tmp_path, mnist1d):
     config = tiny_config(rewind="0it", **{"prune.ignore": ["output"], "prune.layer_fractions": {}})
     for kind in ("magnitude-init", "grasp"):
-        result = run_branch(kind, config, 1, tmp_path, quiet=True, data=mnist1d)
+        result = run_branch(kind, config, 1, tmp_path, options=RunOptions(quiet=True, data=mnist1d))
         mask = _mask(result, 1)
         last = list(mask)[-1]
         assert bool(mask[last].all()), kind  # the output layer is never pruned

@@ -22,6 +22,7 @@ from lth.models import build_model
 from lth.stability import barrier, find_rewind, recompute_batch_norm
 from lth.store import load_tensors
 from lth.train import Schedule, make_optimizer, train
+from lth.options import RunOptions
 from conftest import tiny_config
 
 BN_NET = {"model.name": "mnist1d_resnet", "model.options": {"widths": [4, 8], "blocks_per_stage": 1},
@@ -31,7 +32,7 @@ BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
 
 def test_a_level_starts_from_the_batch_norm_statistics_of_the_rewind_step(tmp_path, mnist1d):
     config = tiny_config(**BN_NET, **{"train.iterations": "30it", "train.eval_every": "10it"})  # rewind 10it
-    result = run_imp(config, 1, tmp_path, quiet=True, data=mnist1d)
+    result = run_imp(config, 1, tmp_path, options=RunOptions(quiet=True, data=mnist1d))
     level0, level1 = Path(result.run_dir) / "level_0", Path(result.run_dir) / "level_1"
     at_k, start = load_tensors(level0 / "step_10it.safetensors"), load_tensors(level1 / "start.safetensors")
     init, dense = load_tensors(level0 / "start.safetensors"), load_tensors(level0 / "final.safetensors")
@@ -69,8 +70,8 @@ def test_batch_norm_recomputation_matches_torch_update_bn_and_a_hand_computation
 
 def test_rewinding_the_optimizer_restores_its_state_at_the_rewind_step(tmp_path, mnist1d):
     config = tiny_config(rewind_optimizer="rewind")  # SGD with momentum 0.9, rewind 10it
-    rewound = run_imp(config, 1, tmp_path, quiet=True, data=mnist1d)
-    reset = run_imp(tiny_config(), 1, tmp_path, quiet=True, data=mnist1d)
+    rewound = run_imp(config, 1, tmp_path, options=RunOptions(quiet=True, data=mnist1d))
+    reset = run_imp(tiny_config(), 1, tmp_path, options=RunOptions(quiet=True, data=mnist1d))
     assert (rewound.levels[1]["rewind_optimizer"], reset.levels[1]["rewind_optimizer"]) == ("rewind", "reset")
     level0, level1 = Path(rewound.run_dir) / "level_0", Path(rewound.run_dir) / "level_1"
     momentum = load_optimizer_state(level0 / "step_10it_optimizer.pt", torch.device("cpu"))
@@ -134,7 +135,8 @@ def test_a_rewound_level_continues_the_dense_runs_batch_order_from_step_k(tmp_pa
         return real_batch(self, iteration)
 
     monkeypatch.setattr(DeviceLoader, "batch", spy)
-    run_imp(tiny_config(data_seed=5), 1, tmp_path, quiet=True, data=mnist1d)  # 60 iterations, rewind 10it
+    run_imp(tiny_config(data_seed=5), 1, tmp_path,
+            options=RunOptions(quiet=True, data=mnist1d))  # 60 iterations, rewind 10it
     dense, level1 = seen[:60], seen[60:]
     assert [i for _, i, _ in dense] == list(range(60)) and [i for _, i, _ in level1] == list(range(10, 60))
     assert level1 == dense[10:] and {s for s, _, _ in seen} == {5}

@@ -15,10 +15,11 @@ from lth.models import build_model
 from lth.config import PruneConfig
 from lth.errors import ConfigError
 from lth.experiment import prepare
-from lth.replica_choice import best_size, choose_replicas
+from lth.replica_choice import ReplicaChoice, best_size, choose_replicas
 from lth.replicas import Layout, replica_state, stack_layout, stack_masks, stack_models
 from lth.store import Store, load_tensors
 from lth.train import train, train_replicas
+from lth.options import RunOptions
 
 
 def _close(a: dict, b: dict, atol: float = 1e-5) -> bool:
@@ -67,8 +68,8 @@ def test_train_with_a_list_of_seeds_is_refused_naming_train_replicas(mnist1d):
 
 def test_seeds_of_imp_and_a_baseline_stacked_match_one_by_one(tmp_path, mnist1d):
     configs = [tiny_config(seed=seed) for seed in (0, 1, 2)]
-    stacked = run_imp_many(configs, 2, tmp_path / "stacked", quiet=True, data=mnist1d, replicas=3)
-    alone = run_imp_many(configs, 2, tmp_path / "alone", quiet=True, data=mnist1d, replicas="off")
+    stacked = run_imp_many(configs, 2, tmp_path / "stacked", options=RunOptions(quiet=True, data=mnist1d, replicas=3))
+    alone = run_imp_many(configs, 2, tmp_path / "alone", options=RunOptions(quiet=True, data=mnist1d, replicas="off"))
     for s, a in zip(stacked, alone):
         assert [level["replicas"] for level in s.levels] == [3, 3, 3]
         assert [level["replicas"] for level in a.levels] == [1, 1, 1]
@@ -85,10 +86,10 @@ def test_seeds_of_imp_and_a_baseline_stacked_match_one_by_one(tmp_path, mnist1d)
         for key, slot in expected["state"].items():
             assert all(torch.allclose(got["state"][key][name], value, atol=1e-6) for name, value in slot.items())
     # the data-order copy at level 0 continues the dense run from step k with that optimizer state
-    copies = run_branch_many("data-order", configs, 2, tmp_path / "stacked", only=[0, 2], quiet=True, data=mnist1d,
-                             replicas=3)
-    singles = run_branch_many("data-order", configs, 2, tmp_path / "alone", only=[0, 2], quiet=True, data=mnist1d,
-                              replicas="off")
+    copies = run_branch_many("data-order", configs, 2, tmp_path / "stacked", only=[0, 2],
+                             options=RunOptions(quiet=True, data=mnist1d, replicas=3))
+    singles = run_branch_many("data-order", configs, 2, tmp_path / "alone", only=[0, 2],
+                              options=RunOptions(quiet=True, data=mnist1d, replicas="off"))
     for s, a in zip(copies, singles):
         assert [level["test_accuracy"] for level in s.levels] == pytest.approx([r["test_accuracy"] for r in a.levels],
                                                                               abs=0.002)
@@ -119,9 +120,10 @@ def test_the_replica_choice_follows_the_flag_and_the_measurement(mnist1d, tmp_pa
     before = (tmp_path / "_replicas.json").read_bytes()
     assert choose_replicas("auto", setup, 4, Store(tmp_path)) == first
     assert (tmp_path / "_replicas.json").read_bytes() == before
-    # a user's model object: its forward code is unknown, so only an explicit K stacks it
+    # a user's model object stacks through torch.func, measured like the registry's networks
     user = prepare(tiny_config(), data=mnist1d, device="cpu", model=build_model("mnist1d_mlp", {"hidden": 32}, 0))
-    assert (choose_replicas("auto", user, 4, None).size, choose_replicas(4, user, 4, None).size) == (1, 4)
+    assert choose_replicas("auto", user, 4, None).why.startswith("auto (torch.func): step time per replica K=1")
+    assert choose_replicas(4, user, 4, None) == ReplicaChoice(4, "--replicas 4 (torch.func)")
 
 
 class NormedConv(torch.nn.Module):
@@ -153,8 +155,10 @@ def test_a_users_model_stacks_through_torch_func_and_trains_as_it_would_alone(tm
     configs = [tiny_config(seed=seed) for seed in (0, 1)]
     torch.manual_seed(0)
     user = NormedConv()  # (its weights are the initialisation: one object, one fingerprint, the same runs)
-    alone = run_imp_many(configs, 0, tmp_path / "alone", quiet=True, data=mnist1d, model=user, replicas="off")
-    asked = run_imp_many(configs, 0, tmp_path / "asked", quiet=True, data=mnist1d, model=user, replicas=2)
+    alone = run_imp_many(configs, 0, tmp_path / "alone",
+                         options=RunOptions(quiet=True, data=mnist1d, model=user, replicas="off"))
+    asked = run_imp_many(configs, 0, tmp_path / "asked",
+                         options=RunOptions(quiet=True, data=mnist1d, model=user, replicas=2))
     assert [r.levels[0]["replicas"] for r in alone] == [1, 1]
     assert [r.levels[0]["replicas"] for r in asked] == [2, 2]
     assert asked[0].levels[0]["execution"]["replicas_why"] == "--replicas 2 (torch.func)"
@@ -163,13 +167,14 @@ def test_a_users_model_stacks_through_torch_func_and_trains_as_it_would_alone(tm
         assert _close(load_tensors(Path(a.run_dir) / "level_0" / "final.safetensors"),
                       load_tensors(Path(b.run_dir) / "level_0" / "final.safetensors"))
     # auto measures it like a registry network, and says that it went through torch.func
-    auto = run_imp_many(configs, 0, tmp_path / "auto", quiet=True, data=mnist1d, model=user)
+    auto = run_imp_many(configs, 0, tmp_path / "auto", options=RunOptions(quiet=True, data=mnist1d, model=user))
     assert auto[0].levels[0]["execution"]["replicas_why"].startswith("auto (torch.func): step time per replica K=1")
 
 
 def test_a_users_model_that_torch_func_cannot_batch_trains_one_by_one_and_says_why(tmp_path, mnist1d):
     configs = [tiny_config(seed=seed) for seed in (0, 1)]
-    results = run_imp_many(configs, 0, tmp_path, quiet=True, data=mnist1d, model=Stubborn(), replicas=2)
+    results = run_imp_many(configs, 0, tmp_path,
+                           options=RunOptions(quiet=True, data=mnist1d, model=Stubborn(), replicas=2))
     assert [r.levels[0]["replicas"] for r in results] == [1, 1]
     why = results[0].levels[0]["execution"]["replicas_why"]
     assert why.startswith("one by one: torch.func cannot vmap its forward"), why
@@ -185,9 +190,9 @@ def test_a_bad_replicas_flag_is_one_line_and_exit_2(tmp_path, capsys, value):
 def test_fp16_runs_are_never_stacked_and_asking_for_it_is_refused(tmp_path, mnist1d, capsys):
     """Stacked copies would share one GradScaler: an overflow in one would skip the step of all."""
     configs = [tiny_config(seed=seed, **{"train.precision": "fp16", "train.iterations": "20it"}) for seed in (0, 1)]
-    auto = run_imp_many(configs, 0, tmp_path, quiet=True, data=mnist1d)
+    auto = run_imp_many(configs, 0, tmp_path, options=RunOptions(quiet=True, data=mnist1d))
     assert [r.levels[0]["replicas"] for r in auto] == [1, 1]
-    alone = run_imp_many(configs[1:], 0, tmp_path / "alone", quiet=True, data=mnist1d)
+    alone = run_imp_many(configs[1:], 0, tmp_path / "alone", options=RunOptions(quiet=True, data=mnist1d))
     a = load_tensors(Path(auto[1].run_dir) / "level_0" / "final.safetensors")
     b = load_tensors(Path(alone[0].run_dir) / "level_0" / "final.safetensors")
     assert all(torch.equal(a[k], b[k]) for k in a)  # trained exactly as alone

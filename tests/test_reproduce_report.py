@@ -13,6 +13,7 @@ from lth.cli import main
 from lth.report import write_report
 from lth.reproduce import StudyPlan, reproduce
 from lth.store import Store
+from lth.options import RunOptions
 from conftest import tiny_config
 
 PLAN = StudyPlan(levels=2, rewind_points=("0it", "10it"), stability_level=2, seeds=(0, 1), baseline_rewinds=("0it",))
@@ -22,7 +23,7 @@ PLAN = StudyPlan(levels=2, rewind_points=("0it", "10it"), stability_level=2, see
 def study(tmp_path_factory, mnist1d):
     store = tmp_path_factory.mktemp("study")
     config = tiny_config(preset="tiny")
-    reproduce(config, PLAN, store, log=lambda _: None, quiet=True, data=mnist1d, replicas=2)
+    reproduce(config, PLAN, store, log=lambda _: None, options=RunOptions(quiet=True, data=mnist1d, replicas=2))
     return config, store, write_report(store, store / "report")
 
 
@@ -35,7 +36,7 @@ def test_reproduce_twice_trains_nothing_the_second_time(study, mnist1d, monkeypa
     monkeypatch.setattr(lth.levels, "train_replicas", no_training)  # (the one place levels are trained)
     files = {p: p.stat().st_mtime_ns for p in store.glob("*/level_*/*.safetensors")}
     first = json.loads(next(store.glob("_studies/*.json")).read_text())
-    again = reproduce(config, PLAN, store, log=lambda _: None, quiet=True, data=mnist1d, replicas=2)
+    again = reproduce(config, PLAN, store, log=lambda _: None, options=RunOptions(quiet=True, data=mnist1d, replicas=2))
     assert len(files) > 50 and {p: p.stat().st_mtime_ns for p in store.glob("*/level_*/*.safetensors")} == files
     assert {key: sorted(again[key]) for key in ("imp", "branches", "stability")} == \
         {key: sorted(first[key]) for key in ("imp", "branches", "stability")}  # the same runs, read back
@@ -79,7 +80,7 @@ def test_report_writes_every_figure_and_the_csv_equals_the_store(study):
 def test_report_on_empty_and_partial_stores_says_what_is_missing(tmp_path, mnist1d, capsys):
     assert main(["report", str(tmp_path), "--out", str(tmp_path / "r")]) == 0
     assert "No finished runs" in (tmp_path / "r" / "report.md").read_text()
-    lth.imp.run_imp(tiny_config(), 1, tmp_path, quiet=True, data=mnist1d)
+    lth.imp.run_imp(tiny_config(), 1, tmp_path, options=RunOptions(quiet=True, data=mnist1d))
     (report,) = write_report(tmp_path, tmp_path / "r2")
     text = (report / "report.md").read_text()
     assert "no `reinit` baseline yet" in text and "no stability measurements yet" in text

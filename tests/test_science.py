@@ -9,6 +9,7 @@ import pytest
 from lth.branches import run_branch
 from lth.imp import run_imp
 from lth.presets import get_preset
+from lth.options import RunOptions
 
 SEEDS = (0, 1, 2)
 LEVELS = 5
@@ -21,8 +22,9 @@ def study(tmp_path_factory, mnist1d):
     results = {}
     for seed in SEEDS:
         seeded = config.override({"seed": seed})
-        results[seed] = {"imp": run_imp(seeded, LEVELS, store, quiet=True, data=mnist1d).levels,
-                         "random": run_branch("random-prune", seeded, LEVELS, store, quiet=True, data=mnist1d).levels}
+        results[seed] = {"imp": run_imp(seeded, LEVELS, store, options=RunOptions(quiet=True, data=mnist1d)).levels,
+                         "random": run_branch("random-prune", seeded, LEVELS, store,
+                                              options=RunOptions(quiet=True, data=mnist1d)).levels}
     return results
 
 

@@ -28,6 +28,7 @@ from lth.imp import run_imp
 from lth.jobs import imp_jobs
 from lth.reproduce import StudyPlan, reproduce
 from lth.store import Store, load_tensors
+from lth.options import RunOptions
 from test_executors import RUN, _same_tensors, _stored, _threads
 
 pytestmark = pytest.mark.slow
@@ -140,7 +141,8 @@ def test_a_study_killed_and_restarted_on_slurm_equals_inline_and_prints_one_json
     plan = StudyPlan(levels=2, rewind_points=("10it",), stability_level=1, seeds=(0, 1), baseline_rewinds=(),
                      baseline_levels=(1,))
     with _threads(1):  # the jobs' thread count (--cpus-per-job 1): CPU kernels split sums by thread
-        reproduce(tiny_config(), plan, _store(tmp_path / "inline", slurm), log=lambda _: None, quiet=True, **RUN)
+        reproduce(tiny_config(), plan, _store(tmp_path / "inline", slurm), log=lambda _: None,
+                  options=RunOptions(quiet=True, **RUN))
     on_slurm, inline = _stored(store), _stored(tmp_path / "inline")
     assert len(on_slurm) > 40 and _same_tensors(on_slurm, inline)
     measured = [json.loads(p.read_text()) for p in sorted(store.glob("*/level_1/stability_*.json"))]
@@ -165,7 +167,8 @@ def test_a_preempted_slurm_job_is_requeued_and_resumes_to_the_same_bits(slurm, t
     assert "this job is preempted" in log and f"Requeued job {job_id}" in log
     assert log.count("Starting with JobEnvironment") == 2  # the same job ran again, from the checkpoint
     with _threads(1):
-        reference = run_imp(tiny_config(**changes), 0, _store(tmp_path / "inline", slurm), quiet=True, **RUN)
+        reference = run_imp(tiny_config(**changes), 0, _store(tmp_path / "inline", slurm),
+                            options=RunOptions(quiet=True, **RUN))
     name = f"{tiny_config(**changes).hash()}/level_0/final.safetensors"
     assert _same_tensors({0: load_tensors(store / name)}, {0: load_tensors(Path(reference.run_dir).parent / name)})
 
@@ -179,7 +182,7 @@ def test_a_failing_slurm_job_blocks_its_dependants_and_a_rerun_after_the_fix_red
                "--store", str(store), "--quiet", "--slurm-array-parallelism", "1", "--slurm-partition", partition,
                "--timeout-min", "30", "--replicas", "off", *SLURM]  # (off: one job per seed)
     for seed in (0, 1):
-        run_imp(tiny_config(seed=seed), 0, store, quiet=True, **RUN)
+        run_imp(tiny_config(seed=seed), 0, store, options=RunOptions(quiet=True, **RUN))
     seed0 = {p.stat().st_ino: p for p in store.glob("*/level_0/final.safetensors")  # one path per file:
              if json.loads((p.parent.parent / "config.json").read_text())["seed"] == 0}  # runs share files
     good = {p: p.read_bytes() for p in seed0.values()}

@@ -6,6 +6,7 @@ from lth.cli import main
 from lth.config import ExperimentConfig
 from lth.errors import ConfigError, StepError
 from lth.steps import Step
+from lth.options import RunOptions
 from conftest import tiny_config
 
 
@@ -109,9 +110,9 @@ def test_a_run_written_in_epochs_and_in_iterations_is_one_run(tmp_path, mnist1d)
     in_iterations = tiny_config(**{"train.iterations": "80it", "train.eval_every": "20it"})
     assert in_epochs.hash() != in_iterations.hash()
     assert canonical([in_epochs], Store(tmp_path), data=mnist1d) == [in_iterations]
-    first = run_imp(in_epochs, 1, tmp_path, quiet=True, data=mnist1d)
+    first = run_imp(in_epochs, 1, tmp_path, options=RunOptions(quiet=True, data=mnist1d))
     runs = _run_dirs(tmp_path)
-    second = run_imp(in_iterations, 1, tmp_path, quiet=True, data=mnist1d)
+    second = run_imp(in_iterations, 1, tmp_path, options=RunOptions(quiet=True, data=mnist1d))
     assert second.run_dir == first.run_dir == str(tmp_path / in_iterations.hash())
     assert _run_dirs(tmp_path) == runs  # nothing trained twice
     assert [r["test_accuracy"] for r in second.levels] == [r["test_accuracy"] for r in first.levels]
@@ -146,10 +147,10 @@ def test_a_run_stored_under_its_epochs_before_canonicalisation_keeps_its_address
 
     in_epochs = tiny_config(**{"train.iterations": "1ep", "train.eval_every": "20it"})
     in_iterations = tiny_config(**{"train.iterations": "80it", "train.eval_every": "20it"})
-    run_imp(in_iterations, 1, tmp_path, quiet=True, data=mnist1d)
+    run_imp(in_iterations, 1, tmp_path, options=RunOptions(quiet=True, data=mnist1d))
     for new, old in ((in_iterations, in_epochs), (dense_config(in_iterations), dense_config(in_epochs))):
         shutil.move(tmp_path / new.hash(), tmp_path / old.hash())  # as an old lth stored them
         write_json(tmp_path / old.hash() / CONFIG_FILE, old.to_dict())
     runs = _run_dirs(tmp_path)
-    again = run_imp(in_epochs, 1, tmp_path, quiet=True, data=mnist1d)
+    again = run_imp(in_epochs, 1, tmp_path, options=RunOptions(quiet=True, data=mnist1d))
     assert again.run_dir == str(tmp_path / in_epochs.hash()) and _run_dirs(tmp_path) == runs

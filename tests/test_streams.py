@@ -17,6 +17,7 @@ from lth.masks import Mask, layer_fractions, magnitude_prune, random_prune
 from lth.models import build_model
 from lth.seeds import augment_seed, copy_data_seed, order_seed, random_prune_seed, reinit_seed, stream_seed
 from lth.store import Store, load_tensors
+from lth.options import RunOptions
 from conftest import tiny_config
 
 LEGACY_STORE = Path(__file__).parent / "data" / "legacy_store"  # written by lth before train.streams existed
@@ -57,10 +58,11 @@ def test_a_store_written_before_streams_keeps_its_addresses_and_bits(tmp_path, m
     assert config.hash() == "2bb58aeb9aa8bd75" and _legacy_config().hash() != config.hash()
     assert branch_config(config, "data-order").data_seed == 1 + 10_007
     # commands find everything there: nothing is trained, and the stored numbers come back exactly
-    results = {"imp": run_imp(config, 2, store, quiet=True, data=mnist1d)}
+    results = {"imp": run_imp(config, 2, store, options=RunOptions(quiet=True, data=mnist1d))}
     for kind in ("reinit", "random-prune"):
-        results[kind] = run_branch(kind, config, 2, store, quiet=True, data=mnist1d)
-    results["data-order"] = run_branch("data-order", config, 2, store, only=[2], quiet=True, data=mnist1d)
+        results[kind] = run_branch(kind, config, 2, store, options=RunOptions(quiet=True, data=mnist1d))
+    results["data-order"] = run_branch("data-order", config, 2, store, only=[2],
+                                       options=RunOptions(quiet=True, data=mnist1d))
     assert all(result.trained == 0 for result in results.values())
     compared = 0
     for result in results.values():
