@@ -1,6 +1,6 @@
 """The 30-point linear interpolation of stability analysis: all points evaluated as one stacked
 model against one point at a time, side by side in one run. lth picks stacked passes on CUDA only
-(lth.stability.points_per_pass); this benchmark is how to check that choice on a machine.
+(lth.connectivity.points_per_pass); this benchmark is how to check that choice on a machine.
 
     .venv/bin/python benchmarks/interpolation.py [--repeats 5] [--points 30] [--device cuda]
 
@@ -22,7 +22,7 @@ from lth.data import load_dataset
 from lth.data.loader import TensorDataset
 from lth.models import build_model
 from lth.presets import get_preset
-from lth.stability import interpolation_curve, points_per_pass
+from lth.connectivity import interpolation_curve, points_per_pass
 
 
 def cases(cache: str):

@@ -3,12 +3,13 @@ import os
 import pytest
 import torch
 
-from lth import stability
+from lth import connectivity
 from lth.branches import run_branch
 from lth.experiment import prepare
 from lth.masks import Mask
 from lth.models import build_model
-from lth.stability import barrier, distances, interpolation_curve, measure_stability
+from lth.connectivity import barrier, distances, interpolation_curve
+from lth.stability import measure_stability
 from lth.store import load_tensors
 from lth.train import evaluate
 from lth.options import RunOptions
@@ -117,9 +118,9 @@ def test_an_all_linear_curve_evaluated_in_one_pass_matches_the_point_by_point_cu
     config, results, store = branches
     setup = prepare(config, data=mnist1d, device=device)
     a, b = _level(str(store / config.hash()), 2, "final"), _level(results["data-order"].run_dir, 2, "final")
-    assert stability.points_per_pass(setup.new_model(), 30, "cuda") == 30
-    assert stability.points_per_pass(setup.new_model(), 30, "cpu") == 1  # measured slower on CPU
-    assert stability.points_per_pass(build_model("resnet20", {}, 0), 30, "cuda") == 1  # convolutions, batch norm
+    assert connectivity.points_per_pass(setup.new_model(), 30, "cuda") == 30
+    assert connectivity.points_per_pass(setup.new_model(), 30, "cpu") == 1  # measured slower on CPU
+    assert connectivity.points_per_pass(build_model("resnet20", {}, 0), 30, "cuda") == 1  # convolutions, batch norm
     stacked = interpolation_curve(setup.new_model(), setup, a, b, points=7, per_pass=7)
     one_by_one = interpolation_curve(setup.new_model(), setup, a, b, points=7, per_pass=1)
     tests, trains = len(mnist1d.y_test), min(5000, len(mnist1d.y_train))

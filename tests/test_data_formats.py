@@ -379,7 +379,7 @@ def test_stability_train_sample_spreads_over_all_classes(tmp_path):
     """Stability's train error and batch-norm statistics use a fixed sample spread over the classes,
     not the first N files (which are sorted by class: ImageNet's first 5,000 are ~4 classes)."""
     from lth.data.imagefolder import spread_sample
-    from lth.stability import train_sample
+    from lth.connectivity import train_sample
 
     write_imagefolder(tmp_path)
     data = tiny_folder(tmp_path)

@@ -19,7 +19,8 @@ from lth.config import ExperimentConfig
 from lth.levels import load_optimizer_state
 from lth.masks import Mask
 from lth.models import build_model
-from lth.stability import barrier, find_rewind, recompute_batch_norm
+from lth.connectivity import barrier, recompute_batch_norm
+from lth.stability import find_rewind
 from lth.store import load_tensors
 from lth.train import Schedule, make_optimizer, train
 from lth.options import RunOptions

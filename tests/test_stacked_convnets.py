@@ -16,7 +16,7 @@ from lth.data.loader import TensorDataset
 from lth.masks import Mask
 from lth.models import build_model
 from lth.replicas import replica_state, stack_masks, stack_models
-from lth.stability import interpolation_curve
+from lth.connectivity import interpolation_curve
 from lth.experiment import prepare
 from lth.train import ResumeCadence, train, train_replicas
 from conftest import tiny_config
