@@ -19,7 +19,7 @@ from .store import CONFIG_FILE, DEFAULT_STORE, JOBS_DIR, read_json
 
 
 # executor flags with their defaults: any other value is refused inline, where nothing would use it
-INLINE_IGNORES = {"workers": 2, "gpus_per_job": 0, "cpus_per_job": None, "timeout_min": None, "slurm_partition": None,
+INLINE_IGNORES: dict[str, object] = {"workers": 2, "gpus_per_job": 0, "cpus_per_job": None, "timeout_min": None, "slurm_partition": None,
                   "slurm_array_parallelism": 256, "slurm_option": []}
 MAY_BE_EMPTY = {"baseline_rewinds"}  # '' means none; every other '' (--store '', --preset '') is refused
 
@@ -472,11 +472,11 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
     if not Path(args.store).is_dir():  # ("no runs" would hide a mistyped path)
         raise LthError(f"no store at {args.store}: not a directory; pass --store DIR of an existing store")
-    rows = []
+    rows: list[dict[str, Any]] = []
     for run in Store(args.store).runs():
         done = run.levels_done()
         summaries = [run.summary(level) for level in done]
-        executions = []  # the distinct ways its levels were run (older summaries record none)
+        executions: list[dict[str, Any]] = []  # the distinct ways its levels were run (older summaries record none)
         for s in summaries:
             if "execution" in s and s["execution"] not in executions:
                 executions.append(s["execution"])

@@ -383,7 +383,8 @@ def _build(cls: type, raw: Mapping[str, Any], where: str) -> Any:
         raise ConfigError(f"unknown config key(s) {', '.join(repr(where + k) for k in unknown)}; known: {', '.join(known)}")
     kwargs = {}
     for name, value in raw.items():
-        default = known[name].default_factory() if known[name].default_factory is not dataclasses.MISSING else known[name].default
+        factory = known[name].default_factory
+        default = factory() if factory is not dataclasses.MISSING else known[name].default
         if dataclasses.is_dataclass(default):
             kwargs[name] = _build(type(default), value, f"{where}{name}.")
         elif isinstance(default, tuple):

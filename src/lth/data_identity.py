@@ -57,7 +57,7 @@ def _bytes(tensor: torch.Tensor) -> memoryview:
     array = tensor.detach().cpu().contiguous()
     if array.dtype == torch.bfloat16:  # (numpy has no bfloat16)
         array = array.view(torch.int16)
-    return memoryview(array.numpy()).cast("B")
+    return memoryview(array.numpy()).cast("B")  # type: ignore[arg-type]  # (an ndarray is a buffer; the stubs do not say)
 
 
 def load(config: ExperimentConfig, data_root: str | Path | None, cache_dir: str | Path | None) -> Any:

@@ -68,7 +68,7 @@ def path_safe(label: str) -> str:
 
 
 # the types of what a summary.json holds, as the commands that print it read them
-SUMMARY_SHAPE = {"level": int, "iterations": int, "start_iteration": int, "seconds": (int, float),
+SUMMARY_SHAPE: dict[str, type | tuple[type, ...]] = {"level": int, "iterations": int, "start_iteration": int, "seconds": (int, float),
                  "test_accuracy": (int, float), "weights_remaining": (int, float), "execution": dict}
 
 
@@ -102,7 +102,9 @@ def repair(path: str | Path) -> str:
 def _level_and_later(level_dir: Path) -> list[Path]:
     """A level and the later levels of its run (each pruned from the one before)."""
     run_dir, level = level_dir.parent, level_of(level_dir.name)
-    later = [run_dir / level_dir_name(L) for L in levels_in(run_dir) if L >= level] if run_dir.is_dir() else []
+    if level is None or not run_dir.is_dir():
+        return [level_dir]
+    later = [run_dir / level_dir_name(L) for L in levels_in(run_dir) if L >= level]
     return later or [level_dir]
 
 
@@ -488,7 +490,7 @@ class Run:
             first = failures[0]
             log = f" (log: {first['log']})" if first.get("log") else ""
             return f"failed: level {first.get('level')}: {first.get('error', '')}{log}"
-        if any(self.level_locked(level_of(p.name)) for p in self.dir.glob("level_*.running") if level_of(p.name) is not None):
+        if any(self.level_locked(level) for p in self.dir.glob("level_*.running") if (level := level_of(p.name)) is not None):
             return "locked/running"
         # a level writes start.safetensors when it begins and summary.json when it ends; between them
         # nobody holds its lock only if its process died (with or without a resume file to go on from)
