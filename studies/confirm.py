@@ -23,6 +23,7 @@ from lth.presets import get_preset
 from lth.report import Study, find_studies, study_hardware
 from lth.reproduce import PLANS, reproduce
 from lth.store import Store
+from lth.options import RunOptions
 from tables import markdown_table, write_csv
 
 
@@ -48,7 +49,7 @@ def cell(claim: Claim | None) -> str:
                        f"{claim.low * (100 if claim.unit == 'points' else 1):+.2f}",
                        f"{claim.high * (100 if claim.unit == 'points' else 1):+.2f}")
     verdict = f"**{claim.verdict}**" if claim.verdict in ("holds", "equivalent") else claim.verdict
-    return f"{diff} [{low}, {high}] {verdict}"
+    return f"{diff} [{low}, {high}] {verdict}" + " (fragile)" * claim.fragile
 
 
 def side_by_side(columns: dict[str, list[Claim]]) -> list[dict[str, str]]:
@@ -77,7 +78,7 @@ def main(argv: list[str] | None = None) -> None:
     columns, notes = {}, []
     for name, seeds in sets.items():
         began = time.perf_counter()
-        reproduce(config, replace(plan, seeds=seeds), store, log=print, quiet=True)
+        reproduce(config, replace(plan, seeds=seeds), store, log=print, options=RunOptions(quiet=True))
         claims, study = judged(store, seeds, args.margin / 100)
         label = f"{name}: seeds {seeds[0]}–{seeds[-1]} ({len(seeds)})"
         columns[label] = claims
