@@ -115,3 +115,5 @@ def test_run_options_are_defined_once_and_reach_the_run_functions(tmp_path, mnis
     assert "imp level 2" in capsys.readouterr().err  # not quiet: level 2's progress bar
     with pytest.raises(TypeError):
         run_imp(tiny_config(), 0, tmp_path, quite=True, options=RunOptions(data=mnist1d))  # a typo is an error
+    with pytest.raises(TypeError):
+        run_imp(tiny_config(), 0, tmp_path, quiet=True)  # how runs execute travels as one RunOptions

@@ -19,6 +19,7 @@ from lth import run_imp
 from lth.cli import main
 from lth.data import load_dataset
 from lth.errors import DataError
+from lth.options import RunOptions
 from test_bad_input import TINY, snapshot, write_mnist
 
 LEGACY = Path(__file__).parent / "data" / "store_8150b21"
@@ -89,12 +90,12 @@ def test_other_data_never_returns_or_extends_a_run(tmp_path, capsys):
 
 
 def test_a_dataset_object_is_fingerprinted_by_content(tmp_path, mnist1d, tiny):
-    run_imp(tiny(), 0, tmp_path, quiet=True, data=mnist1d)
+    run_imp(tiny(), 0, tmp_path, options=RunOptions(quiet=True, data=mnist1d))
     other = type(mnist1d)(mnist1d.name, mnist1d.x_train, mnist1d.y_train.roll(1), mnist1d.x_test, mnist1d.y_test,
                           mnist1d.num_classes)
     with pytest.raises(DataError, match="trained on other mnist1d data"):
-        run_imp(tiny(), 1, tmp_path, quiet=True, data=other)
-    assert run_imp(tiny(), 0, tmp_path, quiet=True, data=mnist1d).trained == 0
+        run_imp(tiny(), 1, tmp_path, options=RunOptions(quiet=True, data=other))
+    assert run_imp(tiny(), 0, tmp_path, options=RunOptions(quiet=True, data=mnist1d)).trained == 0
 
 
 def test_a_store_written_before_data_records_is_read_as_it_is(tmp_path, capsys):

@@ -34,7 +34,7 @@ from .imp import run_imp_many
 from .levels import Adopted, Chain, ImpResult, LevelPlan, load_optimizer_state, rewind_state, run_chains
 from .kinds import BRANCHES, DATA_ORDER, IMP, KINDS, Kind, MaskSource, SanityCheck, WeightSource
 from .masks import Mask, random_prune
-from .options import RunOptions, takes_run_options
+from .options import RunOptions
 from .seeds import copy_data_seed, random_prune_seed, reinit_seed
 from .store import DEFAULT_STORE, MASK_FILE, START_FILE, Run, Store, load_tensors, step_optimizer_file
 
@@ -111,7 +111,6 @@ def branch_levels(kind: str, levels: int, only: list[int] | None = None) -> list
     return wanted
 
 
-@takes_run_options
 def run_branch(kind: str, config: ExperimentConfig, levels: int, store: Store | str | Path = DEFAULT_STORE,
                data_seed: int | None = None, only: list[int] | None = None, options: RunOptions = RunOptions()
                ) -> ImpResult:
@@ -123,7 +122,6 @@ def run_branch(kind: str, config: ExperimentConfig, levels: int, store: Store | 
     return run_branch_many(kind, [config], levels, store, data_seed, only, options=options)[0]
 
 
-@takes_run_options
 def run_branch_many(kind: str, configs: list[ExperimentConfig], levels: int, store: Store | str | Path = DEFAULT_STORE,
                     data_seed: int | None = None, only: list[int] | None = None, options: RunOptions = RunOptions()
                     ) -> list[ImpResult]:

@@ -16,7 +16,7 @@ from .experiment import Setup
 from .kinds import DENSE
 from .levels import Chain, LevelPlan, Planner, Training, run_chains, setup_for, train_group
 from .masks import Mask
-from .options import RunOptions, takes_run_options
+from .options import RunOptions
 from .steps import Step
 from .store import START_FILE, Run, Store, load_tensors, step_file
 
@@ -36,7 +36,6 @@ def dense_planner(steps: tuple[str, ...]) -> Planner:
     return plan
 
 
-@takes_run_options
 def run_dense_many(configs: list[ExperimentConfig], store: Store, rewinds: tuple[str, ...] = (),
                    options: RunOptions = RunOptions()) -> list[Run]:
     """Train (or read) the dense run of each IMP config (dense_config), saving its state at each

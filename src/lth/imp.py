@@ -20,7 +20,7 @@ from .errors import ConfigError
 from .experiment import Setup, canonical, module_config
 from .kinds import IMP
 from .levels import Adopted, Chain, ImpResult, LevelPlan, rewind_state, run_chains, shape_model
-from .options import RunOptions, takes_run_options
+from .options import RunOptions
 from .masks import Mask, check_levels, empty_layer_error, layer_fractions, magnitude_prune
 from .store import DEFAULT_STORE, FINAL_FILE, MASK_FILE, Run, Store, load_tensors, step_file, step_optimizer_file
 
@@ -52,7 +52,6 @@ def pruned_mask(run: Run, setup: Setup, level: int, model: nn.Module) -> Mask:
     return mask
 
 
-@takes_run_options
 def run_imp(config: ExperimentConfig, levels: int, store: Store | str | Path = DEFAULT_STORE,
             options: RunOptions = RunOptions()) -> ImpResult:
     """Run (or read from the store) levels 0..`levels` of IMP for `config`. `options` (or its fields as
@@ -60,7 +59,6 @@ def run_imp(config: ExperimentConfig, levels: int, store: Store | str | Path = D
     return run_imp_many([config], levels, store, options=options)[0]
 
 
-@takes_run_options
 def run_imp_many(configs: list[ExperimentConfig], levels: int, store: Store | str | Path = DEFAULT_STORE,
                  options: RunOptions = RunOptions()) -> list[ImpResult]:
     """run_imp for several configs (e.g. seeds), level by level, small models stacked as replicas."""

@@ -1,15 +1,13 @@
 """How runs are executed, defined once. None of it changes what a run computes, so none of it is in
-the config or its address. The library's run functions take `options: RunOptions`; the public entry
-points (`run_imp`, `run_branch`, `measure_stability`, `reproduce`, ...) also take its fields as
-keywords through `takes_run_options` (`run_imp(config, 3, store, quiet=True)`); the CLI's "running"
-flags are generated from the fields' metadata, as the config's are."""
+the config or its address. The library's run functions take it as one record,
+`run_imp(config, 3, store, options=RunOptions(quiet=True))`; the CLI's "running" flags are generated
+from the fields' metadata, as the config's are."""
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import functools
 from dataclasses import dataclass, field, fields
-from typing import Any, Callable, TypeVar
+from typing import Any
 
 
 def parse_replicas(text: str) -> str | int:
@@ -57,7 +55,6 @@ class RunOptions:
         return dataclasses.replace(self, **changes)
 
 
-FIELDS = tuple(f.name for f in fields(RunOptions))
 
 
 def add_run_flags(group: argparse._ArgumentGroup) -> None:
@@ -77,17 +74,3 @@ def add_run_flags(group: argparse._ArgumentGroup) -> None:
 def from_args(args: argparse.Namespace, **changes: Any) -> RunOptions:
     """RunOptions from parsed flags (the fields without a flag keep their defaults)."""
     return RunOptions(**{**{f.name: getattr(args, f.name) for f in fields(RunOptions) if f.metadata["flag"]}, **changes})
-
-
-Function = TypeVar("Function", bound=Callable[..., Any])
-
-
-def takes_run_options(function: Function) -> Function:
-    """Let a function with an `options: RunOptions` parameter also be called with RunOptions' fields as
-    keywords, e.g. `run_imp(config, 3, store, quiet=True, data=dataset)`; they change `options`."""
-    @functools.wraps(function)
-    def call(*args: Any, options: RunOptions | None = None, **keywords: Any) -> Any:
-        changes = {k: keywords.pop(k) for k in list(keywords) if k in FIELDS}
-        options = (options or RunOptions()).replace(**changes)
-        return function(*args, options=options, **keywords)
-    return call  # type: ignore[return-value]

@@ -19,7 +19,7 @@ from .experiment import canonical, canonical_steps
 from .imp import DEFAULT_LEVELS
 from .jobs import STABILITY, run_inline, stage_jobs, study_dense_jobs
 from .levels import resolve_replicas
-from .options import RunOptions, takes_run_options
+from .options import RunOptions
 from .stability import STABILITY_LEVEL
 from .steps import Step, check_steps
 from .store import DEFAULT_STORE, STUDIES_DIR, Store, read_json, write_json
@@ -113,7 +113,6 @@ def check_plan(plan: StudyPlan) -> None:
         raise ConfigError(f"baseline levels must lie in 1..{plan.levels}, got {','.join(map(str, plan.baseline_levels))}")
 
 
-@takes_run_options
 def reproduce(config: ExperimentConfig, plan: StudyPlan, store: Store | str | Path = DEFAULT_STORE,
               log: Callable[[str], None] = print, options: RunOptions = RunOptions()) -> dict[str, Any]:
     """Run the whole study inline -- the jobs of `jobs.study_jobs`, the graph every executor runs --

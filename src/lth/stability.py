@@ -22,7 +22,7 @@ from .experiment import canonical, module_config, prepare
 from .imp import run_imp
 from .kinds import DATA_ORDER
 from .masks import Mask
-from .options import RunOptions, takes_run_options
+from .options import RunOptions
 from .steps import check_steps
 from .store import DEFAULT_STORE, FINAL_FILE, MASK_FILE, Store, level_dir_name, load_tensors, read_json, write_json
 from .connectivity import (BATCH_NORM, BATCH_NORM_MODES, POINTS, TRAIN_EXAMPLES,  # noqa: F401 (the CLI reads them here)
@@ -51,7 +51,6 @@ def measurement_path(copy_run_dir: Path, level: int, points: int = POINTS, batch
     return copy_run_dir / level_dir_name(level) / f"stability_{settings_name(points, batch_norm, train_examples)}.json"
 
 
-@takes_run_options
 def measure_stability(config: ExperimentConfig, level: int, store: Store | str | Path = DEFAULT_STORE, *,
                       points: int = POINTS, batch_norm: str = BATCH_NORM, train_examples: int = TRAIN_EXAMPLES,
                       options: RunOptions = RunOptions()) -> dict[str, Any]:
@@ -90,7 +89,6 @@ def measure_stability(config: ExperimentConfig, level: int, store: Store | str |
     return row
 
 
-@takes_run_options
 def measure_stability_many(configs: list[ExperimentConfig], level: int, store: Store | str | Path = DEFAULT_STORE, *,
                            points: int = POINTS, batch_norm: str = BATCH_NORM, train_examples: int = TRAIN_EXAMPLES,
                            options: RunOptions = RunOptions()) -> list[dict[str, Any]]:
@@ -102,7 +100,6 @@ def measure_stability_many(configs: list[ExperimentConfig], level: int, store: S
                               train_examples=train_examples, options=options) for config in configs]
 
 
-@takes_run_options
 def stability_sweep(config: ExperimentConfig, level: int, rewind_points: list[str], store=DEFAULT_STORE, *,
                     points: int = POINTS, batch_norm: str = BATCH_NORM, train_examples: int = TRAIN_EXAMPLES,
                     options: RunOptions = RunOptions()) -> list[dict[str, Any]]:
@@ -111,7 +108,6 @@ def stability_sweep(config: ExperimentConfig, level: int, rewind_points: list[st
                                 train_examples=train_examples, options=options)[0]
 
 
-@takes_run_options
 def stability_sweep_many(configs: list[ExperimentConfig], level: int, rewind_points: list[str], store=DEFAULT_STORE, *,
                          points: int = POINTS, batch_norm: str = BATCH_NORM, train_examples: int = TRAIN_EXAMPLES,
                          options: RunOptions = RunOptions()) -> list[list[dict[str, Any]]]:
