@@ -71,7 +71,7 @@ class Claim:
 
     @classmethod
     def from_json(cls, raw: Mapping[str, Any]) -> Claim:
-        values = {k: math.nan if v is None else v for k, v in raw.items()}
+        values: dict[str, Any] = {k: math.nan if v is None else v for k, v in raw.items()}
         values["paired"] = tuple((int(s), float(d)) for s, d in values.get("paired", ()))
         return cls(**values)
 

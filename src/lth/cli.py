@@ -315,20 +315,21 @@ def cmd_branch(args: argparse.Namespace) -> int:
 
 def cmd_stability(args: argparse.Namespace) -> int:
     from .aggregate import aggregate_rows
-    from .stability import find_rewind, stability_sweep_many
+    from .stability import StabilitySettings, find_rewind, stability_sweep_many
 
     from .experiment import canonical_steps
     from .jobs import stability_jobs, unique
     from .store import Store
 
     config = config_from_args(args)
+    settings = StabilitySettings(args.interpolation_points, args.batch_norm)  # (checked before anything trains)
     asked = _steps(args.rewind_points or config.rewind)
     points = list(canonical_steps(asked, config, Store(args.store), args.data_root))
     fan_out(args, config, lambda k: unique([job for point in points for job in stability_jobs(
-        [c.override({"rewind": point}) for c in seed_configs(config, args)], args.level, args.interpolation_points,
-        args.batch_norm, replicas=k)]), len(seed_configs(config, args)))
-    per_seed = stability_sweep_many(seed_configs(config, args), args.level, points, args.store,
-                                    points=args.interpolation_points, batch_norm=args.batch_norm, options=_run_options(args))
+        [c.override({"rewind": point}) for c in seed_configs(config, args)], args.level, settings, replicas=k)]),
+        len(seed_configs(config, args)))
+    per_seed = stability_sweep_many(seed_configs(config, args), args.level, points, args.store, settings=settings,
+                                    options=_run_options(args))
     metrics = ["test_accuracy", "pruning_l2", "pruning_l2_normalized", "pruning_angle", "data_order_l2",
                "data_order_l2_normalized", "data_order_angle", "barrier_test", "barrier_train"]
     rows = per_seed[0] if len(per_seed) == 1 else aggregate_rows(per_seed, metrics, key="rewind")
@@ -636,8 +637,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_reproduce)
 
     p = sub.add_parser("report", help="tables and figures from the store",
-                       description="Write accuracy_vs_weights.png, stability_vs_rewind.png, accuracy_vs_stability.png, "
-                       "interpolation.png, report.md, report.html, claims.json and results.csv for each study in a store. "
+                       description="Write accuracy_vs_weights.png, early_stopping.png, stability_vs_rewind.png, "
+                       "accuracy_vs_stability.png, interpolation.png, report.md, report.html, claims.json and results.csv for each study in a store. "
                        "The report opens with the papers' claims that the study can test, each judged from the "
                        "paired differences over seeds and judged with the study's other claims as one family (Holm): "
                        "holds / contradicted / undecided, or for a 'matches' claim equivalent / not equivalent / "
