@@ -14,7 +14,7 @@ import time
 
 from lth.imp import run_imp
 from lth.presets import get_preset
-from lth.stability import measure_stability_many
+from lth.stability import StabilitySettings, measure_stability_many
 from lth.options import RunOptions
 
 
@@ -32,7 +32,8 @@ def main() -> None:
             began = time.time()
             config = base.override({"model.options": {"blocks": blocks}, "train.lr": lr, "rewind": "0it",
                                     "seed": args.seed, "data_seed": None})
-            row = measure_stability_many([config], 0, args.store, points=11, options=RunOptions(quiet=True))[0]
+            row = measure_stability_many([config], 0, args.store, settings=StabilitySettings(points=11),
+                                         options=RunOptions(quiet=True))[0]
             dense = run_imp(config, 0, args.store, options=RunOptions(quiet=True)).levels[0]["test_accuracy"]
             print(f"{blocks:>6} {lr:>8g} {100 * dense:>8.1f} {100 * row['barrier_test']:>11.2f}% "
                   f"{row['data_order_l2_normalized']:>19.2f}   ({time.time() - began:.0f} s)", flush=True)

@@ -9,7 +9,7 @@ from lth.experiment import prepare
 from lth.masks import Mask
 from lth.models import build_model
 from lth.connectivity import barrier, distances, interpolation_curve
-from lth.stability import measure_stability
+from lth.stability import StabilitySettings, measure_stability
 from lth.store import load_tensors
 from lth.train import evaluate
 from lth.options import RunOptions
@@ -107,10 +107,12 @@ def test_copies_with_the_same_data_seed_have_distance_and_barrier_zero(tmp_path,
 
 def test_measure_stability_reports_every_quantity_and_caches(tmp_path, mnist1d):
     config = tiny_config()
-    row = measure_stability(config, 1, tmp_path, points=3, options=RunOptions(quiet=True, data=mnist1d))
+    row = measure_stability(config, 1, tmp_path, settings=StabilitySettings(points=3),
+                            options=RunOptions(quiet=True, data=mnist1d))
     assert row["level"] == 1 and row["rewind"] == "10it" and row["batch_norm"] == "none" and len(row["curve"]) == 3
     assert row["pruning_l2"] > 0 and row["data_order_l2"] > 0 and row["barrier_test"] >= 0
-    assert measure_stability(config, 1, tmp_path, points=3, options=RunOptions(quiet=True, data=mnist1d)) == row
+    assert measure_stability(config, 1, tmp_path, settings=StabilitySettings(points=3),
+                             options=RunOptions(quiet=True, data=mnist1d)) == row
 
 
 @pytest.mark.parametrize("device", DEVICES)

@@ -24,7 +24,7 @@ from .imp import run_imp_many
 from .kinds import DATA_ORDER, DENSE, IMP
 from .options import RunOptions
 from .replicas import stack_groups
-from .stability import BATCH_NORM, POINTS, TRAIN_EXAMPLES, StabilitySettings
+from .stability import StabilitySettings
 from .store import Run, Store
 
 STABILITY = "stability"
@@ -61,8 +61,7 @@ class Job:
         """STABILITY: the files its measurements are stored in (in the data-order copies' runs)."""
         from .stability import measurement_path
 
-        m = self.measure or StabilitySettings()
-        return [measurement_path(run.dir, self.level, m.points, m.batch_norm, m.train_examples) for run in self.runs(store)]
+        return [measurement_path(run.dir, self.level, self.measure or StabilitySettings()) for run in self.runs(store)]
 
     def done(self, store: Store) -> bool:
         if self.what != STABILITY:
@@ -82,9 +81,8 @@ class Job:
         elif self.what == STABILITY:
             from .stability import measure_stability_many
 
-            m = self.measure or StabilitySettings()
-            measure_stability_many(configs, self.level, store, points=m.points, batch_norm=m.batch_norm,
-                                   train_examples=m.train_examples, options=options)
+            measure_stability_many(configs, self.level, store, settings=self.measure or StabilitySettings(),
+                                   options=options)
         else:
             run_branch_many(self.what, configs, self.level, store, only=[self.level], options=options)
 
@@ -145,15 +143,14 @@ def branch_jobs(kind: str, configs: list[ExperimentConfig], levels: int, only: l
     return jobs
 
 
-def stability_jobs(configs: list[ExperimentConfig], level: int, points: int = POINTS, batch_norm: str = BATCH_NORM,
-                   train_examples: int = TRAIN_EXAMPLES, replicas: int = 1) -> list[Job]:
+def stability_jobs(configs: list[ExperimentConfig], level: int, settings: StabilitySettings = StabilitySettings(),
+                   replicas: int = 1) -> list[Job]:
     """The level-`level` tickets of `configs`, their data-order copies, and their measurement."""
     jobs = branch_jobs(DATA_ORDER, configs, level, [level], replicas)
-    measure = StabilitySettings(points, batch_norm, train_examples)
     by_key = {(job.what, _ids(job.configs), job.level): job for job in jobs}
     for group in seed_groups(configs, replicas):
         needs = (by_key[IMP, _ids(group), level].key, by_key[DATA_ORDER, _ids(group), level].key)
-        jobs.append(Job(f"{_label(group)}: stability of level {level}", group, level, STABILITY, needs, measure=measure))
+        jobs.append(Job(f"{_label(group)}: stability of level {level}", group, level, STABILITY, needs, measure=settings))
     return jobs
 
 

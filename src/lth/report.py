@@ -21,7 +21,7 @@ from .claims import (DEFAULT_MARGIN, HEADER as CLAIMS_HEADER, STABLER_CLAIM, Cla
 from .early_stop import early_stop
 from .presets import claims_of
 from .hardware import hardware_of, mixed_hardware_warning
-from .stability import settings_name
+from .stability import StabilitySettings
 from .steps import Step
 from .errors import StoreError
 from .store import CONFIG_FILE, METRICS_FILE, Run, Store, atomic_write, path_safe, read_json, read_jsonl, write_json
@@ -35,7 +35,7 @@ STABILITY_METRICS = ("test_accuracy", "pruning_l2", "pruning_l2_normalized", "pr
 
 
 CLAIMS_FILE = "claims.json"
-DEFAULT_STABILITY_SETTINGS = settings_name()  # lth stability's defaults, as in the file name
+DEFAULT_STABILITY_SETTINGS = StabilitySettings().name  # lth stability's defaults, as in the file name
 CLAIMS_TITLE = "Claims of the papers, judged against the noise of the seeds"
 CLAIMS_LEGEND = ("Each row: the mean over seeds of the paired difference (same seed on both sides), its two-sided 95% "
                  "Student-t interval, what is tested, the p-value adjusted for the whole table (Holm) and the verdict. "

@@ -40,32 +40,38 @@ class StabilitySettings:
     batch_norm: str = BATCH_NORM
     train_examples: int = TRAIN_EXAMPLES
 
+    def __post_init__(self) -> None:
+        if self.points < 2:
+            raise ConfigError(f"--interpolation-points must be at least 2, got {self.points}")
+        if self.train_examples < 1:
+            raise ConfigError(f"train_examples must be at least 1, got {self.train_examples}")
+        if self.batch_norm not in BATCH_NORM_MODES:
+            raise ConfigError(f"batch_norm must be one of {', '.join(BATCH_NORM_MODES)}, got {self.batch_norm!r}")
 
-def settings_name(points: int = POINTS, batch_norm: str = BATCH_NORM, train_examples: int = TRAIN_EXAMPLES) -> str:
-    """How a measurement's settings are named in its file name and in the report's tables."""
-    return f"{points}pt_bn-{batch_norm}_{train_examples}"
+    @property
+    def name(self) -> str:
+        """How the settings are named in a measurement's file name and in the report's tables."""
+        return f"{self.points}pt_bn-{self.batch_norm}_{self.train_examples}"
 
-def measurement_path(copy_run_dir: Path, level: int, points: int = POINTS, batch_norm: str = BATCH_NORM,
-                     train_examples: int = TRAIN_EXAMPLES) -> Path:
+
+def measurement_path(copy_run_dir: Path, level: int, settings: StabilitySettings = StabilitySettings()) -> Path:
     """Where the stability of a level is kept: beside the data-order copy it compares with."""
-    return copy_run_dir / level_dir_name(level) / f"stability_{settings_name(points, batch_norm, train_examples)}.json"
+    return copy_run_dir / level_dir_name(level) / f"stability_{settings.name}.json"
 
 
 def measure_stability(config: ExperimentConfig, level: int, store: Store | str | Path = DEFAULT_STORE, *,
-                      points: int = POINTS, batch_norm: str = BATCH_NORM, train_examples: int = TRAIN_EXAMPLES,
+                      settings: StabilitySettings = StabilitySettings(),
                       options: RunOptions = RunOptions()) -> dict[str, Any]:
     """Stability of the level-`level` IMP ticket of `config` at its rewind step (trains what is missing)."""
     if level < 0:
         raise ConfigError(f"--level must be 0 or more, got {level}")
-    if batch_norm not in BATCH_NORM_MODES:
-        raise ConfigError(f"batch_norm must be one of {', '.join(BATCH_NORM_MODES)}, got {batch_norm!r}")
     store = store if isinstance(store, Store) else Store(store)
     if options.model is not None:
         config = module_config(config, options.model)
     config = canonical([config], store, options.data_root, options.data)[0]
     imp = run_imp(config, level, store, options=options)
     copy = run_branch(DATA_ORDER, config, level, store, only=[level], options=options)
-    cache = measurement_path(Path(copy.run_dir), level, points, batch_norm, train_examples)
+    cache = measurement_path(Path(copy.run_dir), level, settings)
     if cache.exists():
         return read_json(cache)
     setup = prepare(config, options.data_root, store.cache_dir, options.device, options.data, options.model)
@@ -75,7 +81,8 @@ def measure_stability(config: ExperimentConfig, level: int, store: Store | str |
     other = load_tensors(copy_dir / FINAL_FILE, setup.device)
     dense = load_tensors(Path(imp.run_dir) / level_dir_name(0) / FINAL_FILE, setup.device)
     model = setup.new_model()
-    curve = interpolation_curve(model, setup, ticket, other, points, batch_norm, train_examples)
+    curve = interpolation_curve(model, setup, ticket, other, settings.points, settings.batch_norm,
+                                settings.train_examples)
     pruning, data_order = distances(ticket, dense, mask), distances(ticket, other, mask)
     row = {"level": level, "rewind": config.rewind, "rewind_iteration": setup.rewind, "seed": config.seed,
            "weights_remaining": mask.fraction_remaining(), "test_accuracy": imp.levels[level]["test_accuracy"],
@@ -83,38 +90,36 @@ def measure_stability(config: ExperimentConfig, level: int, store: Store | str |
            **{f"pruning_{k}": v for k, v in pruning.items()}, **{f"data_order_{k}": v for k, v in data_order.items()},
            "barrier_test": barrier([p["test_error"] for p in curve]),
            "barrier_train": barrier([p["train_error"] for p in curve]),
-           "batch_norm": batch_norm if has_batch_norm(model) else "none",
+           "batch_norm": settings.batch_norm if has_batch_norm(model) else "none",
            "run": Path(imp.run_dir).name, "copy_run": Path(copy.run_dir).name, "curve": curve}
     write_json(cache, row)
     return row
 
 
 def measure_stability_many(configs: list[ExperimentConfig], level: int, store: Store | str | Path = DEFAULT_STORE, *,
-                           points: int = POINTS, batch_norm: str = BATCH_NORM, train_examples: int = TRAIN_EXAMPLES,
+                           settings: StabilitySettings = StabilitySettings(),
                            options: RunOptions = RunOptions()) -> list[dict[str, Any]]:
     """measure_stability for several configs (e.g. seeds): the tickets and their data-order copies
     train first, level by level, small models stacked as replicas; then each is measured."""
     store = store if isinstance(store, Store) else Store(store)
     run_branch_many(DATA_ORDER, configs, level, store, only=[level], options=options)
-    return [measure_stability(config, level, store, points=points, batch_norm=batch_norm,
-                              train_examples=train_examples, options=options) for config in configs]
+    return [measure_stability(config, level, store, settings=settings, options=options) for config in configs]
 
 
 def stability_sweep(config: ExperimentConfig, level: int, rewind_points: list[str], store=DEFAULT_STORE, *,
-                    points: int = POINTS, batch_norm: str = BATCH_NORM, train_examples: int = TRAIN_EXAMPLES,
+                    settings: StabilitySettings = StabilitySettings(),
                     options: RunOptions = RunOptions()) -> list[dict[str, Any]]:
     """measure_stability at each rewind point (each point has its own IMP chain)."""
-    return stability_sweep_many([config], level, rewind_points, store, points=points, batch_norm=batch_norm,
-                                train_examples=train_examples, options=options)[0]
+    return stability_sweep_many([config], level, rewind_points, store, settings=settings, options=options)[0]
 
 
 def stability_sweep_many(configs: list[ExperimentConfig], level: int, rewind_points: list[str], store=DEFAULT_STORE, *,
-                         points: int = POINTS, batch_norm: str = BATCH_NORM, train_examples: int = TRAIN_EXAMPLES,
+                         settings: StabilitySettings = StabilitySettings(),
                          options: RunOptions = RunOptions()) -> list[list[dict[str, Any]]]:
     """stability_sweep for several configs: one list of rows (one per rewind point) per config."""
     check_steps(rewind_points)
-    per_point = [measure_stability_many([c.override({"rewind": point}) for c in configs], level, store, points=points,
-                                        batch_norm=batch_norm, train_examples=train_examples, options=options)
+    per_point = [measure_stability_many([c.override({"rewind": point}) for c in configs], level, store,
+                                        settings=settings, options=options)
                  for point in rewind_points]
     return [[rows[i] for rows in per_point] for i in range(len(configs))]
 
