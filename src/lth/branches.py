@@ -126,7 +126,7 @@ def run_branch_many(kind: str, configs: list[ExperimentConfig], levels: int, sto
                     data_seed: int | None = None, only: list[int] | None = None, options: RunOptions = RunOptions()
                     ) -> list[ImpResult]:
     """run_branch for several configs (e.g. seeds); small models train stacked as replicas."""
-    store = store if isinstance(store, Store) else Store(store)
+    store = Store.of(store)
     if options.model is not None:
         configs = [module_config(c, options.model) for c in configs]
     configs = canonical(configs, store, options.data_root, options.data)

@@ -239,7 +239,7 @@ def run_jobs(jobs: list[Job], store: Store | str | Path, options: ExecutorOption
              log: Callable[[str], None] = print, quiet: bool = False,
              executor: submitit.Executor | None = None) -> Outcome:
     """Run `jobs` (in an order where needs come first) until each is done, failed or blocked."""
-    store = store if isinstance(store, Store) else Store(store)
+    store = Store.of(store)
     executor = executor or make_executor(options, store.root / JOBS_DIR, log)
     by_key = {job.key: job for job in jobs}
     outcome = Outcome()

@@ -71,7 +71,7 @@ def run_imp_many(configs: list[ExperimentConfig], levels: int, store: Store | st
     # before any training: can the levels be reached?
     for c in {(section_key(c.model), section_key(c.prune)): c for c in configs}.values():
         check_levels(options.model if options.model is not None else shape_model(c), c.prune, levels)
-    store = store if isinstance(store, Store) else Store(store)
+    store = Store.of(store)
     configs = canonical(configs, store, options.data_root, options.data)
     pending = [c for c in configs if not store.run(c).level_done(0)]
     if pending:

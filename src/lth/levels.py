@@ -25,7 +25,8 @@ from .models import build_model
 from .options import RunOptions
 from .config import section_key
 from .replica_choice import ReplicaChoice, choose_replicas
-from .replicas import replica_optimizer_state, replica_state, stack_groups, stack_masks, stack_models
+from .replicas import (FP16_REFUSAL, replica_optimizer_state, replica_state, stack_groups, stack_masks, stack_models,
+                       stacks_precision)
 from .steps import to_iterations
 from .store import (EXECUTION_FILE, FINAL_FILE, MASK_FILE, METRICS_FILE, RESUME_FILE, START_FILE, SUMMARY_FILE, Run,
                     Store, level_dir_name, load_tensors, load_torch_checked, resume_group_file, save_checked,
@@ -230,9 +231,8 @@ def run_chains(chains: list[Chain], levels: list[int], store: Store, options: Ru
     """Train (or read) the given levels of several runs, level by level; at each level the runs that
     can share a stacked model train as replicas of one computation (`replicas`: auto, off or K)."""
     replicas = options.replicas
-    if replicas not in ("auto", "off", 1, "1") and any(chain.config.train.precision == "fp16" for chain in chains):
-        raise ConfigError(f"--replicas {replicas} cannot stack fp16 runs: stacked copies would share one gradient "
-                          "scaler, and an overflow in one would skip the step of all; use --replicas off or auto "
+    if replicas not in ("auto", "off", 1, "1") and not all(stacks_precision(c.config.train.precision) for c in chains):
+        raise ConfigError(f"--replicas {replicas} cannot stack fp16 runs: {FP16_REFUSAL}; use --replicas off or auto "
                           "(fp16 trains one by one), or --precision bf16")
     runs = [store.run(chain.config) for chain in chains]
     results = [ImpResult(str(run.dir)) for run in runs]
@@ -282,8 +282,9 @@ def replica_groups(trainings: list[Training], size: int) -> list[list[Training]]
 
 def _stack_key(t: Training) -> tuple | None:
     c = t.setup.config
-    if t.plan.optimizer_state is not None or (t.directory / RESUME_FILE).exists() or c.train.precision == "fp16":
-        return None  # (fp16: one GradScaler for K copies: one's overflow would skip all steps)
+    if t.plan.optimizer_state is not None or (t.directory / RESUME_FILE).exists() \
+            or not stacks_precision(c.train.precision):
+        return None
     return (section_key(c.model), section_key(c.data), c.train, t.plan.start_iteration, t.plan.checkpoint_steps)
 
 

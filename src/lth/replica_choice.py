@@ -23,7 +23,7 @@ from .config import section_key
 from .distributed import world_size
 from .experiment import Setup
 from .hardware import hardware
-from .replicas import functional_check, stack_layout, stack_models
+from .replicas import FP16_REFUSAL, functional_check, stack_layout, stack_models, stacks_precision
 from .store import REPLICA_PROBES_FILE, Store, read_json, write_json
 from .train import step_seconds
 
@@ -45,8 +45,8 @@ def choose_replicas(replicas: str | int, setup: Setup, trainings: int, store: St
     config = setup.config
     if replicas in ("off", 1, "1") or trainings <= 1:
         return ReplicaChoice(1, "--replicas off" if replicas in ("off", 1, "1") else "one training")
-    if config.train.precision == "fp16":
-        return ReplicaChoice(1, "one by one: fp16 copies would share one gradient scaler")
+    if not stacks_precision(config.train.precision):
+        return ReplicaChoice(1, f"one by one: {FP16_REFUSAL}")
     if world_size() > 1:
         return ReplicaChoice(1, "one by one: data-parallel processes train one model")
     how = ""

@@ -40,6 +40,14 @@ from .data.loader import gather
 from .masks import Mask
 
 
+FP16_REFUSAL = "stacked fp16 copies would share one gradient scaler, and an overflow in one would skip the step of all"
+
+
+def stacks_precision(precision: str) -> bool:
+    """Whether runs of this precision may stack (FP16_REFUSAL says why fp16 may not)."""
+    return precision != "fp16"
+
+
 class Layout(enum.Enum):
     ROWS = "rows"  # all-linear: [K * B, features] throughout
     CHANNELS = "channels"  # convolutional: [B, K * C, ...] inside the model

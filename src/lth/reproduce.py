@@ -117,7 +117,7 @@ def reproduce(config: ExperimentConfig, plan: StudyPlan, store: Store | str | Pa
               log: Callable[[str], None] = print, options: RunOptions = RunOptions()) -> dict[str, Any]:
     """Run the whole study inline -- the jobs of `jobs.study_jobs`, the graph every executor runs --
     and return where each part is stored."""
-    store = store if isinstance(store, Store) else Store(store)
+    store = Store.of(store)
     check_plan(plan)
     config = canonical([config], store, options.data_root, options.data)[0]
     plan = plan.in_iterations(config, store, options.data_root, options.data)

@@ -65,7 +65,7 @@ def measure_stability(config: ExperimentConfig, level: int, store: Store | str |
     """Stability of the level-`level` IMP ticket of `config` at its rewind step (trains what is missing)."""
     if level < 0:
         raise ConfigError(f"--level must be 0 or more, got {level}")
-    store = store if isinstance(store, Store) else Store(store)
+    store = Store.of(store)
     if options.model is not None:
         config = module_config(config, options.model)
     config = canonical([config], store, options.data_root, options.data)[0]
@@ -101,7 +101,7 @@ def measure_stability_many(configs: list[ExperimentConfig], level: int, store: S
                            options: RunOptions = RunOptions()) -> list[dict[str, Any]]:
     """measure_stability for several configs (e.g. seeds): the tickets and their data-order copies
     train first, level by level, small models stacked as replicas; then each is measured."""
-    store = store if isinstance(store, Store) else Store(store)
+    store = Store.of(store)
     run_branch_many(DATA_ORDER, configs, level, store, only=[level], options=options)
     return [measure_stability(config, level, store, settings=settings, options=options) for config in configs]
 

@@ -531,6 +531,11 @@ def levels_done_in(run_dir: Path) -> list[int]:
 
 
 class Store:
+    @classmethod
+    def of(cls, store: Store | str | Path) -> Store:
+        """A store given as a Store or as its folder."""
+        return store if isinstance(store, Store) else cls(store)
+
     def __init__(self, root: str | Path = DEFAULT_STORE):
         self.root = Path(root)
         # the data this process reads for a config (lth.data_identity.bind), asked only when a run is read or

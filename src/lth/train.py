@@ -28,7 +28,7 @@ from .config import TrainConfig
 from .errors import ConfigError, StepError, TrainingDiverged
 from .masks import Mask
 from .data.loader import Dataset, Loader
-from .replicas import ReplicaBatches, repeated
+from .replicas import FP16_REFUSAL, ReplicaBatches, repeated, stacks_precision
 from .seeds import stream_seed
 from .steps import Step, to_iterations
 
@@ -342,9 +342,8 @@ def _loader(data: Dataset, config: TrainConfig, seeds: list[int], device: torch.
     """The batches of each data seed; for several (stacked replicas), all of them at once."""
     if len(seeds) > 1 and distributed.world_size() > 1:
         raise ConfigError("stacked replicas train in one process")
-    if len(seeds) > 1 and config.precision == "fp16":  # (replicas.replica_groups never stacks fp16 runs)
-        raise ConfigError("fp16 cannot train stacked replicas: they would share one gradient scaler, and an "
-                          "overflow in one replica would skip the step of all; train them one by one")
+    if len(seeds) > 1 and not stacks_precision(config.precision):
+        raise ConfigError(f"fp16 cannot train stacked replicas: {FP16_REFUSAL}; train them one by one")
     # (a dataset of the user's own without `streams` draws its order as it likes)
     streams = {"streams": config.streams} if "streams" in inspect.signature(data.train_loader).parameters else {}
     loaders = [data.train_loader(config.batch_size, seed, device, augment, **streams) for seed in seeds]
