@@ -65,7 +65,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .errors import ConfigError, LthError
-from .masks import Mask, layer_kinds, rounded
+from .masks import Mask, layer_keys, layer_kinds, rounded
 
 GRASP_TEMPERATURE = 200.0  # logits / T before the loss, as alecwangcq/GraSP and Synaptic-Flow
 SYNFLOW_ROUNDS = 100  # Tanaka et al. 2020: 100 pruning iterations
@@ -196,15 +196,8 @@ def get_method(method: str | Method) -> Method:
 def pruned_layers(model: nn.Module, ignore: Iterable[str] = ()) -> list[str]:
     """The prunable weights (masks.layer_kinds) less `ignore`: parameter names, "output" (the last
     prunable layer), "conv" or "linear" -- the same keys as PruneConfig.ignore."""
-    kinds = layer_kinds(model)
-    if not kinds:
-        raise ConfigError("the model has no prunable (linear or convolutional) layers")
-    output = list(kinds)[-1]
     ignore = set(ignore)
-    unknown = sorted(k for k in ignore if k not in kinds and k not in ("output", "conv", "linear"))
-    if unknown:
-        raise ConfigError(f"unknown layer {unknown[0]!r} to ignore; prunable layers: {', '.join(kinds)}")
-    names = [n for n, kind in kinds.items() if not ({n, kind} | ({"output"} if n == output else set())) & ignore]
+    names = [name for name, keys in layer_keys(model, sorted(ignore)).items() if not ignore & set(keys)]
     if not names:
         raise ConfigError("every prunable layer is ignored: nothing to prune")
     return names

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Iterator, Mapping
+from typing import Iterable, Iterator, Mapping
 
 import torch
 from torch import nn
@@ -32,19 +32,26 @@ def layer_kinds(model: nn.Module) -> dict[str, str]:
     return kinds
 
 
-def layer_fractions(model: nn.Module, prune: PruneConfig) -> dict[str, float | None]:
-    """Per prunable layer, the fraction pruned per round, or None when the layer is ignored."""
+def layer_keys(model: nn.Module, used: Iterable[str] = ()) -> dict[str, tuple[str, ...]]:
+    """Per prunable weight, the keys that name it in a pruning config (prune.layer_fractions,
+    prune.ignore): its parameter name, "output" for the last one, and its kind ("conv"/"linear").
+    A key in `used` that names no layer is refused in one line."""
     kinds = layer_kinds(model)
     if not kinds:
         raise ConfigError("the model has no prunable (linear or convolutional) layers")
     output = list(kinds)[-1]
-    aliases = lambda name: (name, "output" if name == output else None, kinds[name])  # noqa: E731
-    for key in (*prune.layer_fractions, *prune.ignore):
-        if key not in kinds and key not in ("output", "conv", "linear"):
+    keys = {name: (name, *(("output",) if name == output else ()), kind) for name, kind in kinds.items()}
+    known = {key for names in keys.values() for key in names} | {"output", "conv", "linear"}
+    for key in used:
+        if key not in known:
             raise ConfigError(f"unknown layer {key!r} in the pruning config; prunable layers: {', '.join(kinds)}")
+    return keys
+
+
+def layer_fractions(model: nn.Module, prune: PruneConfig) -> dict[str, float | None]:
+    """Per prunable layer, the fraction pruned per round, or None when the layer is ignored."""
     fractions: dict[str, float | None] = {}
-    for name in kinds:
-        keys = [k for k in aliases(name) if k is not None]
+    for name, keys in layer_keys(model, (*prune.layer_fractions, *prune.ignore)).items():
         if any(k in prune.ignore for k in keys):
             fractions[name] = None
             continue
