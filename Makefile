@@ -4,6 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 RUFF := ruff==0.17.6
+MYPY := mypy==2.4.1
 
 .PHONY: run test test-fast lint bench clean
 
@@ -23,10 +24,12 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow"
 
-# ruff, pinned here; its rules are in ruff.toml. CI (.ci/run) runs it before `make test`.
+# ruff and mypy, pinned here; ruff's rules are in ruff.toml, mypy's settings in pyproject.toml ([tool.mypy]).
+# CI (.ci/run) runs it before `make test`.
 lint: $(STAMP)
-	$(BIN)/python -m pip install -q $(RUFF)
+	$(BIN)/python -m pip install -q $(RUFF) $(MYPY)
 	$(BIN)/ruff check src tests studies benchmarks
+	$(BIN)/mypy
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/loop_overhead.py

@@ -50,7 +50,7 @@ def hardware(device: torch.device | str = "cpu") -> str:
     return f"{cpu_model()} ({cpu_capability()}, {blas()})"
 
 
-def hardware_of(records: list[dict]) -> list[str]:
+def hardware_of(records: list[dict | None]) -> list[str]:
     """The distinct hardware named by execution records, in order (older records name none)."""
     return list(dict.fromkeys(r["hardware"] for r in records if r and r.get("hardware")))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .claims import ClaimSet
 from .config import DataConfig, ExperimentConfig, ModelConfig, PruneConfig, TrainConfig
@@ -100,28 +100,28 @@ _conv_cifar10("conv6", 3e-4, "30000it", 0.15, "Conv-6 on CIFAR-10, Adam 3e-4, ba
 # The deep CIFAR-10 networks of [LTH] Fig. 2 / [SCALE] at the standard lr 0.1 without warm-up:
 # SGD momentum 0.9, weight decay 1e-4 ([LTH] appendix; not in PAPERS.md's table), random crop +
 # flip augmentation, global pruning of 20% of the conv weights per round, output layer not pruned.
-_SGD = dict(optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=1e-4)
+_SGD = TrainConfig(optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=1e-4)  # the CIFAR/ImageNet nets' optimizer
 _GLOBAL_CONV = PruneConfig(fraction=0.2, strategy="global", ignore=("output",))
 
 # [LTH] Fig. 2 (ResNet-20, called "Resnet-18" there): batch 128, 30K iterations, lr /10 at 20K and
 # 25K. Rewind to iteration 500: [SCALE] (matching at lr 0.1) and [LMC] (stable from 500).
 _add("resnet20_cifar10", "ResNet-20 on CIFAR-10, SGD 0.1, batch 128, 30K it, global 20% conv, rewind 500it [LTH Fig. 2; SCALE; LMC]", ClaimSet.SCALE,
      data=DataConfig("cifar10", augment=True), model=ModelConfig("resnet20"),
-     train=TrainConfig(**_SGD, batch_size=128, iterations="30000it", lr_drops=("20000it", "25000it"), eval_every="1000it"),
+     train=replace(_SGD, batch_size=128, iterations="30000it", lr_drops=("20000it", "25000it"), eval_every="1000it"),
      prune=_GLOBAL_CONV, rewind="500it")
 
 # VGG-16: rewind to iteration 1000, where [LMC] finds IMP subnetworks become stable and matching.
 # PAPERS.md does not record [LMC]'s VGG-16 training schedule, so this uses [LTH]'s VGG-19 recipe.
 _add("vgg16_cifar10", "VGG-16 on CIFAR-10, SGD 0.1, batch 64, 112K it, global 20% conv, rewind 1000it [LMC; LTH VGG-19 recipe]", ClaimSet.SCALE,
      data=DataConfig("cifar10", augment=True), model=ModelConfig("vgg16"),
-     train=TrainConfig(**_SGD, batch_size=64, iterations="112000it", lr_drops=("56000it", "84000it"), eval_every="2000it"),
+     train=replace(_SGD, batch_size=64, iterations="112000it", lr_drops=("56000it", "84000it"), eval_every="2000it"),
      prune=_GLOBAL_CONV, rewind="1000it")
 
 # [LTH] Fig. 2 (VGG-19): batch 64, 112K iterations, lr /10 at 56K and 84K. Rewind to iteration 100:
 # [SCALE] (subnetworks exceed the dense accuracy at lr 0.1).
 _add("vgg19_cifar10", "VGG-19 on CIFAR-10, SGD 0.1, batch 64, 112K it, global 20% conv, rewind 100it [LTH Fig. 2; SCALE]", ClaimSet.SCALE,
      data=DataConfig("cifar10", augment=True), model=ModelConfig("vgg19"),
-     train=TrainConfig(**_SGD, batch_size=64, iterations="112000it", lr_drops=("56000it", "84000it"), eval_every="2000it"),
+     train=replace(_SGD, batch_size=64, iterations="112000it", lr_drops=("56000it", "84000it"), eval_every="2000it"),
      prune=_GLOBAL_CONV, rewind="100it")
 
 # [SCALE] ImageNet: ResNet-50, batch 1024, 90 epochs, lr 0.4 = 0.1 x 1024/256 (the linear scaling
@@ -130,7 +130,7 @@ _add("vgg19_cifar10", "VGG-19 on CIFAR-10, SGD 0.1, batch 64, 112K it, global 20
 # dense network at 20% of the weights remaining).
 _add("resnet50_imagenet", "ResNet-50 on ImageNet, SGD 0.4 (5 ep warm-up), batch 1024, 90 ep, global 20%, rewind 6ep [SCALE]", ClaimSet.SCALE,
      data=DataConfig("imagenet", augment=True), model=ModelConfig("resnet50"),
-     train=TrainConfig(**{**_SGD, "lr": 0.4}, batch_size=1024, iterations="90ep", warmup="5ep",
+     train=replace(_SGD, lr=0.4, batch_size=1024, iterations="90ep", warmup="5ep",
                        lr_drops=("30ep", "60ep", "80ep"), eval_every="1ep"),
      prune=_GLOBAL_CONV, rewind="6ep")
 
@@ -141,7 +141,7 @@ _add("resnet50_imagenet", "ResNet-50 on ImageNet, SGD 0.4 (5 ep warm-up), batch 
 # the conv weights per round, output layer not pruned ([LTH]'s ResNet-20 rule); reset to init.
 _add("mnist1d_resnet", "MNIST-1D 1-D ResNet (241K), SGD 0.1, batch 100, 600 it/level, global 20% conv, reset to init [LTH ResNet-20 recipe]", ClaimSet.SCALE,
      data=DataConfig("mnist1d"), model=ModelConfig("mnist1d_resnet"),
-     train=TrainConfig(**_SGD, batch_size=100, iterations="600it", lr_drops=("400it", "500it"), eval_every="100it"),
+     train=replace(_SGD, batch_size=100, iterations="600it", lr_drops=("400it", "500it"), eval_every="100it"),
      prune=_GLOBAL_CONV, rewind="0it")
 
 

@@ -146,7 +146,7 @@ class Study:
     def stability(self) -> list[dict[str, Any]]:
         """Stability rows (one per settings, rewind point and level), aggregated over seeds: measurements
         made with different settings are never averaged together."""
-        grouped: dict[tuple[str, int, int], list[dict[str, Any]]] = defaultdict(list)
+        grouped: dict[tuple[bool, str, int, int], list[dict[str, Any]]] = defaultdict(list)
         for row in self.stability_rows:
             grouped[(row["settings"] != self.main_settings, row["settings"], row["rewind_iteration"],
                      row["level"])].append(row)
