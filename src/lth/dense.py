@@ -12,7 +12,7 @@ from torch import nn
 from .config import ExperimentConfig, PruneConfig
 from .data_identity import bind
 from .distributed import barrier
-from .experiment import Setup
+from .experiment import Setup, epoch_length, rewind_iterations
 from .kinds import DENSE
 from .levels import Chain, LevelPlan, Planner, Training, run_chains, setup_for, train_group
 from .masks import Mask
@@ -44,6 +44,10 @@ def run_dense_many(configs: list[ExperimentConfig], store: Store, rewinds: tuple
     if store.data_source is None:  # (an executor's dense job: a Store of its own) its runs record their data too
         bind(store, options.data_root, options.data)
     steps = tuple(dict.fromkeys((*(c.rewind for c in configs), *rewinds)))
+    for config in configs:  # a step past the end of training is refused before any run is created
+        ipe = epoch_length(config, options.data_root, store.cache_dir, options.data)
+        for point in steps:
+            rewind_iterations(config, point, ipe)
     dense = list({d.hash(): d for d in map(dense_config, configs)}.values())
     run_chains([Chain(d, dense_planner(steps)) for d in dense], [0], store, options)
     runs = [store.run(d) for d in dense]

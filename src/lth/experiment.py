@@ -58,12 +58,7 @@ class Setup:
 
     def rewind_iterations(self, step: str) -> int:
         """A rewind step in iterations, checked to lie before the end of training."""
-        k = to_iterations(step, self.iterations_per_epoch)
-        if k >= self.total:
-            raise StepError(f"rewind step {step} ({k} iterations) is not before the end of training "
-                            f"({self.config.train.iterations} = {self.total} iterations); pass an earlier --rewind "
-                            "(e.g. --rewind 0it) or a longer --iterations")
-        return k
+        return rewind_iterations(self.config, step, self.iterations_per_epoch)
 
     def new_model(self, seed: int | None = None) -> nn.Module:
         seed = self.config.seed if seed is None else seed
@@ -92,6 +87,16 @@ def module_config(config: ExperimentConfig, module: nn.Module) -> ExperimentConf
 
 
 _TRAINING_SET_SIZES: dict[tuple[str, str, str], int] = {}  # (dataset, options, root): examples, per process
+
+
+def rewind_iterations(config: ExperimentConfig, step: str, iterations_per_epoch: int) -> int:
+    """A rewind step of `config` in iterations, checked to lie before the end of its training."""
+    k, total = to_iterations(step, iterations_per_epoch), to_iterations(config.train.iterations, iterations_per_epoch)
+    if k >= total:
+        raise StepError(f"rewind step {step} ({k} iterations) is not before the end of training "
+                        f"({config.train.iterations} = {total} iterations); pass an earlier --rewind "
+                        "(e.g. --rewind 0it) or a longer --iterations")
+    return k
 
 
 def epoch_length(config: ExperimentConfig, data_root: str | Path | None = None,
