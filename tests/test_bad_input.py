@@ -50,6 +50,7 @@ def refused(args: list[str], message: str, store: Path, capsys) -> str:
     (["imp", "--preset", ""], "--preset is empty"),
     (["imp", "--config", ""], "--config is empty"),
     (["imp", "--data-root", ""], "--data-root is empty"),
+    (["imp", "--data-root", "/tmp"], "dataset 'mnist1d' comes from its package, not from --data-root /tmp"),
     (["imp", "--set", ""], "--set is empty"),
     (["imp", "--gpus-per-job", "2"], "--gpus-per-job only apply to --executor local or slurm"),
     (["imp", "--workers", "4", "--timeout-min", "5"], "--workers, --timeout-min only apply"),
@@ -275,7 +276,7 @@ def test_bad_data_is_refused_in_one_line(damage, message, tmp_path):
     else:
         dataset, options = "mnist1d", {"train_split": float(damage.split()[-1])}
     with pytest.raises((DataError, ConfigError), match=None) as error:
-        load_dataset(dataset, root, tmp_path / "cache", options)
+        load_dataset(dataset, None if dataset == "mnist1d" else root, tmp_path / "cache", options)
     assert message in str(error.value) and "\n" not in str(error.value)
 
 

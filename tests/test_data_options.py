@@ -33,9 +33,10 @@ def test_generation_arguments_change_the_data_and_the_address_and_are_cached(tmp
 ])
 def test_bad_generation_arguments_are_one_line_errors(tmp_path, capsys, dataset, options, message):
     with pytest.raises(ConfigError, match=message):
-        load_dataset(dataset, tmp_path, tmp_path, options=options)
+        load_dataset(dataset, None if dataset == "mnist1d" else tmp_path, tmp_path, options=options)
     preset = "mnist1d_mlp" if dataset == "mnist1d" else "lenet300_mnist"
-    code = main(["train", "--preset", preset, "--store", str(tmp_path / "s"), "--data-root", str(tmp_path),
+    root = [] if dataset == "mnist1d" else ["--data-root", str(tmp_path)]  # (mnist1d reads no files)
+    code = main(["train", "--preset", preset, "--store", str(tmp_path / "s"), *root,
                  "--set", f"data.options={json.dumps(options)}", "--quiet"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and message in err[0]

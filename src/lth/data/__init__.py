@@ -13,6 +13,7 @@ from .loader import DeviceLoader, TensorDataset
 # name -> loader(root, cache_dir[, options]); other formats register themselves in their own modules.
 # Only a loader that takes `options` (generation arguments) accepts data.options.
 LOADERS: dict[str, Callable[..., TensorDataset]] = {}
+PACKAGED = ("mnist1d", "mnist5k")  # made or shipped by a package: no files are read, so --data-root has no use
 
 
 def register(name: str):
@@ -70,6 +71,9 @@ def load_dataset(name: str, root: str | Path | None = None, cache_dir: str | Pat
     loaders that generate their data (mnist1d)."""
     if name not in LOADERS:
         raise ConfigError(f"unknown dataset {name!r}; known: {', '.join(sorted(LOADERS))}")
+    if root and name in PACKAGED:  # (else a user's --data-root would be dropped in silence)
+        raise ConfigError(f"dataset {name!r} comes from its package, not from --data-root {root}; drop --data-root, "
+                          "or pass --dataset mnist, cifar10, cifar100 or imagenet to read the files there")
     loader = LOADERS[name]
     where = (Path(root) if root else None, Path(cache_dir) if cache_dir else None)
     if not options:
