@@ -257,6 +257,7 @@ def spread_sample(labels: np.ndarray, count: int, seed: int = SAMPLE_SEED) -> np
     return np.sort(picked)
 
 
-def load_imagenet(root: Path | None, cache_dir: Path | None = None, **options) -> ImageFolderDataset:
-    """ImageNet (ILSVRC-2012) in the class-per-folder layout; classes in sorted wnid order."""
-    return ImageFolderDataset(root, "imagenet", **options)
+def load_imagenet(root: Path | None, cache_dir: Path | None = None) -> ImageFolderDataset:
+    """ImageNet (ILSVRC-2012) in the class-per-folder layout; classes in sorted wnid order (other sizes
+    and workers: build an ImageFolderDataset)."""
+    return ImageFolderDataset(root, "imagenet")
