@@ -196,7 +196,7 @@ def test_fp16_runs_are_never_stacked_and_asking_for_it_is_refused(tmp_path, mnis
     a = load_tensors(Path(auto[1].run_dir) / "level_0" / "final.safetensors")
     b = load_tensors(Path(alone[0].run_dir) / "level_0" / "final.safetensors")
     assert all(torch.equal(a[k], b[k]) for k in a)  # trained exactly as alone
-    assert main(["imp", "--precision", "fp16", "--seeds", "0,1", "--replicas", "2", "--levels", "0",
+    assert main(["imp", "--precision", "fp16", "--seeds", "0,1", "--replicas", "2", "--levels", "0", "--rewind", "0it",
                  "--iterations", "20it", "--store", str(tmp_path / "cli"), "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("lth: error: --replicas 2 cannot stack fp16 runs") and "\n" not in err

@@ -195,7 +195,7 @@ def test_a_failing_slurm_job_blocks_its_dependants_and_a_rerun_after_the_fix_red
     assert failed.returncode == 2, failed.stderr
     message = failed.stderr.strip().splitlines()[-1]
     assert message.startswith("lth: error: 1 job(s) failed and 1 could not run; first: seed 0")
-    assert f"corrupt tensor file {store}" in message  # the job's own error, as the CLI prints it
+    assert "corrupt tensor file (" in message and f" {store}/" in message  # the job's own error, as the CLI prints it
     log = Path(re.search(r"\(log: (\S+)\)", message)[1])
     assert log.parent == store / "_jobs" and "corrupt tensor file" in log.read_text()
     submitted = _submitted(store)

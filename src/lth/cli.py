@@ -168,7 +168,10 @@ def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
         overrides["model.options"] = {}  # options of the preset's model do not fit another model
     config = config.override(overrides) if overrides else config
     from .experiment import canonical
+    from .replicas import check_replicas
     from .store import Store
+
+    check_replicas(getattr(args, "replicas", "auto"), config.train.precision)  # (before any data is read)
 
     return canonical([config], Store(args.store), args.data_root)[0]  # steps in iterations: the runs' addresses
 

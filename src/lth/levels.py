@@ -25,8 +25,8 @@ from .models import build_model
 from .options import RunOptions
 from .config import section_key
 from .replica_choice import ReplicaChoice, choose_replicas
-from .replicas import (FP16_REFUSAL, replica_optimizer_state, replica_state, stack_groups, stack_masks, stack_models,
-                       stacks_precision)
+from .replicas import (check_replicas, replica_optimizer_state, replica_state, stack_groups, stack_masks,
+                       stack_models, stacks_precision)
 from .steps import to_iterations
 from .store import (EXECUTION_FILE, FINAL_FILE, MASK_FILE, METRICS_FILE, RESUME_FILE, START_FILE, SUMMARY_FILE, Run,
                     Store, level_dir_name, load_tensors, load_torch_checked, resume_group_file, save_checked,
@@ -231,9 +231,8 @@ def run_chains(chains: list[Chain], levels: list[int], store: Store, options: Ru
     """Train (or read) the given levels of several runs, level by level; at each level the runs that
     can share a stacked model train as replicas of one computation (`replicas`: auto, off or K)."""
     replicas = options.replicas
-    if replicas not in ("auto", "off", 1, "1") and not all(stacks_precision(c.config.train.precision) for c in chains):
-        raise ConfigError(f"--replicas {replicas} cannot stack fp16 runs: {FP16_REFUSAL}; use --replicas off or auto "
-                          "(fp16 trains one by one), or --precision bf16")
+    for chain in chains:
+        check_replicas(replicas, chain.config.train.precision)
     runs = [store.run(chain.config) for chain in chains]
     results = [ImpResult(str(run.dir)) for run in runs]
     pending = [i for i, run in enumerate(runs) if not all(run.level_done(level) for level in levels)]

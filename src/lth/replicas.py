@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .data.loader import gather
+from .errors import ConfigError
 from .masks import Mask
 
 
@@ -46,6 +47,13 @@ FP16_REFUSAL = "stacked fp16 copies would share one gradient scaler, and an over
 def stacks_precision(precision: str) -> bool:
     """Whether runs of this precision may stack (FP16_REFUSAL says why fp16 may not)."""
     return precision != "fp16"
+
+
+def check_replicas(replicas: str | int, precision: str) -> None:
+    """An explicit --replicas K with a precision that cannot stack is refused (auto and off train it one by one)."""
+    if replicas not in ("auto", "off", 1, "1") and not stacks_precision(precision):
+        raise ConfigError(f"--replicas {replicas} cannot stack {precision} runs: {FP16_REFUSAL}; use --replicas off or "
+                          "auto (fp16 trains one by one), or --precision bf16")
 
 
 class Layout(enum.Enum):
