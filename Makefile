@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/lth reproduce --preset mnist1d_mlp_scale  # [SCALE]'s regime, 15 seeds, k = 0 vs k = 50: see the plan in src/lth/reproduce.py
+	$(BIN)/lth reproduce --preset mnist1d_mlp_scale  # [SCALE]'s regime, 15 seeds, k = 0 vs k = 50: its plan is the preset's, in src/lth/presets.py
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

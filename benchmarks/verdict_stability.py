@@ -26,7 +26,7 @@ from lth.claims import study_claims
 from lth.hardware import hardware
 from lth.presets import get_preset
 from lth.report import find_studies
-from lth.reproduce import PLANS, reproduce
+from lth.reproduce import default_plan, reproduce
 from lth.store import Store
 from lth.options import RunOptions
 
@@ -41,7 +41,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    config, plan = get_preset(args.preset), PLANS[args.preset]
+    config = get_preset(args.preset)
+    plan = default_plan(config)
     if args.seeds:
         plan = replace(plan, seeds=seed_list(args.seeds))
     claims, seconds, accuracies = {}, {}, {}

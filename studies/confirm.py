@@ -2,7 +2,7 @@
 
 The regime map (regime_map.py) picked mnist1d_mlp_scale from ~30 cells with seeds 0..4; a verdict
 read off those seeds is selected, and so biased towards what the selection looked for. This script
-runs the preset's study (reproduce.PLANS, the study `make run` runs) on the selection seeds and on
+runs the preset's study (its Preset.plan, the study `make run` runs) on the selection seeds and on
 held-out seeds, judges each set's claims as one family (lth.claims: Holm, TOST within --margin), and
 writes the two tables side by side. The README's story is written from the held-out column.
 
@@ -21,7 +21,7 @@ from pathlib import Path
 from lth.claims import DEFAULT_MARGIN, Claim, family_note, study_claims
 from lth.presets import get_preset
 from lth.report import Study, find_studies, study_hardware
-from lth.reproduce import PLANS, reproduce
+from lth.reproduce import default_plan, reproduce
 from lth.store import Store
 from lth.options import RunOptions
 from tables import markdown_table, write_csv
@@ -71,7 +71,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--store", default="lth_runs_confirm")
     parser.add_argument("--out", default="studies/results")
     args = parser.parse_args(argv)
-    config, plan, store = get_preset(args.preset), PLANS[args.preset], Store(args.store)
+    config, store = get_preset(args.preset), Store(args.store)
+    plan = default_plan(config)
     sets = {"selection": seed_list(args.selection), "held out": seed_list(args.held_out)}
     if set(sets["selection"]) & set(sets["held out"]):
         parser.error("the held-out seeds must not include a selection seed")

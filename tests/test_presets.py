@@ -49,6 +49,13 @@ def test_each_preset_study_plan_is_valid(name):
     plan = default_plan(get_preset(name))
     check_plan(plan)
     assert plan.stages(get_preset(name))[0].what == "imp"
+    if PRESETS[name].plan is not None:  # a preset carries its study: reproduce runs that one
+        assert plan is PRESETS[name].plan
+
+
+def test_make_runs_study_is_its_presets():
+    plan = PRESETS["mnist1d_mlp_scale"].plan
+    assert plan is not None and plan.seeds == tuple(range(15)) and plan.rewind_points == ("0it", "50it")
 
 
 @pytest.mark.parametrize("name", PRESETS)

@@ -120,7 +120,7 @@ def test_a_run_written_in_epochs_and_in_iterations_is_one_run(tmp_path, mnist1d)
 
 def test_the_cli_resolves_epochs_before_addressing_and_study_points_collapse(tmp_path, capsys):
     from lth.experiment import canonical_steps
-    from lth.reproduce import StudyPlan
+    from lth.reproduce import StudyPlan, plan_in_iterations
     from lth.store import Store
 
     common = ["imp", "--preset", "mnist1d_mlp", "--levels", "0", "--store", str(tmp_path), "--json", "--quiet",
@@ -132,7 +132,8 @@ def test_the_cli_resolves_epochs_before_addressing_and_study_points_collapse(tmp
     assert first["run_dir"] == second["run_dir"] and len(_run_dirs(tmp_path)) == 2  # the IMP run and its dense run
     config = tiny_config()
     assert canonical_steps(("0ep", "0it", "1ep", "10it"), config, Store(tmp_path)) == ("0it", "0it", "80it", "10it")
-    plan = StudyPlan(rewind_points=("0ep", "0it", "1ep"), baseline_rewinds=("0ep",)).in_iterations(config, Store(tmp_path))
+    plan = plan_in_iterations(StudyPlan(rewind_points=("0ep", "0it", "1ep"), baseline_rewinds=("0ep",)), config,
+                              Store(tmp_path))
     assert plan.rewind_points == ("0it", "80it") and plan.baseline_rewinds == ("0it",)
 
 

@@ -219,7 +219,7 @@ def resolve_levels(config: ExperimentConfig, args: argparse.Namespace) -> int:
 
         return levels_for_target(build_model(config.model.name, config.model.options, config.seed), config.prune,
                                  args.target_weights)
-    from .imp import DEFAULT_LEVELS
+    from .plans import DEFAULT_LEVELS
 
     levels = DEFAULT_LEVELS if args.levels is None else args.levels
     if levels < 0:
@@ -373,7 +373,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
     from .report import write_report
     from .jobs import study_jobs
-    from .reproduce import check_plan, default_plan, reproduce
+    from .reproduce import check_plan, default_plan, plan_in_iterations, reproduce
     from .store import Store
 
     config = config_from_args(args)
@@ -393,7 +393,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     seeds = _parse_seeds(args.seeds)
     if seeds:
         plan = replace(plan, seeds=tuple(seeds))
-    plan = plan.in_iterations(config, Store(args.store), args.data_root)
+    plan = plan_in_iterations(plan, config, Store(args.store), args.data_root)
     log = (lambda text: print(text, file=sys.stderr)) if args.json else print
     log(f"reproducing {config.preset or config.model.name}: levels 0..{plan.levels}, baselines, stability of level "
         f"{plan.stability_level} at rewind {','.join(plan.rewind_points)}; seeds {','.join(map(str, plan.seeds))}")
@@ -527,7 +527,7 @@ def _add_margin_flag(p: argparse.ArgumentParser) -> None:
 
 
 def _add_level_flags(p: argparse.ArgumentParser) -> None:
-    from .imp import DEFAULT_LEVELS
+    from .plans import DEFAULT_LEVELS
 
     p.add_argument("--levels", type=int, help=f"pruning levels after the dense level 0 (default {DEFAULT_LEVELS})")
     p.add_argument("--target-weights", type=_fraction, metavar="F",

@@ -27,7 +27,8 @@ from submitit.slurm.slurm import SlurmInfoWatcher
 from tqdm.auto import tqdm
 
 from .errors import ConfigError
-from .jobs import STABILITY, Job
+from .jobs import Job
+from .plans import STABILITY
 from .options import RunOptions
 from .store import JOBS_DIR, Store
 

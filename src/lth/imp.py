@@ -24,8 +24,6 @@ from .options import RunOptions
 from .masks import Mask, check_levels, empty_layer_error, layer_fractions, magnitude_prune
 from .store import DEFAULT_STORE, FINAL_FILE, MASK_FILE, Run, Store, load_tensors, step_file, step_optimizer_file
 
-DEFAULT_LEVELS = 5  # pruning levels after the dense level 0, where neither a flag nor a study plan says
-
 
 def imp_level(run: Run, setup: Setup, level: int, model: nn.Module) -> LevelPlan | Adopted:
     """How level `level` of the IMP chain `run` starts."""

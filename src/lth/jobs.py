@@ -23,11 +23,11 @@ from .dense import dense_config, run_dense_many
 from .imp import run_imp_many
 from .kinds import DATA_ORDER, DENSE, IMP
 from .options import RunOptions
+from .plans import STABILITY
 from .replicas import stack_groups
 from .stability import StabilitySettings
 from .store import Run, Store
 
-STABILITY = "stability"
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 from .claims import ClaimSet
 from .config import DataConfig, ExperimentConfig, ModelConfig, PruneConfig, TrainConfig
 from .errors import ConfigError
+from .plans import StudyPlan
 
 
 @dataclass(frozen=True)
@@ -17,13 +18,40 @@ class Preset:
     description: str
     config: ExperimentConfig
     claims: ClaimSet  # the paper whose claims for this network and regime its studies are judged on
+    plan: StudyPlan | None = None  # its study: what `lth reproduce --preset NAME` runs (None: reproduce's default)
 
+
+# Each preset's study. mnist1d_mlp_scale (`make run`, 15 seeds: with 5 or 10, verdicts flipped between
+# machines or float orders, as benchmarks/verdict_stability.py measures): [SCALE]'s contrast of resetting
+# (k = 0) with rewinding (k = 50, 3% of training), each chain with its baselines at level 10 (12% of the weights, where the map judges the
+# claims) and the stability of its level-10 ticket. mnist1d_mlp: the same contrast at [M1D]'s width,
+# judged at level 8 (17%). mnist1d_mlp_lth: [LTH]'s reset-to-init study, with the barrier at k = 0 and 50.
+# lenet300_mnist5k: [LTH] Fig. 3 on real digits -- reset to init, reinit and random pruning at every level (the
+# early-stopping curves need each level), 5 seeds, to level 8 (16.8% of the weights), the barrier at k = 0.
+_PLANS: dict[str, StudyPlan] = {  # each preset's study, attached to it by _add
+    "mnist1d_mlp_scale": StudyPlan(levels=10, rewind_points=("0it", "50it"), stability_level=10, seeds=tuple(range(15)),
+                                   baseline_rewinds=("0it",), baseline_levels=(10,)),
+    "mnist1d_mlp": StudyPlan(levels=8, rewind_points=("0it", "50it"), stability_level=8, seeds=(0, 1, 2),
+                             baseline_rewinds=("0it",), baseline_levels=(8,)),
+    "mnist1d_mlp_lth": StudyPlan(levels=8, rewind_points=("0it", "50it"), stability_level=8, seeds=(0, 1, 2),
+                                 baseline_levels=(4, 8)),
+    "lenet300_mnist5k": StudyPlan(levels=8, rewind_points=("0it",), stability_level=8, seeds=tuple(range(5))),
+    "mnist1d_resnet": StudyPlan(levels=5, rewind_points=("0it", "20it", "100it"), stability_level=3),
+    "resnet20_cifar10": StudyPlan(levels=8, rewind_points=("0it", "100it", "500it", "2000it"), stability_level=8,
+                                  baseline_rewinds=("0it",)),
+    "vgg19_cifar10": StudyPlan(levels=8, rewind_points=("0it", "100it", "1000it"), stability_level=8,
+                               baseline_rewinds=("0it",)),
+    "vgg16_cifar10": StudyPlan(levels=8, rewind_points=("0it", "100it", "1000it"), stability_level=8,
+                               baseline_rewinds=("0it",)),
+    "resnet50_imagenet": StudyPlan(levels=5, rewind_points=("0ep", "6ep"), stability_level=5,
+                                   baseline_rewinds=("0ep",)),
+}
 
 PRESETS: dict[str, Preset] = {}
 
 
 def _add(name: str, description: str, claims: ClaimSet, **fields) -> None:
-    PRESETS[name] = Preset(description, ExperimentConfig(preset=name, **fields), claims)
+    PRESETS[name] = Preset(description, ExperimentConfig(preset=name, **fields), claims, _PLANS.get(name))
 
 
 def claims_of(preset: str) -> ClaimSet:

@@ -8,101 +8,41 @@ trained with another data order). `StudyPlan.stages` is the one definition of th
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
-from .kinds import BASELINES, IMP, KINDS
 from .config import ExperimentConfig
+from .data.loader import Dataset
 from .errors import ConfigError
 from .experiment import canonical, canonical_steps
-from .imp import DEFAULT_LEVELS
-from .jobs import STABILITY, run_inline, stage_jobs, study_dense_jobs
+from .jobs import run_inline, stage_jobs, study_dense_jobs
 from .levels import resolve_replicas
 from .options import RunOptions
-from .stability import STABILITY_LEVEL
-from .steps import Step, check_steps
+from .kinds import IMP
+from .plans import DEFAULT_LEVELS, STABILITY, Stage, StudyPlan  # noqa: F401 (Stage: part of reproduce's API)
+from .presets import PRESETS
+from .steps import check_steps
 from .store import DEFAULT_STORE, STUDIES_DIR, Store, read_json, write_json
 
 
 
-@dataclass(frozen=True)
-class Stage:
-    """One part of a study, for every seed: an IMP chain, a baseline off it, or a stability measurement."""
-
-    what: str  # IMP, a baseline kind (branches.BASELINES) or STABILITY
-    rewind: str
-    level: int  # the chain's deepest level, or the level whose ticket is measured
-    only: tuple[int, ...] | None = None  # a baseline at these levels only (None: every level)
-
-
-@dataclass(frozen=True)
-class StudyPlan:
-    levels: int = DEFAULT_LEVELS
-    rewind_points: tuple[str, ...] = ("0it",)
-    stability_level: int = STABILITY_LEVEL
-    seeds: tuple[int, ...] = (0,)
-    # Rewind points whose IMP chains also get the baselines at every level (besides the config's own
-    # rewind step): [SCALE]'s contrast of resetting (k = 0) with rewinding (k > 0), side by side.
-    baseline_rewinds: tuple[str, ...] = ()
-    baseline_levels: tuple[int, ...] = ()  # the levels that get baselines (empty: all of 1..levels)
-
-    def in_iterations(self, config: ExperimentConfig, store: Store, data_root=None, data=None) -> StudyPlan:
-        """The plan with its rewind steps as `experiment.canonical` writes them for `config`."""
-        def steps(points: tuple[str, ...]) -> tuple[str, ...]:
-            return tuple(dict.fromkeys(canonical_steps(points, config, store, data_root, data)))
-
-        return replace(self, rewind_points=steps(self.rewind_points), baseline_rewinds=steps(self.baseline_rewinds))
-
-    def seeded(self, config: ExperimentConfig) -> list[ExperimentConfig]:
-        """`config` for each seed of the plan (init and data-order seed = the seed)."""
-        return [config.override({"seed": seed, "data_seed": None}) for seed in self.seeds]
-
-    def stages(self, config: ExperimentConfig) -> list[Stage]:
-        """The study as an ordered list of stages: the one definition that `reproduce()` runs inline and
-        `jobs.study_jobs` turns into executor jobs."""
-        stages = []
-        for rewind in dict.fromkeys((config.rewind, *self.baseline_rewinds)):
-            stages.append(Stage(IMP, rewind, self.levels))
-            # reset-init at k = 0 would be the IMP run itself, trained again: leave it out
-            stages += [Stage(kind, rewind, self.levels, self.baseline_levels or None) for kind in BASELINES
-                       if not (KINDS[kind].is_ticket_at_reset and Step.parse(rewind).is_start)]
-        stages += [Stage(STABILITY, point, self.stability_level) for point in self.rewind_points]
-        return stages
-
-
-# Each preset's study. mnist1d_mlp_scale (`make run`, 15 seeds: with 5 or 10, verdicts flipped between
-# machines or float orders, as benchmarks/verdict_stability.py measures): [SCALE]'s contrast of resetting
-# (k = 0) with rewinding (k = 50, 3% of training), each chain with its baselines at level 10 (12% of the weights, where the map judges the
-# claims) and the stability of its level-10 ticket. mnist1d_mlp: the same contrast at [M1D]'s width,
-# judged at level 8 (17%). mnist1d_mlp_lth: [LTH]'s reset-to-init study, with the barrier at k = 0 and 50.
-# lenet300_mnist5k: [LTH] Fig. 3 on real digits -- reset to init, reinit and random pruning at every level (the
-# early-stopping curves need each level), 5 seeds, to level 8 (16.8% of the weights), the barrier at k = 0.
-PLANS: dict[str, StudyPlan] = {
-    "mnist1d_mlp_scale": StudyPlan(levels=10, rewind_points=("0it", "50it"), stability_level=10, seeds=tuple(range(15)),
-                                   baseline_rewinds=("0it",), baseline_levels=(10,)),
-    "mnist1d_mlp": StudyPlan(levels=8, rewind_points=("0it", "50it"), stability_level=8, seeds=(0, 1, 2),
-                             baseline_rewinds=("0it",), baseline_levels=(8,)),
-    "mnist1d_mlp_lth": StudyPlan(levels=8, rewind_points=("0it", "50it"), stability_level=8, seeds=(0, 1, 2),
-                                 baseline_levels=(4, 8)),
-    "lenet300_mnist5k": StudyPlan(levels=8, rewind_points=("0it",), stability_level=8, seeds=tuple(range(5))),
-    "mnist1d_resnet": StudyPlan(levels=5, rewind_points=("0it", "20it", "100it"), stability_level=3),
-    "resnet20_cifar10": StudyPlan(levels=8, rewind_points=("0it", "100it", "500it", "2000it"), stability_level=8,
-                                  baseline_rewinds=("0it",)),
-    "vgg19_cifar10": StudyPlan(levels=8, rewind_points=("0it", "100it", "1000it"), stability_level=8,
-                               baseline_rewinds=("0it",)),
-    "vgg16_cifar10": StudyPlan(levels=8, rewind_points=("0it", "100it", "1000it"), stability_level=8,
-                               baseline_rewinds=("0it",)),
-    "resnet50_imagenet": StudyPlan(levels=5, rewind_points=("0ep", "6ep"), stability_level=5,
-                                   baseline_rewinds=("0ep",)),
-}
-
-
 def default_plan(config: ExperimentConfig) -> StudyPlan:
-    if config.preset in PLANS:
-        return PLANS[config.preset]
+    """The study plan of the config's preset (presets.py), or reset vs its rewind step at the defaults."""
+    plan = PRESETS[config.preset].plan if config.preset in PRESETS else None
+    if plan is not None:
+        return plan
     points = tuple(dict.fromkeys(("0it", config.rewind)))
     return StudyPlan(levels=DEFAULT_LEVELS, rewind_points=points)
+
+
+def plan_in_iterations(plan: StudyPlan, config: ExperimentConfig, store: Store, data_root: str | Path | None = None,
+                       data: Dataset | None = None) -> StudyPlan:
+    """The plan with its rewind steps as `experiment.canonical` writes them for `config`."""
+    def steps(points: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(canonical_steps(points, config, store, data_root, data)))
+
+    return replace(plan, rewind_points=steps(plan.rewind_points), baseline_rewinds=steps(plan.baseline_rewinds))
 
 
 def check_plan(plan: StudyPlan) -> None:
@@ -120,7 +60,7 @@ def reproduce(config: ExperimentConfig, plan: StudyPlan, store: Store | str | Pa
     store = Store.of(store)
     check_plan(plan)
     config = canonical([config], store, options.data_root, options.data)[0]
-    plan = plan.in_iterations(config, store, options.data_root, options.data)
+    plan = plan_in_iterations(plan, config, store, options.data_root, options.data)
     began = time.perf_counter()
     summary: dict[str, Any] = {"imp": [], "branches": [], "stability": []}
     seeded = plan.seeded(config)

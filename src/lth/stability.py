@@ -23,13 +23,13 @@ from .imp import run_imp
 from .kinds import DATA_ORDER
 from .masks import Mask
 from .options import RunOptions
+from .plans import STABILITY_LEVEL  # noqa: F401 (the CLI reads it here)
 from .steps import check_steps
 from .store import DEFAULT_STORE, FINAL_FILE, MASK_FILE, Store, level_dir_name, load_tensors, read_json, write_json
 from .connectivity import (BATCH_NORM, BATCH_NORM_MODES, POINTS, TRAIN_EXAMPLES,  # noqa: F401 (the CLI reads them here)
                            barrier, distances, has_batch_norm, interpolation_curve)
 
 BARRIER_THRESHOLD = 0.02  # a barrier below 2 points of error counts as stable ([LMC]'s linearly connected)
-STABILITY_LEVEL = 2  # the level whose ticket is measured, when neither a flag nor a study plan says
 
 
 @dataclass(frozen=True)
