@@ -25,7 +25,7 @@ import torch
 from lth.claims import study_claims
 from lth.hardware import hardware
 from lth.presets import get_preset
-from lth.report import find_studies
+from lth.study import find_studies
 from lth.reproduce import default_plan, reproduce
 from lth.store import Store
 from lth.options import RunOptions

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from lth.claims import DEFAULT_MARGIN, Claim, family_note, study_claims
 from lth.presets import get_preset
-from lth.report import Study, find_studies, study_hardware
+from lth.study import Study, find_studies, study_hardware
 from lth.reproduce import default_plan, reproduce
 from lth.store import Store
 from lth.options import RunOptions
