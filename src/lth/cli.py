@@ -15,7 +15,8 @@ from typing import Any, Sequence
 from .config import ExperimentConfig
 from .errors import ConfigError, LthError
 from .options import RunOptions, add_run_flags, from_args as options_from_args
-from .store import CONFIG_FILE, DEFAULT_STORE, JOBS_DIR, read_json
+from .store import CONFIG_FILE, DEFAULT_STORE, JOBS_DIR
+from .terminal import claims_json, print_claims, print_levels, print_runs
 
 
 # executor flags with their defaults: any other value is refused inline, where nothing would use it
@@ -231,17 +232,6 @@ def _run_options(args: argparse.Namespace) -> RunOptions:
     return options_from_args(args, quiet=args.quiet or args.json)  # (--json: stdout is for the JSON)
 
 
-def _print_levels(levels: list[dict[str, Any]], title: str) -> None:
-    print(title)
-    spread = "test_accuracy_std" in levels[0]
-    std_header = f"{'± std':>8}" if spread else ""
-    print(f"{'level':>5}  {'% weights':>10}  {'test acc':>8}{std_header}  {'iterations':>10}  {'seconds':>8}")
-    for row in levels:
-        std = f"  {100 * row['test_accuracy_std']:>6.2f}" if spread else ""
-        print(f"{row['level']:>5}  {100 * row['weights_remaining']:>9.2f}%  {100 * row['test_accuracy']:>7.2f}%{std}"
-              f"  {row['iterations']:>10}  {row['seconds']:>8.1f}")
-
-
 def cmd_presets(args: argparse.Namespace) -> int:
     from .presets import PRESETS, get_preset, preset_rows
 
@@ -286,7 +276,7 @@ def _report_levels(args: argparse.Namespace, config: ExperimentConfig, results: 
         print(json.dumps(out))
         return
     runs = ", ".join(Path(r.run_dir).name for r in results)
-    _print_levels(levels, f"{what} {config.preset or config.model.name} (rewind {config.rewind}); "
+    print_levels(levels, f"{what} {config.preset or config.model.name} (rewind {config.rewind}); "
                           f"run {runs} in {Path(results[0].run_dir).parent}; {note}")
 
 
@@ -404,34 +394,11 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     summary["seconds"] = round(time.perf_counter() - began, 1)
     reports = write_report(args.store, args.out, margin=args.margin / 100)
     if args.json:
-        print(json.dumps({**summary, "reports": [str(r) for r in reports], "claims": _claims_json(reports)}))
+        print(json.dumps({**summary, "reports": [str(r) for r in reports], "claims": claims_json(reports)}))
         return 0
-    _print_claims(reports)
+    print_claims(reports)
     print(f"done in {summary['seconds']:.0f} s; report: {', '.join(str(r / 'report.html') for r in reports)}")
     return 0
-
-
-def _claims_json(reports: list[Path]) -> list[dict[str, Any]]:
-    """Each report's claims.json (preset, claims, warnings), in report order."""
-    from .report import CLAIMS_FILE
-
-    return [read_json(r / CLAIMS_FILE) for r in reports if (r / CLAIMS_FILE).exists()]
-
-
-def _print_claims(reports: list[Path]) -> None:
-    from .claims import Claim, text_table
-
-    for found in _claims_json(reports):
-        claims = [Claim.from_json(c) for c in found["claims"]]
-        if claims:
-            print(f"\nclaims of the papers on {found['preset']}, judged against the noise of the seeds "
-                  "(paired differences, 95% t intervals):")
-            print(text_table(claims))
-            if "family" in found:
-                print(f"{found['family']}; margin ±{100 * found['margin']:.2g} points; computed on "
-                      f"{'; '.join(found['hardware']) or 'hardware not recorded'}")
-            for warning in found["warnings"]:
-                print(f"warning: {warning}")
 
 
 def check_out_dir(out: Path, flag: str) -> None:
@@ -461,16 +428,15 @@ def cmd_report(args: argparse.Namespace) -> int:
     check_out_dir(Path(args.out) if args.out else target / "report", "--out")
     reports = write_report(target, args.out, margin=args.margin / 100)
     if args.json:
-        print(json.dumps({"reports": [str(r) for r in reports], "claims": _claims_json(reports)}))
+        print(json.dumps({"reports": [str(r) for r in reports], "claims": claims_json(reports)}))
         return 0
-    _print_claims(reports)
+    print_claims(reports)
     for report in reports:
         print(f"wrote {report}/report.md, report.html, claims.json, results.csv and figures")
     return 0
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
-    from .execution import describe_execution
     from .kinds import DENSE
     from .store import Store
 
@@ -496,15 +462,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
     if not rows:
         print(f"no runs in {args.store}")
         return 0
-    print(f"{'run':<16}  {'preset':<17} {'kind':<12} {'rewind':>7} {'seed':>4} {'levels':>6} {'best acc':>8} {'% weights':>9}  "
-          "status; executed on")
-    for r in rows:
-        best = f"{100 * r['best_accuracy']:.2f}%" if r["best_accuracy"] is not None else "-"
-        weights = f"{100 * r['min_weights']:.2f}" if r["min_weights"] is not None else "-"
-        executed = " | ".join(describe_execution(e) for e in r["executions"]) or "-"
-        mixed = " (levels differ)" if len(r["executions"]) > 1 else ""
-        print(f"{r['run']:<16}  {r['preset']:<17} {r['kind']:<12} {r['rewind'] or '-':>7} {r['seed']:>4} {r['levels_done']:>6} "
-              f"{best:>8} {weights:>9}  {r['status']}; {executed}{mixed}")
+    print_runs(rows)
     return 0
 
 
