@@ -117,3 +117,41 @@ def test_run_options_are_defined_once_and_reach_the_run_functions(tmp_path, mnis
         run_imp(tiny_config(), 0, tmp_path, quite=True, options=RunOptions(data=mnist1d))  # a typo is an error
     with pytest.raises(TypeError):
         run_imp(tiny_config(), 0, tmp_path, quiet=True)  # how runs execute travels as one RunOptions
+
+
+EXECUTOR_FLAGS = {"--workers": "3", "--gpus-per-job": "1", "--cpus-per-job": "4", "--timeout-min": "30",
+                  "--slurm-partition": "gpu", "--slurm-array-parallelism": "8", "--slurm-option": "--qos=high"}
+
+
+def test_executor_options_are_defined_once_and_are_the_executor_flags(capsys):
+    """lth.options.ExecutorOptions: its flagged fields are the CLI's executor flags (beside --executor, which
+    picks its kind), their parsed defaults are its own, and --executor inline refuses each of them."""
+    from dataclasses import fields
+
+    from lth.cli import build_parser, check_flags
+    from lth.errors import ConfigError
+    from lth.executors import ExecutorOptions as FromExecutors
+    from lth.options import ExecutorOptions, executor_options_from_args
+
+    assert FromExecutors is ExecutorOptions  # (still importable where it was)
+    with pytest.raises(SystemExit):
+        main(["imp", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    flagged = [f.metadata["flag"] for f in fields(ExecutorOptions) if f.metadata["flag"]]
+    assert flagged == list(EXECUTOR_FLAGS)
+    assert all(flag in help_text for flag in ["--executor {inline,local,slurm}", *flagged])
+    assert "--workers WORKERS local: trainings at once (default 2)" in help_text  # (the default, from the field)
+    assert "most jobs of one submitted array running at once (default 256)" in help_text
+    parser = build_parser()
+    assert executor_options_from_args(parser.parse_args(["imp", "--executor", "local"])) == ExecutorOptions()
+    given = [f"{flag}={value}" for flag, value in EXECUTOR_FLAGS.items()]  # (--slurm-option=--qos=high: KEY's -- dropped)
+    options = executor_options_from_args(parser.parse_args(["imp", "--executor", "local", *given,
+                                                            "--slurm-option", "account=proj"]))
+    assert options == ExecutorOptions("local", workers=3, gpus_per_job=1, cpus_per_job=4, timeout_min=30,
+                                      slurm_partition="gpu", slurm_array_parallelism=8,
+                                      slurm_options={"qos": "high", "account": "proj"})
+    for flag, value in EXECUTOR_FLAGS.items():  # inline has no use for any of them
+        with pytest.raises(ConfigError, match=f"^{flag} only apply to --executor local or slurm"):
+            check_flags(parser, parser.parse_args(["imp", f"{flag}={value}"]))
+    with pytest.raises(ConfigError, match="--slurm-option takes KEY=VALUE, got 'account'"):
+        executor_options_from_args(parser.parse_args(["imp", "--executor", "local", "--slurm-option", "account"]))

@@ -14,14 +14,11 @@ from typing import Any, Sequence
 
 from .config import ExperimentConfig
 from .errors import ConfigError, LthError
-from .options import RunOptions, add_run_flags, from_args as options_from_args
+from .options import (RunOptions, add_executor_flags, add_run_flags, executor_flag_defaults,
+                      executor_options_from_args, from_args as options_from_args)
 from .store import CONFIG_FILE, DEFAULT_STORE, JOBS_DIR
 from .terminal import claims_json, print_claims, print_levels, print_runs
 
-
-# executor flags with their defaults: any other value is refused inline, where nothing would use it
-INLINE_IGNORES: dict[str, object] = {"workers": 2, "gpus_per_job": 0, "cpus_per_job": None, "timeout_min": None, "slurm_partition": None,
-                  "slurm_array_parallelism": 256, "slurm_option": []}
 MAY_BE_EMPTY = {"baseline_rewinds"}  # '' means none; every other '' (--store '', --preset '') is refused
 
 
@@ -80,21 +77,7 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
 def _add_executor_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("executor", "fan the independent trainings out over processes or a SLURM cluster "
                              "(submitit); all jobs share --store, finished work is never redone")
-    g.add_argument("--executor", choices=["inline", "local", "slurm"], default="inline",
-                   help="inline: one training after another in this process (default); local: --workers parallel "
-                   "processes on this machine; slurm: one SLURM job per training")
-    g.add_argument("--workers", type=int, default=2, help="local: trainings at once (default 2)")
-    g.add_argument("--gpus-per-job", type=int, default=0, metavar="N",
-                   help="GPUs per training; N > 1 runs it data-parallel, one process per GPU (default 0)")
-    g.add_argument("--cpus-per-job", type=int, metavar="N",
-                   help="CPU threads per training (default: local, cores / workers; slurm, the cluster's default)")
-    g.add_argument("--timeout-min", type=int, metavar="MIN", help="a job's time limit; a job that reaches it is "
-                   "requeued and resumes from its last checkpoint (default 4320 local, 240 slurm)")
-    g.add_argument("--slurm-partition", metavar="NAME")
-    g.add_argument("--slurm-array-parallelism", type=int, default=256, metavar="N",
-                   help="most jobs of one submitted array running at once (default 256)")
-    g.add_argument("--slurm-option", action="append", default=[], metavar="KEY=VALUE",
-                   help="any other sbatch option, e.g. --slurm-option account=proj --slurm-option qos=high (repeatable)")
+    add_executor_flags(g)  # lth.options.ExecutorOptions: --executor, --workers, --gpus-per-job, ...
 
 
 def fan_out(args: argparse.Namespace, config: ExperimentConfig, jobs_of: Any, seeds: int) -> None:
@@ -103,12 +86,11 @@ def fan_out(args: argparse.Namespace, config: ExperimentConfig, jobs_of: Any, se
     if getattr(args, "executor", "inline") == "inline":
         return
     from .data import load_dataset
-    from .executors import ExecutorOptions, run_jobs
+    from .executors import run_jobs
     from .levels import resolve_replicas
     from .store import Store
 
-    options = ExecutorOptions(args.executor, args.workers, args.gpus_per_job, args.cpus_per_job, args.timeout_min,
-                              args.slurm_partition, args.slurm_array_parallelism, _key_values(args.slurm_option))
+    options = executor_options_from_args(args)
     store = Store(args.store)
     # bad data fails here, once, not in every job
     load_dataset(config.data.dataset, args.data_root, store.cache_dir, config.data.options)
@@ -125,16 +107,6 @@ def fan_out(args: argparse.Namespace, config: ExperimentConfig, jobs_of: Any, se
         detail = f"; first: {first['label']}: {first['error']} (log: {first['log']})" if first else ""
         raise LthError(f"{len(outcome.failed)} job(s) failed and {len(outcome.blocked)} could not run{detail}; "
                        f"`lth ls --store {args.store}` lists the failed runs; rerun the command to retry them")
-
-
-def _key_values(items: list[str]) -> dict[str, str]:
-    pairs = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"--slurm-option takes KEY=VALUE, got {item!r}")
-        pairs[key.strip().lstrip("-")] = value
-    return pairs
 
 
 def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
@@ -644,7 +616,7 @@ def check_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
             name = action.option_strings[-1] if action.option_strings else action.dest.upper()
             raise ConfigError(f"{name} is empty; give it a value or leave it out")
     if getattr(args, "executor", None) == "inline":
-        given = [f"--{key.replace('_', '-')}" for key, default in INLINE_IGNORES.items() if getattr(args, key) != default]
+        given = [flag for key, (flag, default) in executor_flag_defaults().items() if getattr(args, key) != default]
         if given:
             raise ConfigError(f"{', '.join(given)} only apply to --executor local or slurm (inline trains in this "
                               "process; for several GPUs run it under torchrun)")

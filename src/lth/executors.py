@@ -12,9 +12,7 @@ without an accounting database (sacct fails), job states come from squeue (`_Slu
 from __future__ import annotations
 
 import logging
-import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -26,47 +24,10 @@ import submitit
 from submitit.slurm.slurm import SlurmInfoWatcher
 from tqdm.auto import tqdm
 
-from .errors import ConfigError
 from .jobs import Job
 from .plans import STABILITY
-from .options import RunOptions
+from .options import LOCAL_TIMEOUT_MIN, SLURM_TIMEOUT_MIN, ExecutorOptions, RunOptions  # (ExecutorOptions: in options.py, read by `lth --help` without submitit)
 from .store import JOBS_DIR, Store
-
-EXECUTORS = ("inline", "local", "slurm")
-
-
-@dataclass
-class ExecutorOptions:
-    """How jobs are run; the CLI's --executor flags."""
-
-    kind: str = "local"
-    workers: int = 2  # local: jobs at once
-    gpus_per_job: int = 0  # > 1: one torch.distributed process per GPU inside the job
-    cpus_per_job: int | None = None  # default: local, the machine's cores / workers; slurm, SLURM's default
-    timeout_min: int | None = None  # a job's time limit (then it is requeued and resumes); default 3 days local, 4 h slurm
-    slurm_partition: str | None = None
-    slurm_array_parallelism: int = 256
-    slurm_options: dict[str, str] = field(default_factory=dict)  # passed through as #SBATCH --KEY=VALUE
-    max_requeues: int = 20  # preemptions/time-outs a job may take; each resumes from its checkpoint
-    poll_seconds: float = 1.0
-
-    def __post_init__(self) -> None:
-        if self.kind not in EXECUTORS[1:]:
-            raise ConfigError(f"unknown executor {self.kind!r}; choose one of {', '.join(EXECUTORS)}")
-        if self.workers < 1:
-            raise ConfigError(f"--workers must be at least 1, got {self.workers}")
-        if self.gpus_per_job < 0 or (self.cpus_per_job is not None and self.cpus_per_job < 1):
-            raise ConfigError("--gpus-per-job must be 0 or more and --cpus-per-job at least 1")
-        missing = [tool for tool in ("sbatch", "srun") if self.kind == "slurm" and not shutil.which(tool)]
-        if missing:
-            raise ConfigError(f"--executor slurm needs SLURM's {' and '.join(missing)} on PATH; run the driver on a "
-                              "login node of the cluster, or use --executor local")
-
-    @property
-    def threads(self) -> int:
-        if self.cpus_per_job:
-            return self.cpus_per_job
-        return max(1, (os.cpu_count() or 1) // self.workers) if self.kind == "local" else 0
 
 
 class StoreJob(submitit.helpers.Checkpointable):
@@ -166,14 +127,14 @@ def make_executor(options: ExecutorOptions, folder: Path,
     tasks = max(1, options.gpus_per_job)
     if options.kind == "local":
         local = submitit.LocalExecutor(folder=folder, max_num_timeout=options.max_requeues)
-        local.update_parameters(timeout_min=options.timeout_min or 3 * 24 * 60, tasks_per_node=tasks,
+        local.update_parameters(timeout_min=options.timeout_min or LOCAL_TIMEOUT_MIN, tasks_per_node=tasks,
                                 gpus_per_node=options.gpus_per_job)
         return local
     if not isinstance(submitit.SlurmJob.watcher, _SlurmWatcher):  # one watcher for all of submitit's SLURM jobs
         submitit.SlurmJob.watcher = _SlurmWatcher(delay_s=60, log=log)
     submitit.SlurmJob.watcher.log = log
     executor = submitit.SlurmExecutor(folder=folder, max_num_timeout=options.max_requeues)
-    parameters: dict[str, Any] = {"job_name": "lth", "time": options.timeout_min or 240, "ntasks_per_node": tasks,
+    parameters: dict[str, Any] = {"job_name": "lth", "time": options.timeout_min or SLURM_TIMEOUT_MIN, "ntasks_per_node": tasks,
                                   "array_parallelism": options.slurm_array_parallelism,
                                   "additional_parameters": dict(options.slurm_options)}
     if options.slurm_partition:
