@@ -331,8 +331,6 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
-    from dataclasses import replace
-
     from .report import write_report
     from .jobs import study_jobs
     from .reproduce import check_plan, default_plan, plan_in_iterations, reproduce
@@ -340,21 +338,14 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
     config = config_from_args(args)
     check_out_dir(Path(args.out) if args.out else Path(args.store) / "report", "--out")
-    plan = default_plan(config)
-    if args.levels is not None:
-        plan = replace(plan, levels=args.levels, stability_level=min(plan.stability_level, args.levels),
-                       baseline_levels=tuple(level for level in plan.baseline_levels if level <= args.levels))
-    if args.rewind_points:
-        plan = replace(plan, rewind_points=_steps(args.rewind_points))
-    if args.stability_level is not None:
-        plan = replace(plan, stability_level=args.stability_level)
-    if args.baseline_levels is not None:
-        plan = replace(plan, baseline_levels=tuple(_parse_seeds(args.baseline_levels, "--baseline-levels") or ()))
-    if args.baseline_rewinds is not None:
-        plan = replace(plan, baseline_rewinds=_steps(args.baseline_rewinds, "--baseline-rewinds"))
+    rewind_points = _steps(args.rewind_points) if args.rewind_points else None
+    baseline_levels = _parse_seeds(args.baseline_levels, "--baseline-levels")
+    baseline_rewinds = None if args.baseline_rewinds is None else _steps(args.baseline_rewinds, "--baseline-rewinds")
     seeds = _parse_seeds(args.seeds)
-    if seeds:
-        plan = replace(plan, seeds=tuple(seeds))
+    plan = default_plan(config).edited(levels=args.levels, rewind_points=rewind_points,
+                                       stability_level=args.stability_level,
+                                       baseline_levels=None if baseline_levels is None else tuple(baseline_levels),
+                                       baseline_rewinds=baseline_rewinds, seeds=tuple(seeds) if seeds else None)
     plan = plan_in_iterations(plan, config, Store(args.store), args.data_root)
     log = (lambda text: print(text, file=sys.stderr)) if args.json else print
     log(f"reproducing {config.preset or config.model.name}: levels 0..{plan.levels}, baselines, stability of level "

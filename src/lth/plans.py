@@ -3,7 +3,7 @@ study that `lth reproduce` runs inline and `jobs.study_jobs` turns into executor
 carries its own plan (presets.py)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .config import ExperimentConfig
 from .kinds import BASELINES, IMP, KINDS
@@ -34,6 +34,28 @@ class StudyPlan:
     # rewind step): [SCALE]'s contrast of resetting (k = 0) with rewinding (k > 0), side by side.
     baseline_rewinds: tuple[str, ...] = ()
     baseline_levels: tuple[int, ...] = ()  # the levels that get baselines (empty: all of 1..levels)
+
+    def edited(self, levels: int | None = None, rewind_points: tuple[str, ...] | None = None,
+               stability_level: int | None = None, baseline_levels: tuple[int, ...] | None = None,
+               baseline_rewinds: tuple[str, ...] | None = None, seeds: tuple[int, ...] | None = None) -> StudyPlan:
+        """This plan with the parts given replaced (None: kept), as `lth reproduce`'s flags edit a preset's
+        plan. Fewer `levels` also bring the plan's own stability level down to them and drop its baseline
+        levels above them; a `stability_level` or `baseline_levels` given is taken as it is."""
+        plan = self
+        if levels is not None:
+            plan = replace(plan, levels=levels, stability_level=min(plan.stability_level, levels),
+                           baseline_levels=tuple(level for level in plan.baseline_levels if level <= levels))
+        if rewind_points is not None:
+            plan = replace(plan, rewind_points=rewind_points)
+        if stability_level is not None:
+            plan = replace(plan, stability_level=stability_level)
+        if baseline_levels is not None:
+            plan = replace(plan, baseline_levels=baseline_levels)
+        if baseline_rewinds is not None:
+            plan = replace(plan, baseline_rewinds=baseline_rewinds)
+        if seeds is not None:
+            plan = replace(plan, seeds=seeds)
+        return plan
 
     def seeded(self, config: ExperimentConfig) -> list[ExperimentConfig]:
         """`config` for each seed of the plan (init and data-order seed = the seed)."""
