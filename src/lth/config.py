@@ -5,17 +5,16 @@ in the store. Fields that do not change the result (a preset's label) are left o
 """
 from __future__ import annotations
 
-import collections.abc
 import dataclasses
 import hashlib
 import json
 import math
 import re
-import types
 import typing
 from dataclasses import dataclass, field, fields
 from typing import Any, Mapping
 
+from .coerce import build, check_types, coerce, type_name  # (the type coercer: --set strings, JSON values, type checks)
 from .errors import ConfigError
 from .kinds import KINDS
 from .steps import Step, check_steps, to_iterations
@@ -155,7 +154,7 @@ class ExperimentConfig:
                 node = raw.setdefault(section, {}) if section else raw
                 if isinstance(node, dict):
                     node.setdefault(name, before)
-        return _build(cls, raw, "")
+        return build(cls, raw)
 
     def canonical_json(self) -> str:
         hashed = self.to_dict()
@@ -198,7 +197,7 @@ class ExperimentConfig:
                 node = node[part]
             if leaf not in node:
                 raise ConfigError(f"unknown config key {key!r}; `lth presets --keys` lists them")
-            node[leaf] = _coerce(key, value, node[leaf])
+            node[leaf] = coerce(key, value, node[leaf])
         return ExperimentConfig.from_dict(raw)
 
 
@@ -248,7 +247,7 @@ def config_hash(config: ExperimentConfig) -> str:
 
 
 def validate(config: ExperimentConfig) -> None:
-    _check_types(config, "")  # first: the checks below compare and parse the values
+    check_types(config)  # first: the checks below compare and parse the values
     t, p = config.train, config.prune
     for key, f in options():
         choices, bounds, what = f.metadata["choices"], f.metadata["bounds"], f.metadata["what"] or key
@@ -298,11 +297,11 @@ def describe_type(f: dataclasses.Field) -> str:
     if f.metadata.get("choices"):
         return " | ".join(map(str, f.metadata["choices"]))
     if f.metadata.get("bounds"):
-        return f"{_type_name(typing.get_type_hints(_owner(f))[f.name])}, each in {f.metadata['bounds']}" \
-            if f.default_factory is dict else f"{_type_name(scalar_type(f))} in {f.metadata['bounds']}"
+        return f"{type_name(typing.get_type_hints(_owner(f))[f.name])}, each in {f.metadata['bounds']}" \
+            if f.default_factory is dict else f"{type_name(scalar_type(f))} in {f.metadata['bounds']}"
     if f.metadata.get("metavar") == "STEP":
         return "a step: <n>it or <n>ep"
-    return _type_name(typing.get_type_hints(_owner(f))[f.name])
+    return type_name(typing.get_type_hints(_owner(f))[f.name])
 
 
 def scalar_type(f: dataclasses.Field) -> type:
@@ -317,111 +316,11 @@ def _owner(f: dataclasses.Field) -> type:
                 if f in fields(cls))
 
 
-def _check_types(section: Any, where: str) -> None:
-    """Every field holds a value of its declared type (an int for a float is fine), e.g.
-    `--set data_seed=abc` is refused here instead of failing somewhere inside training."""
-    hints = typing.get_type_hints(type(section))
-    for f in fields(section):
-        value, key = getattr(section, f.name), where + f.name
-        if dataclasses.is_dataclass(value):
-            _check_types(value, key + ".")
-        elif not _has_type(value, hints[f.name]):
-            raise ConfigError(f"config value {key} must be {_type_name(hints[f.name])}, got {value!r}")
-
-
-def _has_type(value: Any, hint: Any) -> bool:
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if hint is Any:
-        return True
-    if hint is bool:
-        return isinstance(value, bool)
-    if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if hint is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if hint is str:
-        return isinstance(value, str)
-    if hint is type(None):
-        return value is None
-    if origin in (typing.Union, types.UnionType):
-        return any(_has_type(value, arg) for arg in args)
-    if origin is tuple:
-        return isinstance(value, tuple) and all(_has_type(v, args[0]) for v in value)
-    if origin in (Mapping, collections.abc.Mapping):
-        return isinstance(value, Mapping) and all(_has_type(k, args[0]) and _has_type(v, args[1])
-                                                  for k, v in value.items())
-    raise TypeError(f"no type check for {hint}")  # a new field's type: add it here
-
-
-def _type_name(hint: Any) -> str:
-    names = {bool: "true or false", int: "an integer", float: "a number", str: "a string", type(None): "null"}
-    if hint in names:
-        return names[hint]
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        return " or ".join(_type_name(arg) for arg in args)
-    if origin is tuple:
-        return f"a list of {_type_name(args[0]).removeprefix('a ').removeprefix('an ')}s"
-    return f"a mapping of {_type_name(args[0]).removeprefix('a ')}s to {_type_name(args[1]).removeprefix('a ').removeprefix('an ')}s" \
-        if args[1] is not Any else f"a mapping of {_type_name(args[0]).removeprefix('a ')}s to values"
-
-
 def _plain(value: Any) -> Any:
     if isinstance(value, Mapping):
         return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
-    return value
-
-
-def _build(cls: type, raw: Mapping[str, Any], where: str) -> Any:
-    if not isinstance(raw, Mapping):
-        raise ConfigError(f"config section {where or 'root'!r} must be a mapping")
-    known = {f.name: f for f in fields(cls)}
-    unknown = sorted(set(raw) - set(known))
-    if unknown:
-        raise ConfigError(f"unknown config key(s) {', '.join(repr(where + k) for k in unknown)}; known: {', '.join(known)}")
-    kwargs = {}
-    for name, value in raw.items():
-        factory = known[name].default_factory
-        default = factory() if factory is not dataclasses.MISSING else known[name].default
-        if dataclasses.is_dataclass(default):
-            kwargs[name] = _build(type(default), value, f"{where}{name}.")
-        elif isinstance(default, tuple):
-            if not isinstance(value, (list, tuple)):  # (tuple("fc1") would be three layer names)
-                raise ConfigError(f"config value {where}{name} must be a list, got {value!r}")
-            kwargs[name] = tuple(value)
-        elif isinstance(default, Mapping):
-            if not isinstance(value, Mapping):
-                raise ConfigError(f"config value {where}{name} must be a mapping, got {value!r}")
-            kwargs[name] = dict(value)
-        else:
-            kwargs[name] = value
-    try:
-        return cls(**kwargs)
-    except TypeError as exc:  # pragma: no cover - defensive
-        raise ConfigError(f"bad config section {where or 'root'!r}: {exc}") from None
-
-
-def _coerce(key: str, value: Any, current: Any) -> Any:
-    """Turn a command-line string into the type of the field it replaces."""
-    if not isinstance(value, str):
-        return value
-    try:
-        if isinstance(current, bool):
-            if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
-                raise ValueError
-            return value.lower() in ("true", "1", "yes")
-        if isinstance(current, int) or (current is None and value.lstrip("-").isdigit()):
-            return int(value)
-        if isinstance(current, float):
-            return float(value)
-        if isinstance(current, (list, dict)):
-            if value.strip().startswith(("[", "{")):
-                return json.loads(value)
-            return [v for v in value.split(",") if v] if isinstance(current, list) else json.loads(value)
-    except ValueError:
-        raise ConfigError(f"bad value {value!r} for {key!r} (expected {type(current).__name__})") from None
     return value
 
 
