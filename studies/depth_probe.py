@@ -12,9 +12,10 @@ from __future__ import annotations
 import argparse
 import time
 
-from lth.imp import run_imp
+from lth.api import run_imp
 from lth.presets import get_preset
-from lth.stability import StabilitySettings, measure_stability_many
+from lth.api import measure_stability_many
+from lth.stability import StabilitySettings
 from lth.options import RunOptions
 
 

@@ -20,10 +20,10 @@ import sys
 import time
 from pathlib import Path
 
-from lth.branches import run_branch_many
+from lth.api import run_branch_many
 from lth.kinds import PRUNING_AT_INIT, SanityCheck, sanity_kind
 from lth.claims import judge
-from lth.imp import run_imp_many
+from lth.api import run_imp_many
 from lth.presets import get_preset
 from lth.options import RunOptions
 from tables import write_csv

@@ -21,11 +21,11 @@ import sys
 import time
 from pathlib import Path
 
-from lth.branches import run_branch_many
+from lth.api import run_branch_many
 from lth.errors import TrainingDiverged
-from lth.imp import run_imp_many
+from lth.api import run_imp_many
 from lth.presets import get_preset
-from lth.stability import measure_stability_many
+from lth.api import measure_stability_many
 from lth.options import RunOptions
 
 # Each regime: overrides of the mnist1d_mlp preset (1500 it, batch 100, layer-wise 20%/10%).

@@ -4,12 +4,13 @@ import pytest
 import torch
 
 from lth import connectivity
-from lth.branches import run_branch
+from lth.api import run_branch
 from lth.experiment import prepare
 from lth.masks import Mask
 from lth.models import build_model
 from lth.connectivity import barrier, distances, interpolation_curve
-from lth.stability import StabilitySettings, measure_stability
+from lth.api import measure_stability
+from lth.stability import StabilitySettings
 from lth.store import load_tensors
 from lth.train import evaluate
 from lth.options import RunOptions

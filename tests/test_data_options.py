@@ -44,7 +44,7 @@ def test_bad_generation_arguments_are_one_line_errors(tmp_path, capsys, dataset,
 
 def test_seeds_of_a_config_with_data_options_train_stacked_on_the_generated_data(tmp_path):
     from conftest import tiny_config
-    from lth.imp import run_imp_many
+    from lth.api import run_imp_many
 
     configs = [tiny_config(**{"seed": s, "data.options": {"num_samples": 1000}}) for s in (0, 1)]
     results = run_imp_many(configs, 1, tmp_path, options=RunOptions(quiet=True, replicas=2))

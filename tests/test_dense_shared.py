@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from conftest import tiny_config
-from lth.branches import run_branch
+from lth.api import run_branch
 from lth.cli import main
 from lth.config import DataConfig, ExperimentConfig, ModelConfig, PruneConfig, TrainConfig
 from lth.dense import dense_config
-from lth.imp import run_imp, run_imp_many
+from lth.api import run_imp, run_imp_many
 from lth.kinds import DENSE
 from lth.levels import load_optimizer_state, shape_model
 from lth.masks import Mask, layer_fractions, magnitude_prune

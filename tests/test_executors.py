@@ -18,7 +18,7 @@ from conftest import tiny_config
 from lth.cli import main
 from lth.executors import ExecutorOptions, StoreJob, make_executor, run_jobs, submit_ready
 from lth.dense import dense_config
-from lth.imp import run_imp, run_imp_many
+from lth.api import run_imp, run_imp_many
 from lth.jobs import imp_jobs, study_jobs
 from lth.options import RunOptions
 from lth.reproduce import StudyPlan, reproduce

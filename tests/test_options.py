@@ -91,10 +91,10 @@ def test_run_options_are_defined_once_and_reach_the_run_functions(tmp_path, mnis
     from dataclasses import fields
 
     from conftest import tiny_config
-    from lth.branches import run_branch, run_branch_many
-    from lth.imp import run_imp, run_imp_many
+    from lth.api import run_branch, run_branch_many
+    from lth.api import run_imp, run_imp_many
     from lth.reproduce import reproduce
-    from lth.stability import measure_stability, stability_sweep
+    from lth.api import measure_stability, stability_sweep
 
     with pytest.raises(SystemExit):
         main(["imp", "--help"])

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from conftest import tiny_config
-from lth.branches import branch_config, run_branch
+from lth.api import run_branch
+from lth.branches import branch_config
 from lth.kinds import BRANCHES
 from lth.cli import main
 from lth.masks import Mask

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from conftest import DEVICES, tiny_config
-from lth.branches import run_branch_many
+from lth.api import run_branch_many
 from lth.cli import main
-from lth.imp import run_imp_many
+from lth.api import run_imp_many
 from lth.levels import load_optimizer_state
 from lth.masks import Mask, layer_fractions, magnitude_prune
 from lth.models import build_model

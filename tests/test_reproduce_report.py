@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 import lth
-import lth.imp
+import lth.api
 import lth.levels
 from lth.cli import main
 from lth.report import write_report
@@ -80,7 +80,7 @@ def test_report_writes_every_figure_and_the_csv_equals_the_store(study):
 def test_report_on_empty_and_partial_stores_says_what_is_missing(tmp_path, mnist1d, capsys):
     assert main(["report", str(tmp_path), "--out", str(tmp_path / "r")]) == 0
     assert "No finished runs" in (tmp_path / "r" / "report.md").read_text()
-    lth.imp.run_imp(tiny_config(), 1, tmp_path, options=RunOptions(quiet=True, data=mnist1d))
+    lth.api.run_imp(tiny_config(), 1, tmp_path, options=RunOptions(quiet=True, data=mnist1d))
     (report,) = write_report(tmp_path, tmp_path / "r2")
     text = (report / "report.md").read_text()
     assert "no `reinit` baseline yet" in text and "no stability measurements yet" in text

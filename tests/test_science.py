@@ -6,8 +6,8 @@ levels instead of 7 and 11. About 3 minutes on 2 CPU cores.
 """
 import pytest
 
-from lth.branches import run_branch
-from lth.imp import run_imp
+from lth.api import run_branch
+from lth.api import run_imp
 from lth.presets import get_preset
 from lth.options import RunOptions
 

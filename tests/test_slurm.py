@@ -24,7 +24,7 @@ from submitit.core.utils import DelayedSubmission
 from conftest import tiny_config
 from lth.data import load_dataset
 from lth.executors import ExecutorOptions, make_executor
-from lth.imp import run_imp
+from lth.api import run_imp
 from lth.jobs import imp_jobs
 from lth.reproduce import StudyPlan, reproduce
 from lth.store import Store, load_tensors

@@ -103,7 +103,7 @@ def _run_dirs(store):
 
 def test_a_run_written_in_epochs_and_in_iterations_is_one_run(tmp_path, mnist1d):
     from lth.experiment import canonical
-    from lth.imp import run_imp
+    from lth.api import run_imp
     from lth.store import Store
 
     in_epochs = tiny_config(**{"train.iterations": "1ep", "train.eval_every": "20it"})  # 4000 / 50 = 80 it per epoch
@@ -143,7 +143,7 @@ def test_a_run_stored_under_its_epochs_before_canonicalisation_keeps_its_address
 
     from lth.dense import dense_config
 
-    from lth.imp import run_imp
+    from lth.api import run_imp
     from lth.store import CONFIG_FILE, write_json
 
     in_epochs = tiny_config(**{"train.iterations": "1ep", "train.eval_every": "20it"})

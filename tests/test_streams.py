@@ -7,11 +7,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from lth.branches import branch_config, run_branch
+from lth.api import run_branch
+from lth.branches import branch_config
 from lth.config import DataConfig, ExperimentConfig, ModelConfig, PruneConfig, TrainConfig
 from lth.data.loader import DeviceLoader
 from lth.data.cifar import random_crop_flip
-from lth.imp import run_imp
+from lth.api import run_imp
 from lth.levels import shape_model
 from lth.masks import Mask, layer_fractions, magnitude_prune, random_prune
 from lth.models import build_model

@@ -21,7 +21,6 @@ is content-addressed like everything else and never trained twice.
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -29,14 +28,12 @@ from torch import nn
 
 from .config import ExperimentConfig
 from .errors import ConfigError
-from .experiment import Setup, canonical, module_config
-from .imp import run_imp_many
-from .levels import Adopted, Chain, ImpResult, LevelPlan, load_optimizer_state, rewind_state, run_chains
+from .experiment import Setup
+from .levels import Adopted, Chain, LevelPlan, Planner, load_optimizer_state, rewind_state
 from .kinds import BRANCHES, DATA_ORDER, IMP, KINDS, Kind, MaskSource, SanityCheck, WeightSource
 from .masks import Mask, random_prune
-from .options import RunOptions
 from .seeds import copy_data_seed, random_prune_seed, reinit_seed
-from .store import DEFAULT_STORE, MASK_FILE, START_FILE, Run, Store, load_tensors, step_optimizer_file
+from .store import MASK_FILE, START_FILE, Run, Store, load_tensors, step_optimizer_file
 
 
 def branch_config(config: ExperimentConfig, kind: str, data_seed: int | None = None) -> ExperimentConfig:
@@ -50,21 +47,21 @@ def branch_config(config: ExperimentConfig, kind: str, data_seed: int | None = N
     return config.override(changes)
 
 
-def _planner(kind: str, parent: Run):
+def branch_planner(kind: str, parent: Run) -> Planner:
     """Level L of a branch, from its record (kinds.py): its mask, its starting weights, its start."""
     spec = KINDS[kind]
 
     def plan(run: Run, setup: Setup, level: int, model: nn.Module) -> LevelPlan | Adopted:
-        if spec.is_ticket_at_reset and setup.rewind == 0:  # the ticket's own training: same mask, start, seeds
+        if spec.is_the_ticket_at(setup.rewind_iteration):  # the ticket's own training: same mask, start, seeds
             return Adopted(parent, level, changes={"kind": kind})
         ticket = Mask.load(parent.level_dir(level) / MASK_FILE)
         mask = _mask(spec, ticket, parent, setup, level, model)
         weights, optimizer_state = _weights(spec, parent, setup)
         if spec.mask is MaskSource.METHOD:
             optimizer_state = None  # a mask found afresh at k: a fresh optimizer
-        if level == 0 and setup.rewind > 0:  # the dense network continued from step k: keep its optimizer
-            optimizer_state = load_optimizer_state(parent.level_dir(0) / step_optimizer_file(setup.rewind), setup.device)
-        return LevelPlan(mask, weights, setup.rewind if spec.starts_at_rewind else 0, optimizer_state)
+        if level == 0 and setup.rewind_iteration > 0:  # the dense network continued from step k: keep its optimizer
+            optimizer_state = load_optimizer_state(parent.level_dir(0) / step_optimizer_file(setup.rewind_iteration), setup.device)
+        return LevelPlan(mask, weights, setup.rewind_iteration if spec.starts_at_rewind else 0, optimizer_state)
     return plan
 
 
@@ -111,32 +108,7 @@ def branch_levels(kind: str, levels: int, only: list[int] | None = None) -> list
     return wanted
 
 
-def run_branch(kind: str, config: ExperimentConfig, levels: int, store: Store | str | Path = DEFAULT_STORE,
-               data_seed: int | None = None, only: list[int] | None = None, options: RunOptions = RunOptions()
-               ) -> ImpResult:
-    """Run the IMP chain of `config` to `levels` (or read it), then the branch `kind` at each level
-    (or only at the levels in `only`: each branch level depends on the IMP chain alone).
-
-    The result lists level 0 too: the dense network of the parent (or, for data-order, the dense
-    network continued from the rewind step with the other data order)."""
-    return run_branch_many(kind, [config], levels, store, data_seed, only, options=options)[0]
-
-
-def run_branch_many(kind: str, configs: list[ExperimentConfig], levels: int, store: Store | str | Path = DEFAULT_STORE,
-                    data_seed: int | None = None, only: list[int] | None = None, options: RunOptions = RunOptions()
-                    ) -> list[ImpResult]:
-    """run_branch for several configs (e.g. seeds); small models train stacked as replicas."""
-    store = Store.of(store)
-    if options.model is not None:
-        configs = [module_config(c, options.model) for c in configs]
-    configs = canonical(configs, store, options.data_root, options.data)
-    wanted = branch_levels(kind, levels, only)
-    parents = run_imp_many(configs, levels, store, options=options)
-    branches = [branch_config(c, kind, data_seed) for c in configs]
-    chains = [Chain(b, _planner(kind, store.run(c)), {"parent": Path(p.run_dir).name})
-              for b, c, p in zip(branches, configs, parents)]
-    results = run_chains(chains, wanted, store, options)
-    if kind != DATA_ORDER and only is None:
-        for result, parent in zip(results, parents):
-            result.levels = [parent.levels[0], *result.levels]
-    return results
+def branch_chains(kind: str, configs: list[ExperimentConfig], store: Store, data_seed: int | None = None) -> list[Chain]:
+    """The branch `kind` of each IMP config as a chain of levels over its parent IMP run."""
+    return [Chain(branch_config(c, kind, data_seed), branch_planner(kind, store.run(c)), {"parent": store.run(c).hash})
+            for c in configs]

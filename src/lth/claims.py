@@ -320,7 +320,7 @@ def study_claims(study, margin: float = DEFAULT_MARGIN) -> list[Claim]:
         for kind, comparison in BASELINE_COMPARISONS:
             rows = study.levels(kind, k).get(deepest)
             found = claim_source(comparison)
-            if rows and found and not (KINDS[kind].is_ticket_at_reset and at is At.RESET):
+            if rows and found and not KINDS[kind].is_the_ticket_at(study.iterations(k)):
                 claims.append(judge(f"ticket (rewind {k}) > {KINDS[kind].label}", found, where, ticket, _by_seed(rows)))
             if rows and kind == REINIT and (found := claim_source(Comparison.NO_TICKET)):
                 claims.append(judge(f"no winning ticket at rewind {k}: ticket matches {KINDS[kind].label}", found,

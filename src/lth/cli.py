@@ -14,9 +14,9 @@ from typing import Any, Sequence
 
 from .config import ExperimentConfig
 from .errors import ConfigError, LthError
-from .options import (RunOptions, add_executor_flags, add_run_flags, executor_flag_defaults,
+from .options import (ExecutorOptions, RunOptions, add_executor_flags, add_run_flags, executor_flag_defaults,
                       executor_options_from_args, from_args as options_from_args)
-from .store import CONFIG_FILE, DEFAULT_STORE, JOBS_DIR
+from .store import CONFIG_FILE, DEFAULT_STORE
 from .terminal import claims_json, print_claims, print_levels, print_runs
 
 MAY_BE_EMPTY = {"baseline_rewinds"}  # '' means none; every other '' (--store '', --preset '') is refused
@@ -80,33 +80,11 @@ def _add_executor_flags(p: argparse.ArgumentParser) -> None:
     add_executor_flags(g)  # lth.options.ExecutorOptions: --executor, --workers, --gpus-per-job, ...
 
 
-def fan_out(args: argparse.Namespace, config: ExperimentConfig, jobs_of: Any, seeds: int) -> None:
-    """With --executor local/slurm, train everything `jobs_of(K)` lists (`seeds` seeds stacked K at a
-    time) there first, so that the inline call that follows only reads the store and prints the usual table."""
+def _executor(args: argparse.Namespace) -> ExecutorOptions | None:
+    """Where the command's jobs run: None inline (in this process), else --executor local/slurm's options."""
     if getattr(args, "executor", "inline") == "inline":
-        return
-    from .data import load_dataset
-    from .executors import run_jobs
-    from .levels import resolve_replicas
-    from .store import Store
-
-    options = executor_options_from_args(args)
-    store = Store(args.store)
-    # bad data fails here, once, not in every job
-    load_dataset(config.data.dataset, args.data_root, store.cache_dir, config.data.options)
-    # K decided once, here (auto measures on this machine's device): every job stacks its seeds alike
-    run_options = _run_options(args)
-    replicas = resolve_replicas(config, seeds, store, run_options)
-    run_options = run_options.replace(replicas=replicas)
-    jobs = jobs_of(replicas)
-    log = lambda text: print(text, file=sys.stderr)  # noqa: E731 - stdout stays for the results
-    log(f"{len(jobs)} job(s) on the {args.executor} executor; logs in {store.root / JOBS_DIR}")
-    outcome = run_jobs(jobs, store, options, run_options, log=log, quiet=args.quiet or args.json)
-    if outcome.failed or outcome.blocked:
-        first = next(iter(outcome.failed.values()), None)
-        detail = f"; first: {first['label']}: {first['error']} (log: {first['log']})" if first else ""
-        raise LthError(f"{len(outcome.failed)} job(s) failed and {len(outcome.blocked)} could not run{detail}; "
-                       f"`lth ls --store {args.store}` lists the failed runs; rerun the command to retry them")
+        return None
+    return executor_options_from_args(args)
 
 
 def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
@@ -253,48 +231,39 @@ def _report_levels(args: argparse.Namespace, config: ExperimentConfig, results: 
 
 
 def cmd_imp(args: argparse.Namespace) -> int:
-    from .imp import run_imp_many
-    from .jobs import imp_jobs
+    from .api import run_imp_many
 
     config = config_from_args(args)
     levels = 0 if args.command == "train" else resolve_levels(config, args)
-    fan_out(args, config, lambda k: imp_jobs(seed_configs(config, args), levels, k),
-            len(seed_configs(config, args)))
-    results = run_imp_many(seed_configs(config, args), levels, args.store, options=_run_options(args))
+    results = run_imp_many(seed_configs(config, args), levels, args.store, _run_options(args), _executor(args))
     _report_levels(args, config, results, "IMP" if levels else "dense")
     return 0
 
 
 def cmd_branch(args: argparse.Namespace) -> int:
-    from .branches import run_branch_many
-    from .jobs import branch_jobs
+    from .api import run_branch_many
 
     config = config_from_args(args)
     levels = resolve_levels(config, args)
-    fan_out(args, config, lambda k: branch_jobs(args.kind, seed_configs(config, args), levels, replicas=k),
-            len(seed_configs(config, args)))
-    results = run_branch_many(args.kind, seed_configs(config, args), levels, args.store, options=_run_options(args))
+    results = run_branch_many(args.kind, seed_configs(config, args), levels, args.store,
+                              options=_run_options(args), executor=_executor(args))
     _report_levels(args, config, results, f"branch {args.kind} of")
     return 0
 
 
 def cmd_stability(args: argparse.Namespace) -> int:
     from .aggregate import aggregate_rows
-    from .stability import StabilitySettings, find_rewind, stability_sweep_many
-
+    from .api import stability_sweep_many
     from .experiment import canonical_steps
-    from .jobs import stability_jobs, unique
+    from .stability import StabilitySettings, find_rewind
     from .store import Store
 
     config = config_from_args(args)
     settings = StabilitySettings(args.interpolation_points, args.batch_norm)  # (checked before anything trains)
     asked = _steps(args.rewind_points or config.rewind)
     points = list(canonical_steps(asked, config, Store(args.store), args.data_root))
-    fan_out(args, config, lambda k: unique([job for point in points for job in stability_jobs(
-        [c.override({"rewind": point}) for c in seed_configs(config, args)], args.level, settings, replicas=k)]),
-        len(seed_configs(config, args)))
     per_seed = stability_sweep_many(seed_configs(config, args), args.level, points, args.store, settings=settings,
-                                    options=_run_options(args))
+                                    options=_run_options(args), executor=_executor(args))
     metrics = ["test_accuracy", "pruning_l2", "pruning_l2_normalized", "pruning_angle", "data_order_l2",
                "data_order_l2_normalized", "data_order_angle", "barrier_test", "barrier_train"]
     rows = per_seed[0] if len(per_seed) == 1 else aggregate_rows(per_seed, metrics, key="rewind")
@@ -332,7 +301,6 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
     from .report import write_report
-    from .jobs import study_jobs
     from .reproduce import check_plan, default_plan, plan_in_iterations, reproduce
     from .store import Store
 
@@ -352,8 +320,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         f"{plan.stability_level} at rewind {','.join(plan.rewind_points)}; seeds {','.join(map(str, plan.seeds))}")
     check_plan(plan)
     began = time.perf_counter()
-    fan_out(args, config, lambda k: study_jobs(config, plan, k), len(plan.seeds))
-    summary = reproduce(config, plan, args.store, log=log, options=_run_options(args))
+    summary = reproduce(config, plan, args.store, log=log, options=_run_options(args), executor=_executor(args))
     summary["seconds"] = round(time.perf_counter() - began, 1)
     reports = write_report(args.store, args.out, margin=args.margin / 100)
     if args.json:

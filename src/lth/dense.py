@@ -10,13 +10,13 @@ import dataclasses
 from torch import nn
 
 from .config import ExperimentConfig, PruneConfig
-from .data_identity import bind
 from .distributed import barrier
-from .experiment import Setup, epoch_length, rewind_iterations
+from .experiment import Setup
 from .kinds import DENSE
-from .levels import Chain, LevelPlan, Planner, Training, run_chains, setup_for, train_group
+from .levels import Chain, LevelPlan, Planner, Training, setup_for, train_level, train_to
 from .masks import Mask
 from .options import RunOptions
+from .replica_choice import ReplicaChoice
 from .steps import Step
 from .store import START_FILE, Run, Store, load_tensors, step_file
 
@@ -36,23 +36,24 @@ def dense_planner(steps: tuple[str, ...]) -> Planner:
     return plan
 
 
-def run_dense_many(configs: list[ExperimentConfig], store: Store, rewinds: tuple[str, ...] = (),
-                   options: RunOptions = RunOptions()) -> list[Run]:
+def dense_done(run: Run, steps: tuple[str, ...]) -> bool:
+    """Whether a dense run is trained and holds its state at each of `steps` (in iterations; a step
+    in epochs, from a store made before steps were canonical, counts as held)."""
+    return run.level_done(0) and all(step.is_start or step.unit != "it" or
+                                     (run.level_dir(0) / step_file(step.amount)).exists()
+                                     for step in map(Step.parse, steps))
+
+
+def train_dense(configs: list[ExperimentConfig], store: Store, steps: tuple[str, ...] = (),
+                options: RunOptions = RunOptions(), choice: ReplicaChoice | None = None) -> list[Run]:
     """Train (or read) the dense run of each IMP config (dense_config), saving its state at each
-    config's rewind step and at `rewinds`. A step asked for after a dense run finished costs a replay
-    of its first k iterations (replay_rewind_point), not a new dense run."""
-    if store.data_source is None:  # (an executor's dense job: a Store of its own) its runs record their data too
-        bind(store, options.data_root, options.data)
-    steps = tuple(dict.fromkeys((*(c.rewind for c in configs), *rewinds)))
-    for config in configs:  # a step past the end of training is refused before any run is created
-        ipe = epoch_length(config, options.data_root, store.cache_dir, options.data)
-        for point in steps:
-            rewind_iterations(config, point, ipe)
+    config's rewind step and at `steps`. A step asked for after a dense run finished costs a replay
+    of its first k iterations (replay_rewind_point), not a new dense run. Returns the runs it trained."""
+    steps = tuple(dict.fromkeys((*(c.rewind for c in configs), *steps)))
     dense = list({d.hash(): d for d in map(dense_config, configs)}.values())
-    run_chains([Chain(d, dense_planner(steps)) for d in dense], [0], store, options)
-    runs = [store.run(d) for d in dense]
+    trained = train_level([Chain(d, dense_planner(steps)) for d in dense], 0, store, options, choice)
     setups: dict[str, Setup] = {}
-    for run in runs:
+    for run in map(store.run, dense):
         for step in map(Step.parse, steps):
             if step.is_start or (step.unit == "it" and (run.level_dir(0) / step_file(step.amount)).exists()):
                 continue  # (an epoch step needs the data's epoch length to name its file)
@@ -61,7 +62,7 @@ def run_dense_many(configs: list[ExperimentConfig], store: Store, rewinds: tuple
             k = setups[run.hash].rewind_iterations(str(step))
             if not (run.level_dir(0) / step_file(k)).exists():
                 replay_rewind_point(run, k, store, setups, options)
-    return runs
+    return trained
 
 
 def replay_rewind_point(run: Run, k: int, store: Store, setups: dict[str, Setup], options: RunOptions) -> None:
@@ -70,7 +71,7 @@ def replay_rewind_point(run: Run, k: int, store: Store, setups: dict[str, Setup]
     state the dense run passed through: bit for bit at the same thread count, as the replay stacks the
     runs that were stacked with it (its summary's `stack`), in the same order."""
     members = [run if h == run.hash else store.stored_run(h) for h in run.summary(0).get("stack", [run.hash])]
-    trainings = []
+    group = []
     for member in members:
         if member.hash not in setups:
             setups[member.hash] = setup_for(member.config, store, setups.values(), options)
@@ -78,12 +79,10 @@ def replay_rewind_point(run: Run, k: int, store: Store, setups: dict[str, Setup]
         model = setup.new_model()
         plan = LevelPlan(Mask.ones(model), load_tensors(member.level_dir(0) / START_FILE, setup.device), 0,
                          checkpoint_steps=(k,))
-        trainings.append(Training(member, setup, 0, model, plan))
-    for t in trainings:
-        t.start()
+        group.append(Training(member, setup, 0, model, plan))
     with contextlib.ExitStack() as locks:
         for member in sorted(members, key=lambda m: m.hash):
             locks.enter_context(member.training([0]))
         if not all((m.level_dir(0) / step_file(k)).exists() for m in members):  # (or another process did it)
-            train_group(trainings, options.quiet, compile=options.compile, stop=k)
+            train_to(group, k, options)
     barrier()

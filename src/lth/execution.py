@@ -5,18 +5,15 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
 from .distributed import is_main, world_size
 from .hardware import hardware
 from .errors import StoreError
-from .store import EXECUTION_FILE, read_json
+from .store import EXECUTION_FILE, Run, read_json
 from .train import compile_mode
-
-if TYPE_CHECKING:
-    from .levels import Training
 
 
 def execution(device: torch.device, precision: str, replicas: int, compile: bool | str,
@@ -42,22 +39,23 @@ def describe_execution(how: dict[str, Any]) -> str:
                      *([f"on {how['hardware']}"] if how.get("hardware") else [])])
 
 
-def warn_if_executed_differently(t: Training, how: dict[str, Any], resuming: bool) -> None:
+def warn_if_executed_differently(run: Run, level: int, how: dict[str, Any], resuming: bool) -> None:
     """One line on stderr when a level resumes, or a run is extended, with other execution settings
     than its earlier work: the result then mixes them (and differs from a run made in one go)."""
     earlier: list[tuple[str, dict[str, Any] | None]] = []
-    if resuming and (t.directory / EXECUTION_FILE).exists():
-        earlier.append((f"level {t.level} before it was interrupted", _read_quietly(t.directory / EXECUTION_FILE)))
-    done = [level for level in t.run.levels_done() if level < t.level]
+    record = run.level_dir(level) / EXECUTION_FILE
+    if resuming and record.exists():
+        earlier.append((f"level {level} before it was interrupted", _read_quietly(record)))
+    done = [earlier_level for earlier_level in run.levels_done() if earlier_level < level]
     if done:
-        earlier.append((f"level {done[-1]}", t.run.summary(done[-1]).get("execution")))  # (verified: store.read_json)
+        earlier.append((f"level {done[-1]}", run.summary(done[-1]).get("execution")))  # (verified: store.read_json)
     for where, before in earlier:
         if not before or not is_main():
             continue
         # (a key the earlier record lacks was not recorded then: an older lth, not a change)
         changed = [f"{key} {before[key]} -> {value}" for key, value in how.items() if key in before and before[key] != value and key != "replicas_why"]
         if changed:
-            print(f"lth: warning: run {t.run.hash} level {t.level} runs with other settings than {where} "
+            print(f"lth: warning: run {run.hash} level {level} runs with other settings than {where} "
                   f"({', '.join(changed)}); its numbers may differ from a run made in one go (docs/store.md: "
                   "What changes the numbers)", file=sys.stderr)
 

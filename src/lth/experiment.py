@@ -52,8 +52,8 @@ class Setup:
         return to_iterations(self.config.train.iterations, self.iterations_per_epoch)
 
     @property
-    def rewind(self) -> int:
-        """The config's rewind step, in iterations."""
+    def rewind_iteration(self) -> int:
+        """The config's rewind step (a string, "500it"), in iterations."""
         return self.rewind_iterations(self.config.rewind)
 
     def rewind_iterations(self, step: str) -> int:

@@ -7,6 +7,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from .steps import Step
+
 
 class MaskSource(enum.Enum):
     """Where a kind's mask comes from."""
@@ -40,11 +42,18 @@ class Kind:
     starts_at_rewind: bool  # its pruned levels train from the rewind step k (False: from step 0)
     first_level: int = 1  # the first level a branch trains (0: it continues the dense network)
     baseline: bool = False  # a control that makes a ticket a ticket (lth reproduce trains it off each chain)
-    is_ticket_at_reset: bool = False  # with k = 0 it is the IMP run itself: adopted, not trained nor claimed
+    is_ticket_at_reset: bool = False  # with k = 0 it is the IMP run itself (is_the_ticket_at)
     mask: MaskSource = MaskSource.TICKET
     weights: WeightSource = WeightSource.REWIND
     method: str | None = None  # pruning at initialization: the criterion (init_pruning.py)
     check: SanityCheck | None = None  # pruning at initialization: the [PaI] §5 sanity check of `method`
+
+    def is_the_ticket_at(self, rewind: int | str) -> bool:
+        """Whether this kind, off an IMP chain rewound to `rewind` (iterations, or a step such as "0it"),
+        is that IMP run itself: reset-init at k = 0 has the ticket's mask, start and seeds, so it is
+        adopted, not trained, planned nor claimed. The one test of it."""
+        at_start = rewind == 0 if isinstance(rewind, int) else Step.parse(rewind).is_start
+        return self.is_ticket_at_reset and at_start
 
     @property
     def dashed(self) -> bool:

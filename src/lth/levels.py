@@ -1,7 +1,8 @@
 """Levels of runs in the store, trained by the one loop: how a level starts (LevelPlan, or Adopted
-from a run that already computed it), training one level or a stacked group of them, and running
-the levels of several runs in order with locks, resume and replicas. IMP (imp.py), the dense run
-(dense.py) and the branches (branches.py) are planners over this."""
+from a run that already computed it) and `train_level`, which trains one level of several runs --
+locked, resumed, the runs that can share a stacked model as replicas of one computation -- and
+writes each run's files. Every level of every run is trained there: a job (jobs.py) calls it with
+the planner of its kind (imp.py, dense.py, branches.py)."""
 from __future__ import annotations
 
 import contextlib
@@ -15,7 +16,7 @@ from typing import Any, Callable, Iterable
 import torch
 from torch import nn
 
-from .config import ExperimentConfig
+from .config import ExperimentConfig, section_key
 from .distributed import barrier, world_size
 from .errors import ConfigError, ReplicasDiverged, TrainingDiverged
 from .execution import execution, warn_if_executed_differently
@@ -23,22 +24,26 @@ from .experiment import Setup, prepare
 from .masks import Mask
 from .models import build_model
 from .options import RunOptions
-from .config import section_key
-from .replica_choice import ReplicaChoice, choose_replicas
+from .replica_choice import ReplicaChoice, choose_replicas, without_network
 from .replicas import (check_replicas, replica_optimizer_state, replica_state, stack_groups, stack_masks,
                        stack_models, stacks_precision)
 from .steps import to_iterations
 from .store import (EXECUTION_FILE, FINAL_FILE, MASK_FILE, METRICS_FILE, RESUME_FILE, START_FILE, SUMMARY_FILE, Run,
                     Store, level_dir_name, load_tensors, load_torch_checked, resume_group_file, save_checked,
                     save_tensors, step_file, step_optimizer_file, write_json, write_jsonl)
-from .train import ResumeCadence, train_replicas
+from .train import ResumeCadence, TrainResult, train_replicas
 
 
 @dataclass
-class ImpResult:
+class RunResult:
+    """What a run function returns per run: its folder and the summaries of the levels asked for."""
+
     run_dir: str
     levels: list[dict[str, Any]] = field(default_factory=list)
     trained: int = 0  # levels trained by this call (0 when everything came from the store)
+
+
+ImpResult = RunResult  # (its name before branches and dense runs returned it too)
 
 
 @dataclass
@@ -54,7 +59,7 @@ class LevelPlan:
 
 def rewind_state(run: Run, setup: Setup) -> tuple[dict[str, torch.Tensor], dict | None]:
     """W_k and, if the config rewinds the optimizer, its state at k (from level 0 of `run`)."""
-    k = setup.rewind
+    k = setup.rewind_iteration
     if k == 0:
         return load_tensors(run.level_dir(0) / START_FILE, setup.device), None
     weights = load_tensors(run.level_dir(0) / step_file(k), setup.device)
@@ -78,6 +83,18 @@ class Adopted:
     changes: dict[str, Any] = field(default_factory=dict)  # summary fields of this run (kind, rewind, ...)
 
 
+Planner = Callable[[Run, "Setup", int, nn.Module], "LevelPlan | Adopted"]
+
+
+@dataclass
+class Chain:
+    """A run whose levels train in order: its config, how each level starts, extra summary fields."""
+
+    config: ExperimentConfig
+    planner: Planner
+    extra: dict[str, Any] | None = None
+
+
 @dataclass
 class Training:
     """One level of one run, planned and ready to train."""
@@ -99,30 +116,118 @@ class Training:
         self.plan.mask.apply_(self.model)
 
 
-def train_levels(trainings: list[Training], quiet: bool, resume_every: ResumeCadence | int = 0,
-                 compile: bool | str = False, choice: ReplicaChoice | None = None) -> list[dict[str, Any]]:
-    """Train one level of each of `trainings` -- one alone, several as stacked replicas (they share
-    model, training config and start; see replicas.py) -- and write each one's files (`choice`: why
-    they were grouped so, for the execution record)."""
-    first, replicas = trainings[0], len(trainings)
-    how = execution(first.setup.device, first.setup.config.train.precision, replicas, compile,
+def train_level(chains: list[Chain], level: int, store: Store, options: RunOptions = RunOptions(),
+                choice: ReplicaChoice | None = None) -> list[Run]:
+    """Train (or read) level `level` of each chain's run: adopted where its plan says another run
+    computed it, else trained -- the runs that can share a stacked model as replicas of one computation,
+    K of them by `choice` (the driver's, resolve_replicas) or else by `options.replicas` (auto, off or
+    K) -- each run locked while it trains. Returns the runs it trained."""
+    for chain in chains:
+        check_replicas(options.replicas, chain.config.train.precision)
+    runs = [store.run(chain.config) for chain in chains]
+    pending = [i for i, run in enumerate(runs) if not run.level_done(level)]
+    setups: dict[int, Setup] = {}
+    for i in pending:  # bad data fails here, before the store changes
+        setups[i] = setup_for(chains[i].config, store, setups.values(), options)
+    trained: list[Run] = []
+    with contextlib.ExitStack() as locks:
+        for i in sorted(pending, key=lambda i: runs[i].hash):  # one global order: no deadlock between callers
+            runs[i].create()
+            locks.enter_context(runs[i].training([level], options.wait))
+        trainings = [t for i in pending if (t := _planned(chains[i], runs[i], setups[i], level)) is not None]
+        if choice is None and trainings:
+            choice = choose_replicas(options.replicas, trainings[0].setup, len(trainings), store)
+        for group in replica_groups(trainings, choice.size if choice else 1):
+            first, how = group[0], _begin(group, options.compile, choice)
+            model, mask = stacked(group)
+            began = time.perf_counter()
+            try:
+                results = train_replicas(
+                    model, first.setup.data, first.setup.config.train, [t.setup.config.order_seed for t in group],
+                    mask=mask, start=first.plan.start_iteration, augment=first.setup.config.data.augment,
+                    device=first.setup.device, checkpoints={k: checkpoint_saver(group) for k in first.plan.checkpoint_steps},
+                    optimizer_state=first.plan.optimizer_state, resume_path=first.directory / resume_name(group),
+                    resume_every=resume_cadence(options.checkpoint_every, first.setup.iterations_per_epoch),
+                    quiet=options.quiet, compile=options.compile, description=_description(group))
+            except TrainingDiverged as exc:  # keep the last good checkpoint; `lth ls` shows the failure
+                for t in group:
+                    t.run.mark_failed(level, str(exc))
+                raise
+            _finish(group, model, results, how, (time.perf_counter() - began) / len(group))
+            trained += [t.run for t in group]
+    return trained
+
+
+def _planned(chain: Chain, run: Run, setup: Setup, level: int) -> Training | None:
+    """The level's training as its chain plans it, or None: adopted (done) or done meanwhile."""
+    if run.level_done(level):  # (another process finished it while we waited for its lock)
+        return None
+    model = setup.new_model()
+    plan = chain.planner(run, setup, level, model)
+    if isinstance(plan, Adopted):
+        adopt(run, level, plan, chain.extra)
+        return None
+    return Training(run, setup, level, model, plan, chain.extra)
+
+
+def _begin(group: list[Training], compile: bool | str, choice: ReplicaChoice | None) -> dict[str, Any]:
+    """Set each model to its start and write the level's start files; returns the execution record
+    (`choice`: why the group was formed so)."""
+    first = group[0]
+    how = execution(first.setup.device, first.setup.config.train.precision, len(group), compile,
                     choice.why if choice else None)
-    resuming = (first.directory / resume_name(trainings)).exists()
-    for t in trainings:
-        warn_if_executed_differently(t, how, resuming)
+    resuming = (first.directory / resume_name(group)).exists()
+    for t in group:
+        warn_if_executed_differently(t.run, t.level, how, resuming)
         t.start()
         t.plan.mask.save(t.directory / MASK_FILE)
         save_tensors(t.directory / START_FILE, t.model.state_dict())
         write_json(t.directory / EXECUTION_FILE, how)
-    began = time.perf_counter()
-    results = train_group(trainings, quiet, resume_every, compile)
-    seconds = (time.perf_counter() - began) / replicas  # each replica's share of the wall time
-    for t in trainings:  # the level is done: a stacked group's state left by another grouping is stale
+    return how
+
+
+def stacked(group: list[Training]) -> tuple[nn.Module, Mask]:
+    """The model and mask that train `group`: its one training's, or its trainings' stacked as replicas."""
+    if len(group) == 1:
+        return group[0].model, group[0].plan.mask
+    return stack_models([t.model for t in group], group[0].setup.registered), stack_masks([t.plan.mask for t in group])
+
+
+def checkpoint_saver(group: list[Training]) -> Callable[[int, nn.Module, torch.optim.Optimizer], None]:
+    """Saves weights and optimizer state at an iteration into each training's level folder (a stacked
+    model's replica i into training i's)."""
+    replicas = len(group)
+
+    def save(iteration: int, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
+        state, optimizer_state = model.state_dict(), optimizer.state_dict()
+        for index, t in enumerate(group):
+            save_tensors(t.directory / step_file(iteration), state if replicas == 1 else replica_state(state, index))
+            buffer = io.BytesIO()
+            torch.save(optimizer_state if replicas == 1 else replica_optimizer_state(optimizer_state, index, replicas),
+                       buffer)
+            save_checked(t.directory / step_optimizer_file(iteration), buffer.getvalue())
+    return save
+
+
+def _description(group: list[Training]) -> str:
+    first = group[0]
+    left = f"{100 * first.plan.mask.fraction_remaining():.1f}% left" + (f", {len(group)} replicas" if len(group) > 1 else "")
+    return f"{first.setup.config.kind} level {first.level} ({left})"
+
+
+def _finish(group: list[Training], model: nn.Module, results: list[TrainResult], how: dict[str, Any],
+            seconds: float) -> None:
+    """Write each training's final weights, metrics and summary; a replica that diverged is marked
+    failed alone (ReplicasDiverged once the others are written)."""
+    replicas = len(group)
+    for t in group:  # the level is done: a stacked group's state left by another grouping is stale
         for stale in t.directory.glob(resume_group_file("*")):
             stale.unlink(missing_ok=True)
-    summaries, failed = [], []
-    for index, (t, result) in enumerate(zip(trainings, results)):
-        c = t.setup.config
+    if replicas > 1:  # each training's model gets its replica's weights
+        for index, t in enumerate(group):
+            t.model.load_state_dict(replica_state(model.state_dict(), index))
+    failed = []
+    for index, (t, result) in enumerate(zip(group, results)):
         if result.failure:  # one stacked replica diverged: it fails alone, the others are kept
             failed.append(f"run {t.run.hash} level {t.level}: {result.failure}")
             t.run.mark_failed(t.level, f"{result.failure} (replica {index + 1} of {replicas} stacked; the others "
@@ -130,58 +235,41 @@ def train_levels(trainings: list[Training], quiet: bool, resume_every: ResumeCad
             continue
         save_tensors(t.directory / FINAL_FILE, t.model.state_dict())
         write_jsonl(t.directory / METRICS_FILE, result.metrics)
-        summary = {"level": t.level, "kind": c.kind, "weights_remaining": t.plan.mask.fraction_remaining(),
-                   "weights_remaining_count": t.plan.mask.remaining(), "test_accuracy": result.final["test_accuracy"],
-                   "test_loss": result.final["test_loss"], "train_loss": result.final["train_loss"],
-                   "start_iteration": t.plan.start_iteration, "iterations": t.setup.total - t.plan.start_iteration,
-                   "seconds": round(seconds, 3), "replicas": replicas, "rewind": c.rewind,
-                   "rewind_optimizer": c.rewind_optimizer if t.plan.start_iteration > 0 else "fresh",
-                   "seed": c.seed, "data_seed": c.order_seed, "processes": world_size(), "execution": how,
-                   # the runs trained with it as one stacked computation, in order (replay_rewind_point)
-                   **({"stack": [u.run.hash for u in trainings]} if replicas > 1 else {}),
-                   **(t.extra or {})}
-        write_json(t.directory / SUMMARY_FILE, summary)
-        summaries.append(summary)
+        write_json(t.directory / SUMMARY_FILE, _summary(t, result, how, seconds, group))
+        t.run.clear_failed(t.level)
     barrier()  # under torchrun: every rank reads what rank 0 wrote only after this
     if failed:
         raise ReplicasDiverged(f"{failed[0]}" + (f" (and {len(failed) - 1} more)" if len(failed) > 1 else "") +
                                f"; the other {replicas - len(failed)} stacked replica(s) finished")
-    return summaries
 
 
-def train_group(trainings: list[Training], quiet: bool, resume_every: ResumeCadence | int = 0, compile: bool | str = False,
-                stop: int | None = None) -> list:
-    """Train `trainings` (one, or several stacked as replicas; their models set to their start) from
-    their plan to `stop` (default: the end); save the plan's checkpoints into each one's level folder;
-    leave each one's weights in its model. Returns one TrainResult per training."""
-    first, replicas = trainings[0], len(trainings)
-    config, plan = first.setup.config, first.plan
+def _summary(t: Training, result: TrainResult, how: dict[str, Any], seconds: float, group: list[Training]
+             ) -> dict[str, Any]:
+    c = t.setup.config
+    return {"level": t.level, "kind": c.kind, "weights_remaining": t.plan.mask.fraction_remaining(),
+            "weights_remaining_count": t.plan.mask.remaining(), "test_accuracy": result.final["test_accuracy"],
+            "test_loss": result.final["test_loss"], "train_loss": result.final["train_loss"],
+            "start_iteration": t.plan.start_iteration, "iterations": t.setup.total - t.plan.start_iteration,
+            "seconds": round(seconds, 3), "replicas": len(group), "rewind": c.rewind,
+            "rewind_optimizer": c.rewind_optimizer if t.plan.start_iteration > 0 else "fresh",
+            "seed": c.seed, "data_seed": c.order_seed, "processes": world_size(), "execution": how,
+            # the runs trained with it as one stacked computation, in order (dense.replay_rewind_point)
+            **({"stack": [u.run.hash for u in group]} if len(group) > 1 else {}),
+            **(t.extra or {})}
 
-    def save_checkpoint(iteration: int, m: nn.Module, optimizer: torch.optim.Optimizer) -> None:
-        state, optimizer_state = m.state_dict(), optimizer.state_dict()
-        for index, t in enumerate(trainings):
-            save_tensors(t.directory / step_file(iteration), state if replicas == 1 else replica_state(state, index))
-            buffer = io.BytesIO()
-            torch.save(optimizer_state if replicas == 1 else replica_optimizer_state(optimizer_state, index, replicas),
-                       buffer)
-            save_checked(t.directory / step_optimizer_file(iteration), buffer.getvalue())
 
-    model = first.model if replicas == 1 else stack_models([t.model for t in trainings], first.setup.registered)
-    mask = plan.mask if replicas == 1 else stack_masks([t.plan.mask for t in trainings])
-    seeds = [t.setup.config.order_seed for t in trainings]
-    left = f"{100 * plan.mask.fraction_remaining():.1f}% left" + (f", {replicas} replicas" if replicas > 1 else "")
-    results = train_replicas(model, first.setup.data, config.train, seeds, mask=mask, start=plan.start_iteration,
-                             stop=stop, augment=config.data.augment, device=first.setup.device,
-                             checkpoints={k: save_checkpoint for k in plan.checkpoint_steps},
-                             optimizer_state=plan.optimizer_state,
-                             resume_path=None if stop is not None else first.directory / resume_name(trainings),
-                             resume_every=resume_every, quiet=quiet, compile=compile,
-                             description=f"{config.kind} level {first.level} ({left})" if stop is None else
-                             f"{config.kind}: replaying to iteration {stop}")
-    if replicas > 1:
-        for index, t in enumerate(trainings):
-            t.model.load_state_dict(replica_state(model.state_dict(), index))
-    return results
+def train_to(group: list[Training], stop: int, options: RunOptions) -> None:
+    """Train `group` (one training, or several stacked as replicas) from its start to iteration `stop`,
+    saving its plan's checkpoints and nothing else (dense.replay_rewind_point)."""
+    first = group[0]
+    for t in group:
+        t.start()
+    model, mask = stacked(group)
+    train_replicas(model, first.setup.data, first.setup.config.train, [t.setup.config.order_seed for t in group],
+                   mask=mask, start=first.plan.start_iteration, stop=stop, augment=first.setup.config.data.augment,
+                   device=first.setup.device, checkpoints={k: checkpoint_saver(group) for k in first.plan.checkpoint_steps},
+                   quiet=options.quiet, compile=options.compile,
+                   description=f"{first.setup.config.kind}: replaying to iteration {stop}")
 
 
 def resume_name(trainings: list[Training]) -> str:
@@ -207,69 +295,11 @@ def resume_cadence(checkpoint_every: str, iterations_per_epoch: int) -> ResumeCa
     return ResumeCadence(iterations=to_iterations(checkpoint_every, iterations_per_epoch))
 
 
-Planner = Callable[[Run, Setup, int, nn.Module], "LevelPlan | Adopted"]
-
-
 def adopt(run: Run, level: int, adopted: Adopted, extra: dict[str, Any] | None = None) -> None:
     summary = {**adopted.source.summary(adopted.level), **adopted.changes, **(extra or {}),
                "level": level, "adopted_from": f"{adopted.source.hash}/{level_dir_name(adopted.level)}"}
     run.adopt_level(level, adopted.source, adopted.level, adopted.files, summary)
     barrier()
-
-
-@dataclass
-class Chain:
-    """Levels of one run to train in order: its config, how each level starts, extra summary fields."""
-
-    config: ExperimentConfig
-    planner: Planner
-    extra: dict[str, Any] | None = None
-
-
-def run_chains(chains: list[Chain], levels: list[int], store: Store, options: RunOptions = RunOptions()
-               ) -> list[ImpResult]:
-    """Train (or read) the given levels of several runs, level by level; at each level the runs that
-    can share a stacked model train as replicas of one computation (`replicas`: auto, off or K)."""
-    replicas = options.replicas
-    for chain in chains:
-        check_replicas(replicas, chain.config.train.precision)
-    runs = [store.run(chain.config) for chain in chains]
-    results = [ImpResult(str(run.dir)) for run in runs]
-    pending = [i for i, run in enumerate(runs) if not all(run.level_done(level) for level in levels)]
-    setups: dict[int, Setup] = {}
-    for i in pending:  # bad data fails here, before the store changes
-        setups[i] = setup_for(chains[i].config, store, setups.values(), options)
-    with contextlib.ExitStack() as locks:
-        for i in sorted(pending, key=lambda i: runs[i].hash):  # one global order: no deadlock between callers
-            runs[i].create()
-            locks.enter_context(runs[i].training([level for level in levels if not runs[i].level_done(level)], options.wait))
-        for level in levels:
-            trainings = []
-            for i in pending:
-                if not runs[i].level_done(level):  # (another process may have finished it while we waited)
-                    new_model = setups[i].new_model()
-                    plan = chains[i].planner(runs[i], setups[i], level, new_model)
-                    if isinstance(plan, Adopted):
-                        adopt(runs[i], level, plan, chains[i].extra)
-                    else:
-                        trainings.append(Training(runs[i], setups[i], level, new_model, plan, chains[i].extra))
-            choice = choose_replicas(replicas, trainings[0].setup, len(trainings), store) if trainings else None
-            for group in replica_groups(trainings, choice.size if choice else 1):
-                resume_every = resume_cadence(options.checkpoint_every, group[0].setup.iterations_per_epoch)
-                try:
-                    train_levels(group, options.quiet, resume_every, options.compile, choice)
-                except ReplicasDiverged:  # the diverged replicas are marked, the others finished
-                    raise
-                except TrainingDiverged as exc:  # keep the last good checkpoint; `lth ls` shows the failure
-                    for t in group:
-                        t.run.mark_failed(level, str(exc))
-                    raise
-                for t in group:
-                    t.run.clear_failed(level)
-                    results[runs.index(t.run)].trained += 1
-    for run, result in zip(runs, results):
-        result.levels = [run.summary(level) for level in levels]
-    return results
 
 
 def replica_groups(trainings: list[Training], size: int) -> list[list[Training]]:
@@ -287,12 +317,10 @@ def _stack_key(t: Training) -> tuple | None:
     return (section_key(c.model), section_key(c.data), c.train, t.plan.start_iteration, t.plan.checkpoint_steps)
 
 
-def resolve_replicas(config: ExperimentConfig, trainings: int, store: Store, options: RunOptions) -> int:
-    """--replicas as the number K that `trainings` runs of `config` stack by (choose_replicas): the
-    group size of a study's jobs, decided once in the driver, so every executor stacks alike."""
-    if options.replicas in ("off", 1, "1") or trainings <= 1:
-        return 1
-    return choose_replicas(options.replicas, setup_for(config, store, (), options), trainings, store).size
+def resolve_replicas(config: ExperimentConfig, trainings: int, store: Store, options: RunOptions) -> ReplicaChoice:
+    """--replicas as the number K that `trainings` runs of `config` stack by, and why (choose_replicas):
+    the group size of a study's jobs, decided once in the driver, so every executor stacks alike."""
+    return without_network(options.replicas, trainings) or choose_replicas(options.replicas, setup_for(config, store, (), options), trainings, store)
 
 
 def setup_for(config: ExperimentConfig, store: Store, known: Iterable[Setup], options: RunOptions) -> Setup:

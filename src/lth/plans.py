@@ -7,7 +7,6 @@ from dataclasses import dataclass, replace
 
 from .config import ExperimentConfig
 from .kinds import BASELINES, IMP, KINDS
-from .steps import Step
 
 STABILITY = "stability"  # a stage (and a job) that measures stability rather than training a kind
 DEFAULT_LEVELS = 5  # pruning levels after the dense level 0, where neither a flag nor a study plan says
@@ -69,6 +68,6 @@ class StudyPlan:
             stages.append(Stage(IMP, rewind, self.levels))
             # reset-init at k = 0 would be the IMP run itself, trained again: leave it out
             stages += [Stage(kind, rewind, self.levels, self.baseline_levels or None) for kind in BASELINES
-                       if not (KINDS[kind].is_ticket_at_reset and Step.parse(rewind).is_start)]
+                       if not KINDS[kind].is_the_ticket_at(rewind)]
         stages += [Stage(STABILITY, point, self.stability_level) for point in self.rewind_points]
         return stages

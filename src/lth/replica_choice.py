@@ -43,8 +43,9 @@ class ReplicaChoice:
 def choose_replicas(replicas: str | int, setup: Setup, trainings: int, store: Store | None) -> ReplicaChoice:
     """K for `trainings` trainings of `setup`'s network (never more than there are)."""
     config = setup.config
-    if replicas in ("off", 1, "1") or trainings <= 1:
-        return ReplicaChoice(1, "--replicas off" if replicas in ("off", 1, "1") else "one training")
+    unstacked = without_network(replicas, trainings)
+    if unstacked is not None:
+        return unstacked
     if not stacks_precision(config.train.precision):
         return ReplicaChoice(1, f"one by one: {FP16_REFUSAL}")
     if world_size() > 1:
@@ -64,6 +65,13 @@ def choose_replicas(replicas: str | int, setup: Setup, trainings: int, store: St
     size = best_size(curve, trainings)
     shown = ", ".join(f"K={k} {1000 * s:.3g} ms" for k, s in sorted(curve.items()))
     return ReplicaChoice(size, f"auto{how}: step time per replica {shown}")
+
+
+def without_network(replicas: str | int, trainings: int) -> ReplicaChoice | None:
+    """The choice when it needs no look at the network: --replicas off, or a single training."""
+    if replicas in ("off", 1, "1") or trainings <= 1:
+        return ReplicaChoice(1, "--replicas off" if replicas in ("off", 1, "1") else "one training")
+    return None
 
 
 def _a_batch(setup: Setup) -> torch.Tensor:

@@ -192,7 +192,7 @@ def missing_parts(study: Study, methods, stability) -> list[str]:
     """What a full study has that this store lacks, as advice."""
     notes = []
     for kind in BASELINES:
-        if KINDS[kind].is_ticket_at_reset and study.iterations(study.main_rewind) == 0:
+        if KINDS[kind].is_the_ticket_at(study.iterations(study.main_rewind)):
             continue  # at k = 0 the IMP run is the reset-to-init ticket
         if not any(curve.kind == kind for curve in methods):
             notes.append(f"no `{kind}` baseline yet: `lth branch {kind} --preset {study.preset}` (or `lth reproduce`)")

@@ -16,9 +16,10 @@ from .config import ExperimentConfig
 from .data.loader import Dataset
 from .errors import ConfigError
 from .experiment import canonical, canonical_steps
-from .jobs import run_inline, stage_jobs, study_dense_jobs
+from .api import execute
+from .jobs import stage_jobs, study_dense_jobs, study_jobs
 from .levels import resolve_replicas
-from .options import RunOptions
+from .options import ExecutorOptions, RunOptions
 from .kinds import IMP
 from .plans import DEFAULT_LEVELS, STABILITY, Stage, StudyPlan  # noqa: F401 (Stage: part of reproduce's API)
 from .presets import PRESETS
@@ -54,9 +55,11 @@ def check_plan(plan: StudyPlan) -> None:
 
 
 def reproduce(config: ExperimentConfig, plan: StudyPlan, store: Store | str | Path = DEFAULT_STORE,
-              log: Callable[[str], None] = print, options: RunOptions = RunOptions()) -> dict[str, Any]:
-    """Run the whole study inline -- the jobs of `jobs.study_jobs`, the graph every executor runs --
-    and return where each part is stored."""
+              log: Callable[[str], None] = print, options: RunOptions = RunOptions(),
+              executor: ExecutorOptions | None = None) -> dict[str, Any]:
+    """Run the whole study -- the jobs of `jobs.study_jobs` -- stage by stage, logging each, and return
+    where each part is stored. With a local or SLURM `executor` the whole graph runs there first (its
+    jobs are independent beyond their needs); the stages then read the store."""
     store = Store.of(store)
     check_plan(plan)
     config = canonical([config], store, options.data_root, options.data)[0]
@@ -67,11 +70,13 @@ def reproduce(config: ExperimentConfig, plan: StudyPlan, store: Store | str | Pa
     seeds = "seed " + ",".join(map(str, plan.seeds)) if len(plan.seeds) == 1 else "seeds " + ",".join(map(str, plan.seeds))
     replicas = resolve_replicas(config, len(plan.seeds), store, options)  # the seed groups' size
     stages = plan.stages(config)
-    run_inline(study_dense_jobs(config, plan, replicas), store, options)  # (every rewind point in one training)
+    if executor is not None:
+        execute(study_jobs(config, plan, replicas), store, options, executor)
+    execute(study_dense_jobs(config, plan, replicas), store, options)  # (every rewind point in one training)
     log(f"[0/{len(stages)}] {seeds}: the dense network ({time.perf_counter() - began:.0f} s)")
     for number, stage in enumerate(stages, 1):
         ran = stage_jobs(stage, seeded, replicas)
-        run_inline(ran, store, options)
+        execute(ran, store, options)
         runs = list(dict.fromkeys(str(run.dir) for job in ran if job.what == stage.what for run in job.runs(store)))
         if stage.what == IMP:
             summary["imp"] += runs

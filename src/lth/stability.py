@@ -15,17 +15,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .branches import run_branch, run_branch_many
+from .branches import branch_config
 from .config import ExperimentConfig
 from .errors import ConfigError
-from .experiment import canonical, module_config, prepare
-from .imp import run_imp
 from .kinds import DATA_ORDER
+from .levels import setup_for
 from .masks import Mask
 from .options import RunOptions
 from .plans import STABILITY_LEVEL  # noqa: F401 (the CLI reads it here)
-from .steps import check_steps
-from .store import DEFAULT_STORE, FINAL_FILE, MASK_FILE, Store, level_dir_name, load_tensors, read_json, write_json
+from .store import FINAL_FILE, MASK_FILE, Store, level_dir_name, load_tensors, read_json, write_json
 from .connectivity import (BATCH_NORM, BATCH_NORM_MODES, POINTS, TRAIN_EXAMPLES,  # noqa: F401 (the CLI reads them here)
                            barrier, distances, has_batch_norm, interpolation_curve)
 
@@ -59,69 +57,34 @@ def measurement_path(copy_run_dir: Path, level: int, settings: StabilitySettings
     return copy_run_dir / level_dir_name(level) / f"stability_{settings.name}.json"
 
 
-def measure_stability(config: ExperimentConfig, level: int, store: Store | str | Path = DEFAULT_STORE, *,
-                      settings: StabilitySettings = StabilitySettings(),
-                      options: RunOptions = RunOptions()) -> dict[str, Any]:
-    """Stability of the level-`level` IMP ticket of `config` at its rewind step (trains what is missing)."""
-    if level < 0:
-        raise ConfigError(f"--level must be 0 or more, got {level}")
-    store = Store.of(store)
-    if options.model is not None:
-        config = module_config(config, options.model)
-    config = canonical([config], store, options.data_root, options.data)[0]
-    imp = run_imp(config, level, store, options=options)
-    copy = run_branch(DATA_ORDER, config, level, store, only=[level], options=options)
-    cache = measurement_path(Path(copy.run_dir), level, settings)
+def measure(config: ExperimentConfig, level: int, store: Store, settings: StabilitySettings = StabilitySettings(),
+            options: RunOptions = RunOptions()) -> dict[str, Any]:
+    """Measure and store the stability of the level-`level` ticket of the IMP config `config` (canonical,
+    its ticket and data-order copy trained: a stability job's needs) at its rewind step."""
+    imp, copy = store.run(config), store.run(branch_config(config, DATA_ORDER))
+    cache = measurement_path(copy.dir, level, settings)
     if cache.exists():
         return read_json(cache)
-    setup = prepare(config, options.data_root, store.cache_dir, options.device, options.data, options.model)
-    ticket_dir, copy_dir = Path(imp.run_dir) / level_dir_name(level), Path(copy.run_dir) / level_dir_name(level)
+    setup = setup_for(config, store, (), options)
+    ticket_dir, copy_dir = imp.level_dir(level), copy.level_dir(level)
     mask = Mask.load(ticket_dir / MASK_FILE)
     ticket = load_tensors(ticket_dir / FINAL_FILE, setup.device)
     other = load_tensors(copy_dir / FINAL_FILE, setup.device)
-    dense = load_tensors(Path(imp.run_dir) / level_dir_name(0) / FINAL_FILE, setup.device)
+    dense = load_tensors(imp.level_dir(0) / FINAL_FILE, setup.device)
     model = setup.new_model()
     curve = interpolation_curve(model, setup, ticket, other, settings.points, settings.batch_norm,
                                 settings.train_examples)
     pruning, data_order = distances(ticket, dense, mask), distances(ticket, other, mask)
-    row = {"level": level, "rewind": config.rewind, "rewind_iteration": setup.rewind, "seed": config.seed,
-           "weights_remaining": mask.fraction_remaining(), "test_accuracy": imp.levels[level]["test_accuracy"],
-           "copy_test_accuracy": copy.levels[0]["test_accuracy"],
+    row = {"level": level, "rewind": config.rewind, "rewind_iteration": setup.rewind_iteration, "seed": config.seed,
+           "weights_remaining": mask.fraction_remaining(), "test_accuracy": imp.summary(level)["test_accuracy"],
+           "copy_test_accuracy": copy.summary(level)["test_accuracy"],
            **{f"pruning_{k}": v for k, v in pruning.items()}, **{f"data_order_{k}": v for k, v in data_order.items()},
            "barrier_test": barrier([p["test_error"] for p in curve]),
            "barrier_train": barrier([p["train_error"] for p in curve]),
            "batch_norm": settings.batch_norm if has_batch_norm(model) else "none",
-           "run": Path(imp.run_dir).name, "copy_run": Path(copy.run_dir).name, "curve": curve}
+           "run": imp.hash, "copy_run": copy.hash, "curve": curve}
     write_json(cache, row)
     return row
-
-
-def measure_stability_many(configs: list[ExperimentConfig], level: int, store: Store | str | Path = DEFAULT_STORE, *,
-                           settings: StabilitySettings = StabilitySettings(),
-                           options: RunOptions = RunOptions()) -> list[dict[str, Any]]:
-    """measure_stability for several configs (e.g. seeds): the tickets and their data-order copies
-    train first, level by level, small models stacked as replicas; then each is measured."""
-    store = Store.of(store)
-    run_branch_many(DATA_ORDER, configs, level, store, only=[level], options=options)
-    return [measure_stability(config, level, store, settings=settings, options=options) for config in configs]
-
-
-def stability_sweep(config: ExperimentConfig, level: int, rewind_points: list[str], store=DEFAULT_STORE, *,
-                    settings: StabilitySettings = StabilitySettings(),
-                    options: RunOptions = RunOptions()) -> list[dict[str, Any]]:
-    """measure_stability at each rewind point (each point has its own IMP chain)."""
-    return stability_sweep_many([config], level, rewind_points, store, settings=settings, options=options)[0]
-
-
-def stability_sweep_many(configs: list[ExperimentConfig], level: int, rewind_points: list[str], store=DEFAULT_STORE, *,
-                         settings: StabilitySettings = StabilitySettings(),
-                         options: RunOptions = RunOptions()) -> list[list[dict[str, Any]]]:
-    """stability_sweep for several configs: one list of rows (one per rewind point) per config."""
-    check_steps(rewind_points)
-    per_point = [measure_stability_many([c.override({"rewind": point}) for c in configs], level, store,
-                                        settings=settings, options=options)
-                 for point in rewind_points]
-    return [[rows[i] for rows in per_point] for i in range(len(configs))]
 
 
 def find_rewind(rows: list[dict[str, Any]], threshold: float = BARRIER_THRESHOLD) -> dict[str, Any] | None:

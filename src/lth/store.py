@@ -29,7 +29,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import torch
 from filelock import FileLock, Timeout
@@ -200,7 +200,7 @@ def write_json(path: str | Path, value: Any) -> None:
         handle.write("\n")
 
 
-def write_jsonl(path: str | Path, rows: list[Mapping[str, Any]]) -> None:
+def write_jsonl(path: str | Path, rows: Sequence[Mapping[str, Any]]) -> None:
     """One JSON object per line, then a last line {"sha256": ...} of the lines before it (read_jsonl checks it)."""
     text = "".join(json.dumps(row, sort_keys=True) + "\n" for row in rows)
     with atomic_write(path, "w") as handle:
