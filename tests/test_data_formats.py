@@ -379,16 +379,16 @@ def test_stability_train_sample_spreads_over_all_classes(tmp_path):
     """Stability's train error and batch-norm statistics use a fixed sample spread over the classes,
     not the first N files (which are sorted by class: ImageNet's first 5,000 are ~4 classes)."""
     from lth.data.imagefolder import spread_sample
-    from lth.connectivity import train_sample
+    from lth.connectivity import train_evaluation_sample
 
     write_imagefolder(tmp_path)
     data = tiny_folder(tmp_path)
-    first = torch.cat([y for _, y in train_sample(data, CPU, 3)])
+    first = torch.cat([y for _, y in train_evaluation_sample(data, CPU, 3)])
     assert first.tolist() == [0, 1, 2]  # one of each class, where the first 3 files are all class 0
-    five = [torch.cat([y for _, y in train_sample(data, CPU, 5)]) for _ in range(2)]
+    five = [torch.cat([y for _, y in train_evaluation_sample(data, CPU, 5)]) for _ in range(2)]
     assert torch.bincount(five[0], minlength=3).tolist() in ([2, 2, 1], [2, 1, 2], [1, 2, 2])
-    x = [torch.cat([x for x, _ in train_sample(data, CPU, 5)]) for _ in range(2)]
+    x = [torch.cat([x for x, _ in train_evaluation_sample(data, CPU, 5)]) for _ in range(2)]
     assert torch.equal(five[0], five[1]) and torch.equal(x[0], x[1])  # the same sample every time
-    assert len(torch.cat([y for _, y in train_sample(data, CPU, 100)])) == 12  # asking for more gives all
+    assert len(torch.cat([y for _, y in train_evaluation_sample(data, CPU, 100)])) == 12  # asking for more gives all
     labels = np.repeat(np.arange(1000), 1300)  # ImageNet's shape: 5 of each class, not 5000 of 4
     assert np.bincount(labels[spread_sample(labels, 5000)], minlength=1000).tolist() == [5] * 1000

@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 
 from lth.cli import main
-from lth.config import Bounds, options, scalar_type
+from lth.config import Bounds, config_fields, scalar_type
 from lth.options import RunOptions
 
 COMMANDS_DOC = (Path(__file__).parent.parent / "docs" / "commands.md").read_text()
-FLAGS = {key: f.metadata["flag"] for key, f in options() if f.metadata["flag"]}
+FLAGS = {key: f.metadata["flag"] for key, f in config_fields() if f.metadata["flag"]}
 BAD_VALUES = {int: "abc", float: "abc", bool: "maybe"}
 
 
@@ -36,15 +36,15 @@ def test_every_flag_is_generated_and_listed_in_the_commands_doc(capsys):
 def test_presets_keys_lists_every_option_with_its_type(capsys):
     assert main(["presets", "--keys", "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)
-    assert [row["key"] for row in listed] == [key for key, _ in options()]
+    assert [row["key"] for row in listed] == [key for key, _ in config_fields()]
     by_key = {row["key"]: row for row in listed}
     assert by_key["train.optimizer"]["type"] == "sgd | adam" and by_key["train.lr"]["flag"] == "--lr"
     assert by_key["rewind"]["type"] == "a step: <n>it or <n>ep"
     assert all(row["help"] for row in listed)
 
 
-@pytest.mark.parametrize("key, f", [(key, f) for key, f in options() if key not in ("kind", "preset")],
-                         ids=[key for key, _ in options() if key not in ("kind", "preset")])
+@pytest.mark.parametrize("key, f", [(key, f) for key, f in config_fields() if key not in ("kind", "preset")],
+                         ids=[key for key, _ in config_fields() if key not in ("kind", "preset")])
 def test_a_bad_value_for_any_option_exits_2_with_one_line(key, f, tmp_path, capsys):
     if f.metadata["choices"]:
         bad = "bogus"
@@ -63,7 +63,7 @@ def test_a_bad_value_for_any_option_exits_2_with_one_line(key, f, tmp_path, caps
     assert not (tmp_path / "s").exists() or not any((tmp_path / "s").glob("*/level_0/summary.json"))
 
 
-BOUNDED = [(key, f) for key, f in options() if f.metadata["bounds"]]
+BOUNDED = [(key, f) for key, f in config_fields() if f.metadata["bounds"]]
 
 
 @pytest.mark.parametrize("key, f", BOUNDED, ids=[key for key, _ in BOUNDED])

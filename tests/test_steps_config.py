@@ -155,3 +155,25 @@ def test_a_run_stored_under_its_epochs_before_canonicalisation_keeps_its_address
     runs = _run_dirs(tmp_path)
     again = run_imp(in_epochs, 1, tmp_path, options=RunOptions(quiet=True, data=mnist1d))
     assert again.run_dir == str(tmp_path / in_epochs.hash()) and _run_dirs(tmp_path) == runs
+
+
+def test_a_schedule_past_the_end_of_training_is_named_not_refused():
+    from lth.experiment import schedule_warnings
+
+    config = tiny_config(**{"train.lr_drops": ["30it", "60it", "2ep"], "train.warmup": "1ep"})  # 60 iterations
+    assert schedule_warnings(config, 80) == [
+        "learning-rate drops at 60it, 2ep never happen: training ends at 60it (60 iterations)",
+        "the 1ep warm-up never reaches the full learning rate: training ends at 60it (60 iterations)"]
+    assert schedule_warnings(config, 40) == [  # (the warm-up ends at 40 of 60 iterations)
+        "learning-rate drops at 60it, 2ep never happen: training ends at 60it (60 iterations)"]
+    assert schedule_warnings(tiny_config(**{"train.lr_drops": ["59it"]}), 40) == []
+
+
+def test_a_run_with_a_drop_past_its_end_warns_once_and_trains(tmp_path, mnist1d, capsys):
+    from lth.api import run_imp
+
+    config = tiny_config(**{"train.lr_drops": ["100it"]})
+    result = run_imp(config, 1, tmp_path, options=RunOptions(quiet=True, data=mnist1d))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["lth: warning: learning-rate drop at 100it never happens: training ends at 60it (60 iterations)"]
+    assert [level["level"] for level in result.levels] == [0, 1] and result.trained == 1

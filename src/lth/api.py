@@ -16,7 +16,8 @@ from typing import Any
 from .branches import branch_config, branch_levels
 from .config import ExperimentConfig, section_key
 from .errors import ConfigError, LthError
-from .experiment import canonical, epoch_length, module_config, rewind_iterations
+from .distributed import is_main
+from .experiment import canonical, epoch_length, module_config, rewind_iterations, schedule_warnings
 from .jobs import Job, branch_jobs, imp_jobs, stability_jobs, unique
 from .kinds import DATA_ORDER, DENSE, IMP
 from .levels import RunResult, resolve_replicas, shape_model
@@ -148,6 +149,10 @@ def prepared_points(points: list[list[ExperimentConfig]], store: Store | str | P
     points = [canonical(configs, store, options.data_root, options.data) for configs in points]
     for c in {(section_key(c.model), section_key(c.prune)): c for configs in points for c in configs}.values():
         check_levels(options.model if options.model is not None else shape_model(c), c.prune, levels)
+    for c in {c.train: c for configs in points for c in configs}.values():
+        for warning in schedule_warnings(c, epoch_length(c, options.data_root, store.cache_dir, options.data)):
+            if is_main():
+                print(f"lth: warning: {warning}", file=sys.stderr)
     return store, points
 
 
@@ -173,7 +178,7 @@ def _execute_elsewhere(jobs: list[Job], store: Store, options: RunOptions, execu
 
     before = {job.key for job in jobs if job.done(store)}
     log = lambda text: print(text, file=sys.stderr)  # noqa: E731 - stdout stays for the results
-    log(f"{len(jobs)} job(s) on the {executor.kind} executor; logs in {store.root / JOBS_DIR}")
+    log(f"{len(jobs)} job(s) on the {executor.executor.value} executor; logs in {store.root / JOBS_DIR}")
     outcome = run_jobs(jobs, store, executor, options, log=log, quiet=options.quiet)
     if outcome.failed or outcome.blocked:
         first = next(iter(outcome.failed.values()), None)

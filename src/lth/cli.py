@@ -39,12 +39,12 @@ def _fraction(text: str) -> float:
 
 def _add_config_flags(p: argparse.ArgumentParser) -> None:
     """--preset, --config, one flag per config option that names one (config.option), and --set."""
-    from .config import options, scalar_type
+    from .config import config_fields, scalar_type
 
     g = p.add_argument_group("experiment")
     g.add_argument("--preset", help="named preset with the papers' hyperparameters (see `lth presets`)")
     g.add_argument("--config", metavar="FILE", help="a JSON config (as in a run's config.json) instead of a preset")
-    for key, f in options():
+    for key, f in config_fields():
         meta = f.metadata
         if meta.get("flag"):
             g.add_argument(meta["flag"], dest=_dest(key), type=scalar_type(f), choices=meta["choices"],
@@ -105,9 +105,9 @@ def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
         config = ExperimentConfig.from_dict(raw)
     else:
         config = get_preset(args.preset or "mnist1d_mlp")
-    from .config import options
+    from .config import config_fields
 
-    overrides: dict[str, Any] = {key: getattr(args, _dest(key)) for key, f in options()
+    overrides: dict[str, Any] = {key: getattr(args, _dest(key)) for key, f in config_fields()
                                  if f.metadata.get("flag") and getattr(args, _dest(key), None) is not None}
     for item in args.set:
         key, sep, value = item.partition("=")
@@ -186,10 +186,10 @@ def cmd_presets(args: argparse.Namespace) -> int:
     from .presets import PRESETS, get_preset, preset_rows
 
     if args.keys:  # every config option, from its one definition (config.option)
-        from .config import describe_type, options
+        from .config import config_fields, describe_type
 
         keys = [{"key": key, "type": describe_type(f), "flag": f.metadata.get("flag"), "help": f.metadata["help"]}
-                for key, f in options()]
+                for key, f in config_fields()]
         if args.json:
             print(json.dumps(keys, indent=2))
             return 0

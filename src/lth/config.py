@@ -231,7 +231,7 @@ def missing_keys(raw: Mapping[str, Any]) -> list[str]:
     """The keys a config file leaves out (but those added after 0.1.0, which mean what they meant
     before, and the preset label): read alone, they would silently take the code's defaults."""
     missing = []
-    for key, _ in options():
+    for key, _ in config_fields():
         *parents, leaf = key.split(".")
         node: Any = raw
         for part in parents:
@@ -249,7 +249,7 @@ def config_hash(config: ExperimentConfig) -> str:
 def validate(config: ExperimentConfig) -> None:
     check_types(config)  # first: the checks below compare and parse the values
     t, p = config.train, config.prune
-    for key, f in options():
+    for key, f in config_fields():
         choices, bounds, what = f.metadata["choices"], f.metadata["bounds"], f.metadata["what"] or key
         value = value_of(config, key)
         if choices and value not in choices:
@@ -274,13 +274,13 @@ def validate(config: ExperimentConfig) -> None:
         raise ConfigError("per-layer prune fractions only apply to layer-wise pruning; use `ignore` with global pruning")
 
 
-def options(cls: type = ExperimentConfig, prefix: str = "") -> list[tuple[str, dataclasses.Field]]:
+def config_fields(cls: type = ExperimentConfig, prefix: str = "") -> list[tuple[str, dataclasses.Field]]:
     """Every config field as (dotted key, field), in declaration order: the one list of options."""
     found = []
     for f in fields(cls):
         default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
         if dataclasses.is_dataclass(default):
-            found += options(type(default), f"{prefix}{f.name}.")
+            found += config_fields(type(default), f"{prefix}{f.name}.")
         else:
             found.append((prefix + f.name, f))
     return found

@@ -70,7 +70,7 @@ def recompute_batch_norm(model: nn.Module, batches: Iterable[tuple[torch.Tensor,
         m.momentum = momentum
 
 
-def train_sample(data, device: torch.device, examples: int):
+def train_evaluation_sample(data, device: torch.device, examples: int):
     """The training examples that stability evaluates on: the dataset's own seeded sample where it
     has one (image folders, stored class by class), else the first `examples` (in-memory datasets
     are stored in a random order)."""
@@ -105,10 +105,10 @@ def interpolation_curve(model: nn.Module, setup: Setup, a: State, b: State, poin
         chunk = alphas[first:first + per_pass]
         network = _interpolated(model, a, b, chunk)
         if batch_norm == "recompute" and has_batch_norm(model):
-            sample = train_sample(setup.data, setup.device, train_examples)
+            sample = train_evaluation_sample(setup.data, setup.device, train_examples)
             recompute_batch_norm(network, sample if len(chunk) == 1 else repeated(sample, len(chunk)))
         test = _errors(network, setup.data.test_batches(setup.device), len(chunk))
-        train = _errors(network, train_sample(setup.data, setup.device, train_examples), len(chunk))
+        train = _errors(network, train_evaluation_sample(setup.data, setup.device, train_examples), len(chunk))
         curve += [{"alpha": alpha, "test_error": t, "train_error": r} for alpha, t, r in zip(chunk, test, train)]
     return curve
 

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from .jobs import Job
 from .plans import STABILITY
-from .options import LOCAL_TIMEOUT_MIN, SLURM_TIMEOUT_MIN, ExecutorOptions, RunOptions  # (ExecutorOptions: in options.py, read by `lth --help` without submitit)
+from .options import LOCAL_TIMEOUT_MIN, SLURM_TIMEOUT_MIN, Executor, ExecutorOptions, RunOptions  # (ExecutorOptions: in options.py, read by `lth --help` without submitit)
 from .store import JOBS_DIR, Store
 
 
@@ -125,7 +125,7 @@ def make_executor(options: ExecutorOptions, folder: Path,
                   log: Callable[[str], None] = lambda text: print(text, file=sys.stderr)) -> submitit.Executor:
     _submitit_logs_to_stderr()
     tasks = max(1, options.gpus_per_job)
-    if options.kind == "local":
+    if options.executor is Executor.LOCAL:
         local = submitit.LocalExecutor(folder=folder, max_num_timeout=options.max_requeues)
         local.update_parameters(timeout_min=options.timeout_min or LOCAL_TIMEOUT_MIN, tasks_per_node=tasks,
                                 gpus_per_node=options.gpus_per_job)
@@ -234,7 +234,7 @@ def run_jobs(jobs: list[Job], store: Store | str | Path, options: ExecutorOption
             waiting = [job for job in jobs if job.key not in done | submitted.keys() | outcome.failed.keys() | blocked
                        | elsewhere]
             ready = [job for job in waiting if all(n in done for n in job.needs)]
-            room = options.workers - len(submitted) if options.kind == "local" else len(ready)
+            room = options.workers - len(submitted) if options.executor is Executor.LOCAL else len(ready)
             submit_ready(executor, ready[:max(0, room)], store, options, run_options, submitted, gpu_slots)
             outcome.submitted += min(len(ready), max(0, room))
             progress.show(len(done), len(submitted) + len(elsewhere), len(waiting) - min(len(ready), max(0, room)),
@@ -254,7 +254,7 @@ def submit_ready(executor: submitit.Executor, ready: list[Job], store: Store, op
         return
     run_options = run_options.replace(quiet=True, wait=True)  # progress bars would only fill the logs
     calls = [StoreJob(job, str(store.root), run_options, options.threads) for job in ready]
-    if options.kind == "local":
+    if options.executor is Executor.LOCAL:
         for job, call in zip(ready, calls):
             if options.gpus_per_job:  # give each local job its own GPUs
                 slot = min(set(range(options.workers)) - set(gpu_slots.values()))

@@ -99,6 +99,18 @@ def rewind_iterations(config: ExperimentConfig, step: str, iterations_per_epoch:
     return k
 
 
+def schedule_warnings(config: ExperimentConfig, iterations_per_epoch: int) -> list[str]:
+    """What of the learning-rate schedule lies at or past the end of training: accepted (a preset's
+    schedule with a shorter --iterations is a common quick run), but said, as it changes the recipe."""
+    total = to_iterations(config.train.iterations, iterations_per_epoch)
+    late = [step for step in config.train.lr_drops if to_iterations(step, iterations_per_epoch) >= total]
+    notes = [f"learning-rate drop{'s' if len(late) > 1 else ''} at {', '.join(late)} never happen{'' if len(late) > 1 else 's'}"
+             ] if late else []
+    if to_iterations(config.train.warmup, iterations_per_epoch) >= total > 0:
+        notes.append(f"the {config.train.warmup} warm-up never reaches the full learning rate")
+    return [f"{note}: training ends at {config.train.iterations} ({total} iterations)" for note in notes]
+
+
 def epoch_length(config: ExperimentConfig, data_root: str | Path | None = None,
                  cache_dir: str | Path | None = None, data=None) -> int:
     """Iterations per epoch of `config` on its data: training examples // batch (the loader drops the

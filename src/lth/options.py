@@ -6,6 +6,7 @@ executors.run_jobs fans jobs out; here, not in executors.py, so that `lth --help
 from __future__ import annotations
 
 import argparse
+import enum
 import dataclasses
 import os
 import shutil
@@ -14,7 +15,15 @@ from typing import Any
 
 from .errors import ConfigError
 
-EXECUTORS = ("inline", "local", "slurm")  # inline: no executor, the trainings run in the calling process
+class Executor(enum.Enum):
+    """Where a graph's jobs run when not inline (inline, --executor's default, is no executor: the
+    trainings run in the calling process)."""
+
+    LOCAL = "local"  # processes on this machine
+    SLURM = "slurm"  # one SLURM job per job
+
+
+EXECUTORS = ("inline", *(e.value for e in Executor))  # --executor's choices
 LOCAL_TIMEOUT_MIN = 3 * 24 * 60  # a job's time limit where --timeout-min does not say
 SLURM_TIMEOUT_MIN = 240
 
@@ -71,10 +80,10 @@ class RunOptions:
 
 @dataclass
 class ExecutorOptions:
-    """How executors.run_jobs runs jobs. Its flagged fields are the CLI's executor flags; `kind` is picked by
+    """How executors.run_jobs runs jobs. Its flagged fields are the CLI's executor flags; `executor` is picked by
     --executor, whose default, inline, is no executor at all (the trainings run in the calling process)."""
 
-    kind: str = _option("local", "local: processes on this machine; slurm: one SLURM job per job")
+    executor: Executor = _option(Executor.LOCAL, "local: processes on this machine; slurm: one SLURM job per job")
     workers: int = _option(2, "local: trainings at once (default %(default)s)", "--workers", type=int)
     gpus_per_job: int = _option(0, "GPUs per training; N > 1 runs it data-parallel, one process per GPU (default "
                                 "%(default)s)", "--gpus-per-job", type=int, metavar="N")
@@ -93,13 +102,15 @@ class ExecutorOptions:
     poll_seconds: float = _option(1.0, "how often the driver reads the store and the jobs' states")
 
     def __post_init__(self) -> None:
-        if self.kind not in EXECUTORS[1:]:
-            raise ConfigError(f"unknown executor {self.kind!r}; choose one of {', '.join(EXECUTORS)}")
+        try:  # (a name is taken for its member: ExecutorOptions("slurm"))
+            self.executor = Executor(self.executor)
+        except ValueError:
+            raise ConfigError(f"unknown executor {self.executor!r}; choose one of {', '.join(EXECUTORS)}") from None
         if self.workers < 1:
             raise ConfigError(f"--workers must be at least 1, got {self.workers}")
         if self.gpus_per_job < 0 or (self.cpus_per_job is not None and self.cpus_per_job < 1):
             raise ConfigError("--gpus-per-job must be 0 or more and --cpus-per-job at least 1")
-        missing = [tool for tool in ("sbatch", "srun") if self.kind == "slurm" and not shutil.which(tool)]
+        missing = [tool for tool in ("sbatch", "srun") if self.executor is Executor.SLURM and not shutil.which(tool)]
         if missing:
             raise ConfigError(f"--executor slurm needs SLURM's {' and '.join(missing)} on PATH; run the driver on a "
                               "login node of the cluster, or use --executor local")
@@ -108,7 +119,7 @@ class ExecutorOptions:
     def threads(self) -> int:
         if self.cpus_per_job:
             return self.cpus_per_job
-        return max(1, (os.cpu_count() or 1) // self.workers) if self.kind == "local" else 0
+        return max(1, (os.cpu_count() or 1) // self.workers) if self.executor is Executor.LOCAL else 0
 
 
 def _add_flags(cls: type, group: argparse._ArgumentGroup) -> None:
@@ -143,7 +154,7 @@ def from_args(args: argparse.Namespace, **changes: Any) -> RunOptions:
 
 
 def add_executor_flags(group: argparse._ArgumentGroup) -> None:
-    """--executor, which picks ExecutorOptions.kind or inline, then the flags of ExecutorOptions' fields."""
+    """--executor, which picks ExecutorOptions.executor or inline, then the flags of ExecutorOptions' fields."""
     group.add_argument("--executor", choices=EXECUTORS, default=EXECUTORS[0],
                        help="inline: one training after another in this process (default); local: --workers parallel "
                        "processes on this machine; slurm: one SLURM job per training")

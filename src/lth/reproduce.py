@@ -15,8 +15,8 @@ from typing import Any, Callable
 from .config import ExperimentConfig
 from .data.loader import Dataset
 from .errors import ConfigError
-from .experiment import canonical, canonical_steps
-from .api import execute
+from .experiment import canonical_steps
+from .api import execute, prepared
 from .jobs import stage_jobs, study_dense_jobs, study_jobs
 from .levels import resolve_replicas
 from .options import ExecutorOptions, RunOptions
@@ -62,7 +62,7 @@ def reproduce(config: ExperimentConfig, plan: StudyPlan, store: Store | str | Pa
     jobs are independent beyond their needs); the stages then read the store."""
     store = Store.of(store)
     check_plan(plan)
-    config = canonical([config], store, options.data_root, options.data)[0]
+    store, (config,) = prepared([config], store, options, plan.levels)
     plan = plan_in_iterations(plan, config, store, options.data_root, options.data)
     began = time.perf_counter()
     summary: dict[str, Any] = {"imp": [], "branches": [], "stability": []}
