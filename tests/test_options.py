@@ -91,10 +91,9 @@ def test_run_options_are_defined_once_and_reach_the_run_functions(tmp_path, mnis
     from dataclasses import fields
 
     from conftest import tiny_config
-    from lth.api import run_branch, run_branch_many
-    from lth.api import run_imp, run_imp_many
+    from lth import api
+    from lth.api import run_imp
     from lth.reproduce import reproduce
-    from lth.api import measure_stability, stability_sweep
 
     with pytest.raises(SystemExit):
         main(["imp", "--help"])
@@ -107,9 +106,13 @@ def test_run_options_are_defined_once_and_reach_the_run_functions(tmp_path, mnis
     assert capsys.readouterr().err == ""  # quiet: no progress bar
     again = run_imp(tiny_config(), 1, tmp_path, options=RunOptions(data=mnist1d).replace(quiet=True))
     assert whole.trained == 1 and again.trained == 0 and whole.run_dir == again.run_dir  # read, not retrained
-    for run in (run_imp, run_imp_many, run_branch, run_branch_many, measure_stability, stability_sweep, reproduce):
+    runs = [getattr(api, name) for name in dir(api) if name.startswith(("run_", "measure_", "stability_"))
+            and getattr(api, name).__module__ == "lth.api"]
+    assert len(runs) == 8  # run_imp, run_branch, measure_stability, stability_sweep and their _many forms
+    for run in (*runs, reproduce):
         parameters = inspect.signature(run).parameters  # no keyword bag: every parameter is shown
         assert parameters["options"].annotation in (RunOptions, "RunOptions"), run.__name__
+        assert parameters["executor"].annotation in ("ExecutorOptions | None",), run.__name__
         assert all(p.kind is not inspect.Parameter.VAR_KEYWORD for p in parameters.values()), run.__name__
     run_imp(tiny_config(), 2, tmp_path, options=RunOptions(data=mnist1d, quiet=False))
     assert "imp level 2" in capsys.readouterr().err  # not quiet: level 2's progress bar

@@ -24,7 +24,7 @@ from .levels import RunResult, resolve_replicas, shape_model
 from .masks import check_levels
 from .options import ExecutorOptions, RunOptions
 from .plans import STABILITY
-from .stability import StabilitySettings
+from .stability import StabilitySettings, measurement_path
 from .steps import check_steps
 from .store import DEFAULT_STORE, JOBS_DIR, Run, Store, read_json
 
@@ -120,11 +120,10 @@ def _stability(configs: list[ExperimentConfig], level: int, rewind_points: list[
         else [configs]
     store, canonical_points = prepared_points(points, store, options, level)
     replicas = resolve_replicas(canonical_points[0][0], len(configs), store, options)
-    graphs = [stability_jobs(staged, level, settings, replicas) for staged in canonical_points]
-    execute([job for jobs in graphs for job in jobs], store, options, executor)
-    rows = [[read_json(path) for job in jobs if job.what == STABILITY for path in job.measurements(store)]
-            for jobs in graphs]
-    return [[point[i] for point in rows] for i in range(len(configs))]
+    execute([job for staged in canonical_points for job in stability_jobs(staged, level, settings, replicas)],
+            store, options, executor)
+    return [[read_json(measurement_path(store.run(branch_config(staged[i], DATA_ORDER)).dir, level, settings))
+             for staged in canonical_points] for i in range(len(configs))]
 
 
 def prepared(configs: list[ExperimentConfig], store: Store | str | Path, options: RunOptions, levels: int

@@ -60,7 +60,6 @@ def reproduce(config: ExperimentConfig, plan: StudyPlan, store: Store | str | Pa
     """Run the whole study -- the jobs of `jobs.study_jobs` -- stage by stage, logging each, and return
     where each part is stored. With a local or SLURM `executor` the whole graph runs there first (its
     jobs are independent beyond their needs); the stages then read the store."""
-    store = Store.of(store)
     check_plan(plan)
     store, (config,) = prepared([config], store, options, plan.levels)
     plan = plan_in_iterations(plan, config, store, options.data_root, options.data)
