@@ -215,11 +215,13 @@ def test_temp_files_of_killed_writes_are_removed_when_the_level_trains(tmp_path,
     level = imp_run(store) / "level_2"
     level.mkdir()
     stale, fresh = level / ".final.safetensors.x1.tmp", level / ".mask.safetensors.x2.tmp"
-    stale.write_bytes(b"half a file")
-    fresh.write_bytes(b"being written")
-    os.utime(stale, (time.time() - 3600, time.time() - 3600))
+    stale_top, fresh_top = level.parent / ".config.json.x3.tmp", level.parent / ".data.json.x4.tmp"
+    for temp in (stale, fresh, stale_top, fresh_top):
+        temp.write_bytes(b"half a file")
+    for temp in (stale, stale_top):
+        os.utime(temp, (time.time() - 3600, time.time() - 3600))
     imp_levels(store, capsys, 2)
-    assert not stale.exists() and fresh.exists()
+    assert not stale.exists() and not stale_top.exists() and fresh.exists() and fresh_top.exists()
 
 
 @pytest.mark.parametrize("damage, message", [

@@ -414,9 +414,10 @@ class Run:
             os.close(fd)  # (releases the flock)
 
     def _remove_temporaries(self, level: int) -> None:
-        """Temp files a killed writer left in a level (atomic_write's `.<name>.*.tmp`). The level's lock
-        is held, and a write takes seconds: a temp file untouched for STALE_SECONDS is nobody's."""
-        for temp in self.level_dir(level).glob(".*.tmp"):
+        """Temp files a killed writer left in a level or at the run's top level (atomic_write's
+        `.<name>.*.tmp`: config, data record, failure marks). A write takes seconds: a temp file
+        untouched for STALE_SECONDS is nobody's, whoever holds which lock."""
+        for temp in [*self.level_dir(level).glob(".*.tmp"), *self.dir.glob(".*.tmp")]:
             with contextlib.suppress(OSError):
                 if time.time() - temp.stat().st_mtime > STALE_SECONDS:
                     temp.unlink()
