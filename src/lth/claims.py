@@ -28,7 +28,7 @@ import functools
 import math
 import statistics
 from dataclasses import asdict, dataclass, replace
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Protocol, Sequence
 
 from scipy import stats
 
@@ -291,7 +291,27 @@ def source(claim_set: ClaimSet, comparison: Comparison, at: At) -> str | None:
     return SOURCES[claim_set].get((comparison, at))
 
 
-def study_claims(study, margin: float = DEFAULT_MARGIN) -> list[Claim]:
+class StudyRecord(Protocol):
+    """What the claims read of a study: lth.study.Study, which lies above this module (it takes its
+    claim set from the presets, which take ClaimSet from here)."""
+
+    claim_set: ClaimSet
+    main_rewind: str
+
+    def levels(self, kind: str, rewind: str | None) -> dict[int, list[dict[str, Any]]]: ...
+
+    def rewinds(self) -> list[str]: ...
+
+    def iterations(self, rewind: str) -> int: ...
+
+    @property
+    def stability_rows(self) -> list[dict[str, Any]]: ...
+
+    @property
+    def main_settings(self) -> str | None: ...
+
+
+def study_claims(study: StudyRecord, margin: float = DEFAULT_MARGIN) -> list[Claim]:
     """The claims of the study's paper (`study.claim_set`) it can test, from the runs it has.
 
     Per rewind point k with an IMP chain, at the chain's deepest level: the ticket matches the dense
@@ -341,7 +361,7 @@ def study_claims(study, margin: float = DEFAULT_MARGIN) -> list[Claim]:
     return mark_fragile(holm([c for c in claims if c is not None]))
 
 
-def _faster_claims(study, k: str, chain: Mapping[int, Sequence[Mapping[str, Any]]],
+def _faster_claims(study: StudyRecord, k: str, chain: Mapping[int, Sequence[Mapping[str, Any]]],
                    dense_rows: Sequence[Mapping[str, Any]],
                    claim_source: Callable[[Comparison], str | None]) -> list[Claim | None]:
     """[LTH]'s "learns faster": the ticket's early-stop iteration is earlier than the dense network's, and
@@ -369,7 +389,7 @@ def _has_early_stop(rows: Sequence[Mapping[str, Any]]) -> bool:
     return bool(rows) and all("early_stop_iteration" in r for r in rows)
 
 
-def _stability_claims(study) -> list[Claim | None]:
+def _stability_claims(study: StudyRecord) -> list[Claim | None]:
     """Across rewind points, at the deepest level measured: the barrier falls from the first point to the
     last, and stabler tickets are more accurate (per seed, minus the slope of accuracy on barrier)."""
     barrier_source = source(study.claim_set, Comparison.BARRIER_FALLS, At.REWOUND)
@@ -405,7 +425,7 @@ def _stability_claims(study) -> list[Claim | None]:
 STABLER_CLAIM = "stabler tickets are more accurate (−Δacc/Δbarrier > 0)"
 
 
-def _pruning_at_init_claims(study, k: str, chain: Mapping[int, Sequence[Mapping[str, Any]]],
+def _pruning_at_init_claims(study: StudyRecord, k: str, chain: Mapping[int, Sequence[Mapping[str, Any]]],
                             margin: float) -> list[Claim | None]:
     """[PaI]: at the sparsest level each method reaches, IMP's ticket beats the method, and shuffling
     the method's mask within each layer does not hurt it (it matches the unshuffled mask)."""

@@ -9,11 +9,12 @@ alpha of error(alpha W1 + (1 - alpha) W2) minus the mean of the two end errors.
 from __future__ import annotations
 
 import math
-from typing import Iterable, Mapping
+from typing import Iterable, Iterator, Mapping
 
 import torch
 from torch import nn
 
+from .data.loader import Dataset
 from .errors import ConfigError
 from .experiment import Setup
 from .masks import Mask
@@ -70,7 +71,8 @@ def recompute_batch_norm(model: nn.Module, batches: Iterable[tuple[torch.Tensor,
         m.momentum = momentum
 
 
-def train_evaluation_sample(data, device: torch.device, examples: int):
+def train_evaluation_sample(data: Dataset, device: torch.device, examples: int
+                            ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """The training examples that stability evaluates on: the dataset's own seeded sample where it
     has one (image folders, stored class by class), else the first `examples` (in-memory datasets
     are stored in a random order)."""
@@ -79,7 +81,8 @@ def train_evaluation_sample(data, device: torch.device, examples: int):
     return _limited(data.train_eval_batches(device), examples)
 
 
-def _limited(batches, max_examples: int):
+def _limited(batches: Iterable[tuple[torch.Tensor, torch.Tensor]], max_examples: int
+             ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     seen = 0
     for x, y in batches:
         if seen >= max_examples:

@@ -112,7 +112,7 @@ def schedule_warnings(config: ExperimentConfig, iterations_per_epoch: int) -> li
 
 
 def epoch_length(config: ExperimentConfig, data_root: str | Path | None = None,
-                 cache_dir: str | Path | None = None, data=None) -> int:
+                 cache_dir: str | Path | None = None, data: Dataset | None = None) -> int:
     """Iterations per epoch of `config` on its data: training examples // batch (the loader drops the
     last incomplete batch). Without `data`, the training-set size is read once per process."""
     if data is None:
@@ -126,7 +126,7 @@ def epoch_length(config: ExperimentConfig, data_root: str | Path | None = None,
 
 
 def canonical(configs: list[ExperimentConfig], store: Store, data_root: str | Path | None = None,
-              data=None) -> list[ExperimentConfig]:
+              data: Dataset | None = None) -> list[ExperimentConfig]:
     """Each config with its steps in iterations, the form runs are addressed by: `--iterations 2ep`
     and the same number of iterations name one run. Configs written in iterations (every preset but
     ImageNet's) come back as they are; a run stored before steps were canonicalised (under its epochs)
@@ -144,14 +144,14 @@ def canonical(configs: list[ExperimentConfig], store: Store, data_root: str | Pa
     return resolved
 
 
-def canonical_steps(steps: tuple[str, ...] | list[str], config: ExperimentConfig, store: Store, data_root=None,
-                    data=None) -> tuple[str, ...]:
+def canonical_steps(steps: tuple[str, ...] | list[str], config: ExperimentConfig, store: Store,
+                    data_root: str | Path | None = None, data: Dataset | None = None) -> tuple[str, ...]:
     """Rewind steps (--rewind-points) in the form `canonical` gives them for `config`."""
     return tuple(canonical([config.override({"rewind": step})], store, data_root, data)[0].rewind for step in steps)
 
 
 def prepare(config: ExperimentConfig, data_root: str | Path | None = None, cache_dir: str | Path | None = None,
-            device: str | torch.device = "auto", data=None, model: nn.Module | None = None) -> Setup:
+            device: str | torch.device = "auto", data: Dataset | None = None, model: nn.Module | None = None) -> Setup:
     data = data if data is not None else data_identity.load(config, data_root, cache_dir)
     setup = Setup(config, data, resolve_device(device), epoch_length(config, data=data), model)
     setup.rewind_iterations(config.rewind)  # a rewind at or past the end is refused before any work

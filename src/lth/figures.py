@@ -78,7 +78,7 @@ def _percent_log_axis(ax, low: float) -> None:
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlim(110, low * 0.85)
 
-def plot_stability(study: Study, stability) -> bytes:
+def plot_stability(study: Study, stability: list[dict[str, Any]]) -> bytes:
     import matplotlib.pyplot as plt
 
     level = max(r["level"] for r in stability)
@@ -183,7 +183,7 @@ def plot_early_stopping(study: Study, methods: list[Curve]) -> bytes:
                  f"the {split} loss picks the iteration: lth holds out no validation split)", fontsize=10)
     return png(fig)
 
-def plot_interpolation(study: Study, stability) -> bytes:
+def plot_interpolation(study: Study, stability: list[dict[str, Any]]) -> bytes:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7.5, 4.8))

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import copy
 import enum
-from typing import Any, Callable, Hashable, Iterator, Sequence, TypeVar
+from typing import Any, Callable, Hashable, Iterable, Iterator, Sequence, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -345,7 +345,8 @@ class ReplicaBatches:
         return torch.cat([x for x, _ in parts]), torch.cat([y for _, y in parts])
 
 
-def repeated(batches: Iterator[tuple[torch.Tensor, torch.Tensor]], replicas: int):
+def repeated(batches: Iterable[tuple[torch.Tensor, torch.Tensor]], replicas: int
+             ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Evaluation batches fed to every replica at once."""
     for x, y in batches:
         yield torch.cat([x] * replicas), y

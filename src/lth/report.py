@@ -19,7 +19,7 @@ from .hardware import mixed_hardware_warning
 from .store import CONFIG_FILE, Run, atomic_write, path_safe, read_json, write_json
 from .figures import (EARLY_STOP_KINDS, early_levels, plot_accuracy, plot_accuracy_vs_stability, plot_early_stopping,
                       plot_interpolation, plot_stability)
-from .study import STABILITY_METRICS, Study, find_studies, study_hardware, study_key
+from .study import STABILITY_METRICS, Curve, Study, find_studies, study_hardware, study_key
 
 CLAIMS_FILE = "claims.json"
 
@@ -131,7 +131,7 @@ def _write_study(study: Study, out: Path, margin: float = DEFAULT_MARGIN) -> Pat
     _write_text(out / "report.html", _html(study, tables, figures, notes, warnings, head))
     return out
 
-def _accuracy_table(methods) -> tuple[list[str], list[list[str]]]:
+def _accuracy_table(methods: list[Curve]) -> tuple[list[str], list[list[str]]]:
     header = ["method", "level", "% weights", "test accuracy (mean ± std)", "early-stop iteration (min test loss)",
               "test accuracy there", "seeds"]
     rows = []
@@ -147,7 +147,7 @@ def _accuracy_table(methods) -> tuple[list[str], list[list[str]]]:
                          f"{100 * acc:.2f} ± {100 * std:.2f}", *early, str(len(found))])
     return header, rows
 
-def _stability_table(stability) -> tuple[list[str], list[list[str]]]:
+def _stability_table(stability: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
     header = ["rewind", "level", "% weights", "ticket acc", "pruning L2 (rel.)", "pruning angle",
               "data-order L2 (rel.)", "data-order angle", "barrier test", "barrier train", "seeds", "BN", "settings"]
     rows = [[r["rewind"], str(r["level"]), f"{100 * r['weights_remaining']:.2f}",
@@ -175,7 +175,7 @@ def _executed(run: Run) -> str:
     found = {describe_execution(s["execution"]) for s in map(run.summary, run.levels_done()) if "execution" in s}
     return " | ".join(sorted(found)) or "not recorded (stored by an earlier lth)"
 
-def _tables(study, methods, stability) -> dict[str, tuple[list[str], list[list[str]]]]:
+def _tables(study: Study, methods: list[Curve], stability: list[dict[str, Any]]) -> dict[str, tuple[list[str], list[list[str]]]]:
     tables = {"Test accuracy by % of weights remaining": _accuracy_table(methods)}
     if stability:
         tables["Stability by rewind step"] = _stability_table(stability)
@@ -188,7 +188,7 @@ def _commands(study: Study) -> list[str]:
     return [f"lth reproduce --preset {preset} --seeds {seeds}", "lth report <store>",
             f"lth presets {preset}   # the full config; each run's config.json is in <store>/<hash>/"]
 
-def missing_parts(study: Study, methods, stability) -> list[str]:
+def missing_parts(study: Study, methods: list[Curve], stability: list[dict[str, Any]]) -> list[str]:
     """What a full study has that this store lacks, as advice."""
     notes = []
     for kind in BASELINES:

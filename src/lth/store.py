@@ -293,7 +293,7 @@ def load_checked(path: str | Path) -> bytes:
     return payload
 
 
-def load_torch_checked(path: str | Path, device, advice: str) -> dict:
+def load_torch_checked(path: str | Path, device: str | torch.device, advice: str) -> dict:
     """A torch.save'd training state (optimizer, resume) written by save_checked; a damaged one is a
     StoreError that ends with `advice` (what to delete to recompute it)."""
     import io

@@ -285,7 +285,7 @@ class _Loop:
         return len(self.seeds)
 
     @classmethod
-    def set_up(cls, model: nn.Module, config: TrainConfig, loader, schedule: Schedule, seeds: list[int],
+    def set_up(cls, model: nn.Module, config: TrainConfig, loader: Loader, schedule: Schedule, seeds: list[int],
                device: torch.device, mask: Mask | None, optimizer_state: dict | None, compile: bool | str) -> _Loop:
         model.to(device).train()
         channels_last = _channels_last(model, device)
@@ -435,7 +435,7 @@ def _divergence(record: dict, interval_start: int) -> str | None:
 
 
 @torch.no_grad()
-def evaluate_replicas(model: nn.Module, batches, replicas: int) -> list[tuple[float, float]]:
+def evaluate_replicas(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], replicas: int) -> list[tuple[float, float]]:
     """evaluate() for each replica of a stacked model (all see the same batches)."""
     was_training = model.training
     model.eval()
