@@ -188,3 +188,28 @@ def test_bad_executor_flags_give_one_line_and_exit_2(tmp_path, capsys, monkeypat
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "s").exists()
+
+
+def test_one_level_goes_from_the_cli_to_the_training_loop_in_five_calls(tmp_path, monkeypatch, capsys):
+    """docs/code.md's one execution path: cli.cmd_imp -> api.run_imp_many -> api.execute -> Job.execute
+    -> levels.train_level -> train.train_replicas, for every IMP level (the dense run's job adds
+    dense.train_dense), inline as in an executor's job."""
+    import inspect
+
+    import lth.levels
+    from test_bad_input import TINY
+
+    paths = []
+    real = lth.levels.train_replicas
+
+    def recorded(*args, **kwargs):
+        names = [(Path(f.filename).stem, f.function) for f in inspect.stack()[1:]]
+        start = names.index(("cli", "cmd_imp"))
+        paths.append([f"{module}.{function}" for module, function in reversed(names[:start + 1])])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(lth.levels, "train_replicas", recorded)
+    assert main(["imp", "--levels", "2", *TINY, "--store", str(tmp_path)]) == 0
+    capsys.readouterr()
+    level = ["cli.cmd_imp", "api.run_imp_many", "api.execute", "jobs.execute", "levels.train_level"]
+    assert paths == [level[:4] + ["dense.train_dense", "levels.train_level"], level, level]  # dense, IMP 1, IMP 2
