@@ -1,6 +1,6 @@
 """Every kind of run, registered once: its mask, its starting weights, where its training starts,
 which levels it trains, how the report draws and names it. Adding a branch kind that combines
-these is one record here: branches._planner builds any kind's levels from its record, and the
+these is one record here: branches.branch_planner builds any kind's levels from its record, and the
 CLI's choices, config validation, the study plan, the claims and the figures read this table."""
 from __future__ import annotations
 
