@@ -5,6 +5,7 @@ import pytest
 
 from lth import run_imp
 from lth.cli import main
+import lth.store
 from lth.errors import StoreError
 from lth.dense import dense_config
 from lth.store import load_checked, load_tensors, save_checked, save_tensors
@@ -79,6 +80,27 @@ def test_a_diverging_run_stops_naming_the_iterations_and_is_marked_failed(tmp_pa
     assert "between iterations 0 and 20" in err
     assert main(["ls", "--store", str(tmp_path)]) == 0
     assert "failed: level 0: the training loss became" in capsys.readouterr().out
+
+
+def test_a_crash_inline_marks_its_level_failed_as_an_executor_does_and_a_rerun_clears_it(tmp_path, mnist1d,
+                                                                                         monkeypatch, capsys):
+    import lth.levels
+
+    real = lth.levels.train_replicas
+
+    def out_of_memory(*args, **kwargs):
+        if kwargs.get("start") == 10:  # IMP level 1 (from the rewind step): the dense run trains
+            raise RuntimeError("CUDA out of memory (simulated)")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(lth.levels, "train_replicas", out_of_memory)
+    with pytest.raises(RuntimeError, match="simulated"):
+        run_imp(tiny_config(), 1, tmp_path, options=RunOptions(quiet=True, data=mnist1d))
+    failures = [run.failures() for run in lth.store.Store(tmp_path).runs() if run.failures()]
+    assert failures == [[{"level": 1, "error": "RuntimeError: CUDA out of memory (simulated)", "log": None}]]
+    monkeypatch.setattr(lth.levels, "train_replicas", real)
+    assert run_imp(tiny_config(), 1, tmp_path, options=RunOptions(quiet=True, data=mnist1d)).trained == 1
+    assert not any(run.failures() for run in lth.store.Store(tmp_path).runs())
 
 
 def test_a_full_disk_during_a_checkpoint_keeps_the_previous_one_and_the_run_resumes(tmp_path, mnist1d, monkeypatch):

@@ -167,7 +167,13 @@ def execute(jobs: list[Job], store: Store, options: RunOptions = RunOptions(),
     trained: Trained = set()
     for job in jobs:
         if not job.done(store):
-            trained |= {(run.hash, job.level) for run in job.execute(store, options)}
+            try:
+                trained |= {(run.hash, job.level) for run in job.execute(store, options)}
+            except LthError:  # a refusal, said in one line (a divergence train_level has marked already)
+                raise
+            except Exception as exc:  # a crash (out of memory, a bug): marked as an executor's driver marks it
+                job.mark_failed(store, f"{type(exc).__name__}: {exc}")
+                raise
     return trained
 
 

@@ -25,7 +25,6 @@ from submitit.slurm.slurm import SlurmInfoWatcher
 from tqdm.auto import tqdm
 
 from .jobs import Job
-from .plans import STABILITY
 from .options import LOCAL_TIMEOUT_MIN, SLURM_TIMEOUT_MIN, Executor, ExecutorOptions, RunOptions  # (ExecutorOptions: in options.py, read by `lth --help` without submitit)
 from .store import JOBS_DIR, Store
 
@@ -221,9 +220,7 @@ def run_jobs(jobs: list[Job], store: Store | str | Path, options: ExecutorOption
                     elif key not in done:
                         error, log_path = _error_line(handle), str(handle.paths.stderr)
                         outcome.failed[key] = {"label": job.label, "error": error, "log": log_path}
-                        if job.what != STABILITY:
-                            for run in job.runs(store):
-                                run.mark_failed(job.level, error, log_path)
+                        job.mark_failed(store, error, log_path)
                         log(f"job failed: {job.label}: {error} (log: {log_path})")
             blocked = set()
             for job in jobs:  # needs come first, so one pass carries a failure down the graph

@@ -79,6 +79,13 @@ class Job:
         """Some process (a job of an earlier driver, a user's own command) trains this level now."""
         return self.what != STABILITY and any(run.level_locked(self.level) for run in self.runs(store))
 
+    def mark_failed(self, store: Store, error: str, log: str | None = None) -> None:
+        """Record on the level of each of its runs why the job failed (`lth ls` shows it; the level's
+        success clears it). A measurement has no level of its own to mark."""
+        if self.what != STABILITY:
+            for run in self.runs(store):
+                run.mark_failed(self.level, error, log)
+
     def execute(self, store: Store, options: RunOptions = RunOptions()) -> list[Run]:
         """Compute this job in this process (its needs done); returns the runs whose level it trained."""
         if store.data_source is None:  # (an executor's job: a Store of its own) its runs record their data too
