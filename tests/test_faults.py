@@ -5,7 +5,6 @@ import pytest
 
 from lth import run_imp
 from lth.cli import main
-import lth.store
 from lth.errors import StoreError
 from lth.dense import dense_config
 from lth.store import load_checked, load_tensors, save_checked, save_tensors
@@ -85,6 +84,7 @@ def test_a_diverging_run_stops_naming_the_iterations_and_is_marked_failed(tmp_pa
 def test_a_crash_inline_marks_its_level_failed_as_an_executor_does_and_a_rerun_clears_it(tmp_path, mnist1d,
                                                                                          monkeypatch, capsys):
     import lth.levels
+    import lth.store
 
     real = lth.levels.train_replicas
 
