@@ -39,9 +39,12 @@ def dense_planner(steps: tuple[str, ...]) -> Planner:
 def dense_done(run: Run, steps: tuple[str, ...]) -> bool:
     """Whether a dense run is trained and holds its state at each of `steps` (in iterations; a step
     in epochs, from a store made before steps were canonical, counts as held)."""
-    return run.level_done(0) and all(step.is_start or step.unit != "it" or
-                                     (run.level_dir(0) / step_file(step.amount)).exists()
-                                     for step in map(Step.parse, steps))
+    return run.level_done(0) and all(_saved(run, step) or step.unit != "it" for step in map(Step.parse, steps))
+
+
+def _saved(run: Run, step: Step) -> bool:
+    """Whether a dense run holds its state at `step` by the step's own name (the start, or iterations)."""
+    return step.is_start or (step.unit == "it" and (run.level_dir(0) / step_file(step.amount)).exists())
 
 
 def train_dense(configs: list[ExperimentConfig], store: Store, steps: tuple[str, ...] = (),
@@ -55,7 +58,7 @@ def train_dense(configs: list[ExperimentConfig], store: Store, steps: tuple[str,
     setups: dict[str, Setup] = {}
     for run in map(store.run, dense):
         for step in map(Step.parse, steps):
-            if step.is_start or (step.unit == "it" and (run.level_dir(0) / step_file(step.amount)).exists()):
+            if _saved(run, step):
                 continue  # (an epoch step needs the data's epoch length to name its file)
             if run.hash not in setups:
                 setups[run.hash] = setup_for(run.config, store, setups.values(), options)
