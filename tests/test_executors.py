@@ -82,7 +82,8 @@ def test_a_killed_driver_restarted_finishes_the_study_without_redoing_finished_r
     config_file.write_text(json.dumps(tiny_config().to_dict()))
     store = tmp_path / "store"
     command = [sys.executable, "-m", "lth", "imp", "--config", str(config_file), "--levels", "2", "--seeds", "0,1",
-               "--executor", "local", "--workers", "2", "--store", str(store), "--quiet", "--device", "cpu"]
+               "--executor", "local", "--workers", "2", "--store", str(store), "--quiet", "--device", "cpu",
+               "--replicas", "2"]  # (not auto: its timings on a loaded machine decide the stacking, then the bits)
     driver = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
     deadline = time.time() + 240
     while len(list(store.glob("*/level_*/summary.json"))) < 2 and time.time() < deadline and driver.poll() is None:
@@ -99,7 +100,7 @@ def test_a_killed_driver_restarted_finishes_the_study_without_redoing_finished_r
     assert all(p.stat().st_mtime_ns == mtime for p, mtime in finished.items())  # nothing finished was redone
     with _threads(1):  # inline with the jobs' thread count: the two seeds stacked the same way
         references = run_imp_many([tiny_config(seed=seed) for seed in (0, 1)], 2, tmp_path / "inline",
-                                  options=RunOptions(quiet=True, **RUN))
+                                  options=RunOptions(quiet=True, replicas=2, **RUN))
     for seed, reference in zip((0, 1), references):
         config = tiny_config(seed=seed)
         for level in range(3):

@@ -118,7 +118,8 @@ def test_a_study_killed_and_restarted_on_slurm_equals_inline_and_prints_one_json
     store = _store(tmp_path / "slurm", slurm)
     command = [*LTH, "reproduce", "--config", str(_config_file(tmp_path)), "--seeds", "0,1", "--levels", "2",
                "--rewind-points", "10it", "--stability-level", "1", "--baseline-levels", "1",
-               "--baseline-rewinds", "", "--store", str(store), "--json", *SLURM]
+               "--baseline-rewinds", "", "--replicas", "2", "--store", str(store), "--json", *SLURM]
+    # (--replicas 2, not auto: auto's timings on a loaded machine could choose one job per seed)
     driver = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     _wait_for(lambda: len(_summaries(store)) >= 2, TIMEOUT, "two levels were done", driver)
     driver.kill()
@@ -142,7 +143,7 @@ def test_a_study_killed_and_restarted_on_slurm_equals_inline_and_prints_one_json
                      baseline_levels=(1,))
     with _threads(1):  # the jobs' thread count (--cpus-per-job 1): CPU kernels split sums by thread
         reproduce(tiny_config(), plan, _store(tmp_path / "inline", slurm), log=lambda _: None,
-                  options=RunOptions(quiet=True, **RUN))
+                  options=RunOptions(quiet=True, replicas=2, **RUN))
     on_slurm, inline = _stored(store), _stored(tmp_path / "inline")
     assert len(on_slurm) > 40 and _same_tensors(on_slurm, inline)
     measured = [json.loads(p.read_text()) for p in sorted(store.glob("*/level_1/stability_*.json"))]
